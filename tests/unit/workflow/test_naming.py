@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workflow.errors import NamingError
+from workflow.naming import (
+    execution_input,
+    is_valid_name,
+    job_name,
+    resolve_commit,
+    resource_names,
+    short_commit,
+)
+
+NOW = dt.datetime(2026, 11, 21, 19, 30, 0, tzinfo=dt.timezone.utc)
+
+
+def test_job_name_shape() -> None:
+    name = job_name("mask-r-cnn-mlops", "ABC1234def", NOW, suffix="1a2b")
+    assert name == "mask-r-cnn-mlops-abc1234-20261121-193000-1a2b"
+
+
+def test_naive_time_is_utc_and_aware_is_converted() -> None:
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    assert (
+        job_name("p", "abc", NOW.astimezone(plus_two), suffix="0000")
+        == "p-abc-20261121-193000-0000"
+    )
+    assert (
+        job_name("p", "abc", NOW.replace(tzinfo=None), suffix="0000")
+        == "p-abc-20261121-193000-0000"
+    )
+
+
+def test_names_are_never_reused() -> None:
+    names = {job_name("x", "abc1234", NOW) for _ in range(200)}
+    assert len(names) > 190  # 16 random bits per second; collisions are rare, not impossible
+
+
+def test_long_prefix_is_shortened_to_fit_every_resource() -> None:
+    name = job_name("a" * 100, "abc1234", NOW, suffix="ffff")
+    for resource in resource_names(name).values():
+        assert len(resource) <= 63
+        assert is_valid_name(resource)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=st.text(min_size=1, max_size=90), commit=st.text(min_size=1, max_size=50))
+def test_names_are_valid_for_any_input(prefix: str, commit: str) -> None:
+    try:
+        base = job_name(prefix, commit, NOW)
+    except NamingError as exc:
+        assert "commit ID" in str(exc) or "name prefix" in str(exc)
+        return
+    for resource in resource_names(base).values():
+        assert is_valid_name(resource), resource
+
+
+def test_bad_commit_and_prefix() -> None:
+    with pytest.raises(NamingError, match=r"commit ID '---' holds no letter or digit"):
+        short_commit("---")
+    with pytest.raises(NamingError, match=r"name prefix '___' gives no valid SageMaker name"):
+        job_name("___", "abc", NOW)
+
+
+def test_is_valid_name() -> None:
+    assert is_valid_name("a")
+    assert is_valid_name("a-b--c")
+    assert not is_valid_name("-a")
+    assert not is_valid_name("a-")
+    assert not is_valid_name("a_b")
+    assert not is_valid_name("a" * 64)
+
+
+def test_execution_input_contract(make_config) -> None:
+    config = make_config()
+    data = execution_input(config, "abc1234ffff", image_uri="repo:tag", now=NOW)
+    base = data["JobName"]
+    assert base.startswith("mask-r-cnn-mlops-abc1234-20261121-193000-")
+    assert data["CommitId"] == "abc1234ffff"
+    assert data["ImageUri"] == "repo:tag"
+    assert data["TrainingJobName"] == base
+    assert data["ModelName"] == base + "-model"
+    assert data["EndpointConfigName"] == base + "-config"
+    assert data["TransformJobName"] == base + "-eval"
+    assert data["EndpointName"] == "mask-r-cnn"
+    assert data["EndpointPollSeconds"] == 30
+    assert data["HyperParameters"] == dict(config.training.hyperparameters)
+    bucket = "s3://mask-r-cnn-mlops-000000000000-us-east-1/mask-r-cnn"
+    assert data["TrainingData"] == f"{bucket}/data/train/"
+    assert data["ValidationData"] == f"{bucket}/data/validation/"
+    assert data["TestData"] == f"{bucket}/data/test/"
+    assert data["OutputPath"] == f"{bucket}/models/"
+    assert data["CheckpointPath"] == f"{bucket}/checkpoints/{base}/"
+    assert data["TransformOutput"] == f"{bucket}/transform/{base}/"
+    json.dumps(data)
+
+
+def test_execution_input_without_image_and_with_local_values(make_config) -> None:
+    config = make_config()
+    data = execution_input(
+        config, "abc", now=NOW, hyperparameters=config.local.hyperparameters, poll_seconds=1
+    )
+    assert "ImageUri" not in data
+    assert data["EndpointPollSeconds"] == 1
+    assert data["HyperParameters"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert data["HyperParameters"]["lr"] == "0.005"  # merged over the training ones
+
+
+def test_execution_input_rejects_bad_values(make_config) -> None:
+    config = make_config()
+    with pytest.raises(NamingError, match="hyperparameter epochs = 3 is not a string"):
+        execution_input(config, "abc", hyperparameters={"epochs": 3})  # type: ignore[dict-item]
+    with pytest.raises(NamingError, match="poll seconds -1"):
+        execution_input(config, "abc", poll_seconds=-1)
+    with pytest.raises(NamingError, match="image URI is empty"):
+        execution_input(config, "abc", image_uri=" ")
+
+
+def test_resolve_commit_prefers_codebuild(tmp_path) -> None:
+    env = {"CODEBUILD_RESOLVED_SOURCE_VERSION": "feedbeef" * 5}
+    assert resolve_commit(env, tmp_path) == "feedbeef" * 5
+
+
+def test_resolve_commit_from_git(tmp_path) -> None:
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f").write_text("x")
+    subprocess.run([*git, "-C", str(tmp_path), "add", "f"], check=True)
+    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "c"], check=True)
+    head = subprocess.run(
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert resolve_commit({}, tmp_path) == head
+
+
+def test_resolve_commit_outside_git(tmp_path) -> None:
+    with pytest.raises(
+        NamingError, match=r"cannot find the commit: 'git rev-parse HEAD'.*pass --commit"
+    ):
+        resolve_commit({}, tmp_path)
