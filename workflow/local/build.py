@@ -1,0 +1,296 @@
+"""Local CodeBuild: build the image with Docker when one answers, else snapshot ``container/``.
+
+A local "image" is a snapshot of the repository's ``container/`` folder stored under
+``<root>/images/<repository>/<tag>/`` and addressed as ``local/<repository>:<tag>`` with
+``tag = <commit[:7]>-<sha256 of the folder's files>[:12]``. The same content gives the same tag,
+so a snapshot is built once and never overwritten; the local training and serving handlers run
+the code of the snapshot an ``ImageUri`` names (a run uses the code it was built from).
+
+When a Docker engine answers (``docker info`` succeeds within a few seconds) the image is also
+built with ``docker build -t local/<repository>:<tag> container/``; a failed Docker build fails
+the build task.
+
+As CodeBuild's ``post_build`` does, the result goes back to the waiting state machine through the
+task token: ``send_task_success(token, {"ImageUri": ..., "BuildId": ..., "CommitId": ...})``, from
+a background thread, after the Lambda that started the build returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workflow.errors import WorkflowError
+from workflow.local.store import LocalStore, ObjectExistsError, publish_dir, temporary_sibling
+
+logger = logging.getLogger(__name__)
+
+LOCAL_REGISTRY = "local"
+_IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+_IGNORED_SUFFIXES = {".pyc", ".pyo"}
+DOCKER_PROBE_SECONDS = 5.0
+
+
+class ImageError(WorkflowError):
+    """A local image URI cannot be resolved or built."""
+
+
+def source_files(folder: Path) -> list[Path]:
+    """Return the files of a source folder that make up an image, sorted."""
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if any(part in _IGNORED_PARTS for part in relative.parts):
+            continue
+        if path.suffix in _IGNORED_SUFFIXES or not path.is_file():
+            continue
+        files.append(path)
+    return files
+
+
+def content_hash(folder: Path) -> str:
+    """Return the SHA-256 over the relative paths, modes and bytes of a folder's files."""
+    digest = hashlib.sha256()
+    for path in source_files(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(b"x" if path.stat().st_mode & 0o111 else b"-")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def short_commit(commit: str) -> str:
+    """Return 7 lower-case ``[a-z0-9]`` characters of a commit (``unknown`` when none)."""
+    cleaned = "".join(c for c in commit.lower() if c.isalnum())
+    return cleaned[:7] or "unknown"
+
+
+class LocalImages:
+    """Snapshots of ``container/`` addressed as ``local/<repository>:<tag>``.
+
+    Args:
+        store: The local store (snapshots live in ``<root>/images/``).
+        source: The ``container/`` folder of the repository.
+        repository: The image repository name (config ``ecr_repository``).
+    """
+
+    def __init__(self, store: LocalStore, source: Path, repository: str) -> None:
+        self.store = store
+        self.source = Path(source).resolve()
+        self.repository = repository
+        self._warned: set[str] = set()
+
+    def tag_for(self, commit: str) -> str:
+        """Return the tag the current source gets for ``commit``."""
+        return f"{short_commit(commit)}-{content_hash(self.source)[:12]}"
+
+    def uri(self, tag: str) -> str:
+        """Return the image URI of a tag."""
+        return f"{LOCAL_REGISTRY}/{self.repository}:{tag}"
+
+    def folder(self, tag: str) -> Path:
+        """Return the snapshot folder of a tag."""
+        return self.store.root / "images" / self.repository / tag
+
+    def snapshot(self, commit: str) -> str:
+        """Snapshot the source for ``commit`` (once per content) and return its image URI."""
+        if not (self.source / "mask_r_cnn" / "train").is_file():
+            raise ImageError(
+                f"{self.source} has no mask_r_cnn/train; run from the repository root "
+                "or set the container folder."
+            )
+        tag = self.tag_for(commit)
+        target = self.folder(tag)
+        if target.is_dir():
+            logger.info("image %s exists already; reusing it", self.uri(tag))
+            return self.uri(tag)
+        tmp = temporary_sibling(target)
+        try:
+            for path in source_files(self.source):
+                destination = tmp / path.relative_to(self.source)
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, destination)
+            try:
+                publish_dir(tmp, target, self.uri(tag))
+            except ObjectExistsError:
+                logger.info("image %s was built concurrently; reusing it", self.uri(tag))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        logger.info("built local image %s", self.uri(tag))
+        return self.uri(tag)
+
+    def resolve(self, image_uri: str) -> Path:
+        """Return the folder holding ``mask_r_cnn/{train,serve}`` for an image URI.
+
+        ``local/<repository>:<tag>`` resolves to its snapshot; any other URI (an ECR image of a
+        definition run with ``exec``) runs the repository's ``container/`` folder, with a warning.
+
+        Raises:
+            ImageError: When a ``local/`` image has no snapshot.
+        """
+        if image_uri.startswith(LOCAL_REGISTRY + "/"):
+            name, _, tag = image_uri[len(LOCAL_REGISTRY) + 1 :].partition(":")
+            folder = self.store.root / "images" / name / (tag or "latest")
+            if not (folder / "mask_r_cnn").is_dir():
+                raise ImageError(
+                    f"local image {image_uri} does not exist under {folder.parent}; build it "
+                    "(run the Build state, or leave ImageUri out of the execution input)."
+                )
+            return folder
+        if image_uri not in self._warned:
+            self._warned.add(image_uri)
+            logger.warning(
+                "image %s is not a local image; running the code of %s instead",
+                image_uri,
+                self.source,
+            )
+        return self.source
+
+
+def docker_available(timeout: float = DOCKER_PROBE_SECONDS) -> bool:
+    """Whether a Docker engine answers ``docker info`` within ``timeout`` seconds."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        result = subprocess.run(
+            ["docker", "info"], capture_output=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+TokenSuccess = Callable[[str, dict[str, Any]], None]
+TokenFailure = Callable[[str, str, str], None]
+
+
+@dataclass
+class BuildRequest:
+    """What a ``start_build`` call asked for."""
+
+    build_id: str
+    project: str
+    commit: str
+    token: str | None
+
+
+class LocalBuilder:
+    """The local CodeBuild project: ``start_build`` builds in a thread and answers the token.
+
+    Args:
+        images: The local images.
+        on_success: ``(token, output)`` -> sends the task success to the engine.
+        on_failure: ``(token, error, cause)`` -> sends the task failure to the engine.
+        use_docker: ``True``/``False`` forces the Docker build on or off; ``None`` probes.
+        region: Region of the build ARNs.
+        account_id: Account of the build ARNs.
+    """
+
+    def __init__(
+        self,
+        images: LocalImages,
+        on_success: TokenSuccess,
+        on_failure: TokenFailure,
+        use_docker: bool | None = None,
+        region: str = "us-east-1",
+        account_id: str = "000000000000",
+    ) -> None:
+        self.images = images
+        self._on_success = on_success
+        self._on_failure = on_failure
+        self._use_docker = use_docker
+        self.region = region
+        self.account_id = account_id
+        self._threads: list[threading.Thread] = []
+
+    def start_build(self, **request: Any) -> dict[str, Any]:
+        """The boto3 ``codebuild.start_build`` call: start a build and return ``{"build": ...}``."""
+        project = str(request.get("projectName") or "local")
+        overrides = environment_overrides(request)
+        commit = overrides.get("COMMIT_ID") or str(request.get("sourceVersion") or "unknown")
+        build_id = f"{project}:{uuid.uuid4()}"
+        build = BuildRequest(build_id, project, commit, overrides.get("TASK_TOKEN"))
+        thread = threading.Thread(target=self._run, args=(build,), name="local-build", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+        arn = f"arn:aws:codebuild:{self.region}:{self.account_id}:build/{build_id}"
+        return {
+            "build": {
+                "id": build_id,
+                "arn": arn,
+                "projectName": project,
+                "buildStatus": "IN_PROGRESS",
+                "sourceVersion": commit,
+                "currentPhase": "SUBMITTED",
+            }
+        }
+
+    def build(self, commit: str) -> str:
+        """Build the image for ``commit`` synchronously and return its URI."""
+        uri = self.images.snapshot(commit)
+        use_docker = docker_available() if self._use_docker is None else self._use_docker
+        if use_docker:
+            self._docker_build(uri)
+        return uri
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for the builds started so far (tests, shutdown)."""
+        for thread in list(self._threads):
+            thread.join(timeout)
+
+    def _run(self, build: BuildRequest) -> None:
+        try:
+            uri = self.build(build.commit)
+        except Exception as exc:
+            logger.error("local build %s failed: %s", build.build_id, exc)
+            cause = str(exc)
+            if build.token:
+                self._answer(lambda: self._on_failure(build.token or "", "BuildFailed", cause))
+            return
+        output = {"ImageUri": uri, "BuildId": build.build_id, "CommitId": build.commit}
+        if build.token:
+            self._answer(lambda: self._on_success(build.token or "", output))
+
+    @staticmethod
+    def _answer(send: Callable[[], None]) -> None:
+        # The Lambda that called start_build may still be returning, so the engine might not wait
+        # on the token yet: retry briefly, as CodeBuild's post_build would simply come later.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                send()
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    logger.error("could not answer the build's task token: %s", exc)
+                    return
+                time.sleep(0.1)
+
+    def _docker_build(self, uri: str) -> None:
+        logger.info("docker build -t %s %s", uri, self.images.source)
+        result = subprocess.run(
+            ["docker", "build", "-t", uri, str(self.images.source)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+            raise ImageError(f"docker build of {uri} failed (exit {result.returncode}): {tail}")
+
+
+def environment_overrides(request: Mapping[str, Any]) -> dict[str, str]:
+    """Return a ``start_build`` request's ``environmentVariablesOverride`` as a dict."""
+    return {
+        str(item.get("name")): str(item.get("value"))
+        for item in request.get("environmentVariablesOverride") or []
+    }

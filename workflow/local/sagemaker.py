@@ -1,0 +1,484 @@
+"""Local SageMaker: training jobs, models, endpoint configs, endpoints and batch transform.
+
+Each handler is plain Python with the engine's ``start(params, ctx)`` / ``poll(submitted, ctx)``
+/ ``cancel(submitted, ctx)`` methods, and answers with dicts shaped like the real API
+(``CreateTrainingJob`` -> ``{"TrainingJobArn"}``, ``.sync`` poll -> ``DescribeTrainingJob``).
+
+What runs where:
+
+- A training job is the image's ``train`` program, one process per host (``InstanceCount``), each
+  in its own ``SAGEMAKER_BASE_DIR`` tree ``<root>/jobs/<job>/algo-<i>/`` built from the request
+  (``hyperparameters.json``, ``inputdataconfig.json``, ``resourceconfig.json``, the channels
+  hard-linked from the local store, the checkpoints synced from ``CheckpointConfig.S3Uri``).
+  Hosts talk over loopback (``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``).
+- An endpoint is the image's ``serve`` program on a free 127.0.0.1 port, in its own session so
+  that it can outlive the run (``--keep-endpoint``); its pid, port and URL are recorded under
+  ``<root>/sagemaker/endpoints/`` for ``python -m workflow endpoints list|stop``.
+- A transform job starts a serving process for the model, sends each input object (one request
+  per object, or per line with ``SplitType: Line``), writes ``<output>/<file>.out`` and stops it.
+
+Errors follow what Step Functions reports for SageMaker: a rejected request (a name in use, a
+missing model) is ``SageMaker.AmazonSageMakerException``; a failed ``.sync`` job is
+``States.TaskFailed`` whose cause is the job's ``FailureReason`` (the ``output/failure`` text);
+``DescribeEndpoint`` of a missing endpoint through ``aws-sdk`` is ``SageMaker.SageMakerException``
+with AWS's message ``Could not find endpoint "<arn>".`` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workflow.local.store import LocalStore, StoreError, parse_s3_uri, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+LogSink = Callable[[str, str], None]
+ImageResolver = Callable[[str], Path]
+
+SAGEMAKER_ERROR = "SageMaker.AmazonSageMakerException"
+SDK_ERROR = "SageMaker.SageMakerException"
+TASK_FAILED = "States.TaskFailed"
+FAILURE_REASON_LIMIT = 1024
+
+
+def _task_failed(error: str, cause: str) -> Exception:
+    from workflow.local.engine import TaskFailed
+
+    return TaskFailed(error, cause)
+
+
+def stderr_sink(source: str, line: str) -> None:
+    """Default log sink: print the line on stderr prefixed with its source."""
+    print(f"[{source}] {line}", file=sys.stderr, flush=True)
+
+
+def now_ms() -> int:
+    """Return the time as epoch milliseconds, as Step Functions renders SageMaker timestamps."""
+    return int(time.time() * 1000)
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SageMakerSettings:
+    """What the local SageMaker needs besides the store.
+
+    Attributes:
+        region: Region of the ARNs.
+        account_id: Account of the ARNs.
+        stop_grace_seconds: Seconds between SIGTERM and SIGKILL when a job or server stops.
+        ping_timeout_seconds: How long a serving process may take to answer ``/ping``.
+        python: Interpreter that runs the container's programs.
+    """
+
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    stop_grace_seconds: float = 10.0
+    ping_timeout_seconds: float = 180.0
+    python: str = field(default_factory=lambda: sys.executable)
+
+    def arn(self, kind: str, name: str) -> str:
+        """Return the ARN of a SageMaker resource, e.g. ``training-job/<name>``."""
+        return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
+
+
+class Records:
+    """JSON records of SageMaker resources under ``<root>/sagemaker/<kind>/<name>.json``."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self.base = store.root / "sagemaker"
+        self._lock = threading.Lock()
+
+    def path(self, kind: str, name: str) -> Path:
+        """Return the record file of a resource."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", name or ""):
+            raise _task_failed(
+                SAGEMAKER_ERROR,
+                f"{kind} name {name!r} is invalid; use 1-63 letters, digits and hyphens "
+                "starting with a letter or digit.",
+            )
+        return self.base / kind / f"{name}.json"
+
+    def create(self, kind: str, name: str, record: Mapping[str, Any], what: str) -> None:
+        """Write a new record; a resource of that name must not exist (as in AWS)."""
+        path = self.path(kind, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise _task_failed(
+                SAGEMAKER_ERROR,
+                f'Cannot create already existing {what} "{self._arn(record, name)}"; '
+                "use a new name (every execution input derives new names from the commit).",
+            ) from None
+        with os.fdopen(fd, "w") as handle:
+            json.dump(dict(record), handle, indent=2, sort_keys=True, default=str)
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """Return a record or ``None``."""
+        path = self.path(kind, name)
+        if not path.is_file():
+            return None
+        return dict(json.loads(path.read_text()))
+
+    def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any]:
+        """Merge changes into an existing record and return it."""
+        with self._lock:
+            record = self.get(kind, name) or {}
+            record.update(changes)
+            record["LastModifiedTime"] = now_ms()
+            write_json_atomic(self.path(kind, name), record)
+            return record
+
+    def delete(self, kind: str, name: str) -> None:
+        """Remove a record."""
+        self.path(kind, name).unlink(missing_ok=True)
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        """Return every record of a kind, sorted by name."""
+        folder = self.base / kind
+        if not folder.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+    @staticmethod
+    def _arn(record: Mapping[str, Any], name: str) -> str:
+        for key, value in record.items():
+            if key.endswith("Arn") and isinstance(value, str) and ":sagemaker:" in value:
+                return value
+        return name
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+# ---------------------------------------------------------------------------------------------
+
+
+def stop_process_group(pid: int, grace: float) -> int | None:
+    """SIGTERM a process group, wait up to ``grace`` seconds, then SIGKILL it.
+
+    Returns:
+        The exit status when the process was our child and was reaped, else ``None``.
+    """
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return _reap(pid)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            status = _reap(pid)
+            if status is not None or not pid_alive(pid):
+                return status
+            time.sleep(0.05)
+    return _reap(pid)
+
+
+def _reap(pid: int) -> int | None:
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def pump_lines(stream: Any, log_path: Path, source: str, sink: LogSink | None) -> threading.Thread:
+    """Copy a process's output line by line to a log file and the sink, in a thread."""
+
+    def run() -> None:
+        with log_path.open("a", encoding="utf-8", errors="replace") as log:
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", errors="replace").rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                if sink is not None:
+                    try:
+                        sink(source, line)
+                    except Exception:  # a broken sink must not stop the log file
+                        logger.exception("log sink failed")
+        stream.close()
+
+    thread = threading.Thread(target=run, name=f"log-{source}", daemon=True)
+    thread.start()
+    return thread
+
+
+def _base_environ(extra: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update({str(k): str(v) for k, v in extra.items()})
+    return env
+
+
+@dataclass
+class ServeProcess:
+    """A running ``serve`` program on 127.0.0.1."""
+
+    pid: int
+    port: int
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(
+        cls,
+        settings: SageMakerSettings,
+        code_dir: Path,
+        base_dir: Path,
+        log_path: Path,
+        environment: Mapping[str, str] | None = None,
+    ) -> ServeProcess:
+        """Start ``<code_dir>/mask_r_cnn/serve`` with its model in ``<base_dir>/model``."""
+        program = code_dir / "mask_r_cnn" / "serve"
+        if not program.is_file():
+            raise _task_failed(
+                SAGEMAKER_ERROR,
+                f"the image's code folder {code_dir} has no mask_r_cnn/serve; rebuild the image.",
+            )
+        port = free_port()
+        env = _base_environ(
+            {
+                **(environment or {}),
+                "SAGEMAKER_BASE_DIR": str(base_dir),
+                "SAGEMAKER_BIND_TO_HOST": "127.0.0.1",
+                "SAGEMAKER_BIND_TO_PORT": str(port),
+                "MODEL_SERVER_WORKERS": "1",
+                "MASK_R_CNN_NGINX": "0",
+            }
+        )
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = log_path.open("ab")
+        try:
+            popen = subprocess.Popen(
+                [settings.python, str(program)],
+                cwd=base_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        return cls(pid=popen.pid, port=port, log_path=log_path, popen=popen)
+
+    def alive(self) -> bool:
+        """Whether the server process still runs."""
+        if self.popen is not None:
+            return self.popen.poll() is None
+        return pid_alive(self.pid)
+
+    def wait_ready(
+        self, timeout: float, cancelled: Callable[[], bool] = lambda: False
+    ) -> str | None:
+        """Wait until ``/ping`` answers 200.
+
+        Returns:
+            ``None`` when ready, else the reason it never became ready.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                return (
+                    f"the serving process exited before answering /ping; see its log "
+                    f"{self.log_path}: {tail(self.log_path)}"
+                )
+            if cancelled():
+                return "cancelled"
+            try:
+                with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
+                    if response.status == 200:
+                        return None
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        return (
+            f"the serving process did not answer /ping within {timeout:.0f} s; see {self.log_path}"
+        )
+
+    def stop(self, grace: float) -> None:
+        """Stop the server (SIGTERM, then SIGKILL)."""
+        stop_process_group(self.pid, grace)
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=1)
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """Return the last lines of a log file, joined with `` | ``."""
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def extract_model(store: LocalStore, model_data_url: str, destination: Path) -> None:
+    """Extract a ``model.tar.gz`` of the store into ``destination`` (as SageMaker does)."""
+    try:
+        archive = store.path(model_data_url)
+    except StoreError as exc:
+        raise _task_failed(SAGEMAKER_ERROR, str(exc)) from exc
+    if not archive.is_file():
+        raise _task_failed(
+            SAGEMAKER_ERROR,
+            f"Could not find model data at {model_data_url}; check the model's ModelDataUrl.",
+        )
+    destination.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:*") as tar:
+        tar.extractall(destination, filter="data")
+
+
+def model_environment(model: Mapping[str, Any]) -> dict[str, str]:
+    """Return the ``Environment`` of a model's primary container."""
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    return {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+
+
+def model_container(model: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the primary container of a model record."""
+    return dict(model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0])
+
+
+@dataclass
+class LocalSageMaker:
+    """Shared state of the local SageMaker handlers.
+
+    Args:
+        store: The local artifact store.
+        resolve_image: Maps an image URI to the folder holding ``mask_r_cnn/{train,serve}``.
+        settings: ARNs and timeouts.
+        log_sink: Receives ``(source, line)`` for every training log line.
+    """
+
+    store: LocalStore
+    resolve_image: ImageResolver
+    settings: SageMakerSettings = field(default_factory=SageMakerSettings)
+    log_sink: LogSink | None = stderr_sink
+
+    def __post_init__(self) -> None:
+        self.records = Records(self.store)
+
+    def image_dir(self, image_uri: str) -> Path:
+        """Resolve an image URI or fail the task with the reason."""
+        try:
+            return self.resolve_image(image_uri)
+        except Exception as exc:
+            raise _task_failed(SAGEMAKER_ERROR, str(exc)) from exc
+
+    def require(self, kind: str, name: str, what: str) -> dict[str, Any]:
+        """Return a record or fail like AWS's ``Could not find ...``."""
+        record = self.records.get(kind, name)
+        if record is None:
+            raise _task_failed(
+                SAGEMAKER_ERROR,
+                f'Could not find {what} "{self.settings.arn(kind.rstrip("s"), name)}"; '
+                f"create it first.",
+            )
+        return record
+
+
+def require_param(params: Mapping[str, Any], name: str, action: str) -> Any:
+    """Return a required request parameter or fail like AWS's ValidationException."""
+    value = params.get(name)
+    if value in (None, ""):
+        raise _task_failed(
+            SAGEMAKER_ERROR,
+            f"{action} needs the parameter {name}; add it to the task's Parameters.",
+        )
+    return value
+
+
+def uri_join(prefix: str, *parts: str) -> str:
+    """Join an S3 prefix and key parts with single slashes."""
+    text = prefix.rstrip("/")
+    for part in parts:
+        text += "/" + part.strip("/")
+    return text
+
+
+def http_post(url: str, body: bytes, content_type: str, accept: str, timeout: float) -> bytes:
+    """POST a body and return the response body; raise RuntimeError with the status on error."""
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": content_type, "Accept": accept}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return bytes(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:300].decode("utf-8", errors="replace")
+        raise RuntimeError(f"HTTP {exc.code} from {url}: {detail}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise RuntimeError(f"{url} did not answer: {exc}") from exc
+
+
+def http_get_json(url: str, timeout: float = 5) -> Any:
+    """GET a JSON document; ``None`` when it fails."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def new_id() -> str:
+    """Return a short random id."""
+    return uuid.uuid4().hex[:8]
+
+
+def copy_tree(source: Path, destination: Path) -> None:
+    """Copy a folder (used when hard links are not possible)."""
+    shutil.copytree(source, destination, dirs_exist_ok=True)
+
+
+def validate_s3(uri: Any, what: str) -> str:
+    """Return an S3 URI or fail the task naming the parameter."""
+    try:
+        parse_s3_uri(uri)
+    except StoreError as exc:
+        raise _task_failed(SAGEMAKER_ERROR, f"{what}: {exc}") from exc
+    return str(uri)

@@ -1,0 +1,110 @@
+"""Local SNS: published messages go to ``<root>/outbox.jsonl`` and one line on stderr.
+
+Both the state machine's ``sns:publish`` task and the Lambdas' ``sns.publish`` client call land
+in the same :class:`Outbox`, one JSON object per line::
+
+    {"MessageId": "...", "TopicArn": "...", "Subject": "...", "Message": "...",
+     "Timestamp": "2026-11-21T19:30:00Z", "Source": "state machine" | "lambda"}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_FILE = "outbox.jsonl"
+
+
+class Outbox:
+    """Append-only JSON-lines file of published messages.
+
+    Args:
+        root: The local store root; the outbox is ``<root>/outbox.jsonl``.
+        echo: Whether to print one line per message on stderr.
+    """
+
+    def __init__(self, root: Path | str, echo: bool = True) -> None:
+        self.path = Path(root) / OUTBOX_FILE
+        self._echo = echo
+        self._lock = threading.Lock()
+
+    def publish(
+        self,
+        topic_arn: str,
+        message: str,
+        subject: str | None = None,
+        source: str = "state machine",
+        attributes: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Append one message and print a short line; return its MessageId."""
+        message_id = str(uuid.uuid4())
+        record = {
+            "MessageId": message_id,
+            "TopicArn": topic_arn,
+            "Subject": subject,
+            "Message": message,
+            "Timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "Source": source,
+        }
+        if attributes:
+            record["MessageAttributes"] = dict(attributes)
+        line = json.dumps(record, sort_keys=True, default=str)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        if self._echo:
+            topic = topic_arn.rsplit(":", 1)[-1] if topic_arn else "?"
+            first = subject or (message.splitlines()[0] if message else "")
+            print(
+                f"[sns] {topic}: {first[:120]}  (outbox: {self.path})", file=sys.stderr, flush=True
+            )
+        return message_id
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Return every message of the outbox, oldest first."""
+        if not self.path.is_file():
+            return []
+        with self.path.open(encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+
+class SnsPublishHandler:
+    """``arn:aws:states:::sns:publish``: the request in, a Publish response out."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+
+    def start(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
+        """Publish the message of a ``sns:publish`` task."""
+        from workflow.local.engine import TaskFailed
+
+        topic = params.get("TopicArn") or params.get("TargetArn") or params.get("PhoneNumber")
+        message = params.get("Message")
+        if not topic or message is None:
+            raise TaskFailed(
+                "SNS.InvalidParameterException",
+                "sns:publish needs TopicArn and Message; add them to the task's Parameters.",
+            )
+        if not isinstance(message, str):
+            message = json.dumps(message)
+        message_id = self.outbox.publish(
+            str(topic),
+            message,
+            subject=params.get("Subject"),
+            attributes=params.get("MessageAttributes"),
+        )
+        return {
+            "MessageId": message_id,
+            "SdkHttpMetadata": {"HttpStatusCode": 200},
+            "SdkResponseMetadata": {"RequestId": str(uuid.uuid4())},
+        }
