@@ -1,0 +1,257 @@
+"""The training step loop and the COCO evaluation loop (after torchvision's detection engine).
+
+`train_one_epoch` runs the optimizer steps of one epoch (or the rest of one, after a resume),
+sets the learning rate from the global step (linear warm-up, then steps at `lr_steps` epochs),
+clips gradients, logs `epoch=E step=S loss=L lr=R` every `log_interval` steps on rank 0, and
+calls back for step checkpoints. `evaluate` runs the model over a validation set and scores it
+with pycocotools.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from .distributed import DistContext, all_reduce_mean, any_rank
+from .errors import StoppedError, TrainingError
+from .hyperparams import TrainConfig
+from .metrics import coco_map
+from .transforms import Target, masks_to_rles
+
+logger = logging.getLogger(__name__)
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Deterministic batches of one epoch for one rank, resumable at any batch.
+
+    The order depends only on `(seed, epoch)`, so a restarted job sees the same batches and
+    skips the `start_batch` already trained. Indices are padded to a multiple of the world
+    size (as `DistributedSampler` does) and dealt out round-robin.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int,
+        epoch: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start_batch: int = 0,
+    ) -> None:
+        """Plan the batches of `epoch` for `rank`, skipping the first `start_batch`."""
+        order = list(range(size))
+        if shuffle:
+            generator = torch.Generator()
+            generator.manual_seed(seed * 1_000_003 + epoch)
+            order = torch.randperm(size, generator=generator).tolist()
+        padded = order + order[: (-len(order)) % world_size] if order else order
+        mine = padded[rank::world_size]
+        self.batches = [mine[i : i + batch_size] for i in range(0, len(mine), batch_size)]
+        self.start_batch = start_batch
+
+    @property
+    def total(self) -> int:
+        """Number of batches in the whole epoch."""
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Yield the remaining batches."""
+        yield from self.batches[self.start_batch :]
+
+    def __len__(self) -> int:
+        """Number of remaining batches."""
+        return max(self.total - self.start_batch, 0)
+
+
+@dataclass
+class LoopState:
+    """Progress counters, saved in every checkpoint.
+
+    Attributes:
+        epoch: the current epoch, 0-based.
+        step_in_epoch: batches of the current epoch already trained.
+        global_step: optimizer steps since the start of the job.
+        loss_sum: sum of the logged loss of this epoch's steps.
+        loss_count: number of steps in `loss_sum`.
+    """
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    loss_sum: float = 0.0
+    loss_count: int = 0
+
+    @property
+    def mean_loss(self) -> float:
+        """Mean loss of the steps of the current epoch so far."""
+        return self.loss_sum / self.loss_count if self.loss_count else float("nan")
+
+
+def learning_rate(config: TrainConfig, global_step: int, epoch: int, world_size: int) -> float:
+    """Return the learning rate for a step: linear warm-up, then x lr_gamma at each lr_steps."""
+    del world_size  # lr is per job, as in the torchvision recipe's --lr for 8 GPUs
+    lr = config.lr * config.lr_gamma ** sum(1 for e in config.lr_steps if epoch >= e)
+    if config.warmup_steps and global_step < config.warmup_steps:
+        factor = 0.001 + (1 - 0.001) * global_step / config.warmup_steps
+        lr *= factor
+    return lr
+
+
+def _to_device(
+    images: Sequence[torch.Tensor], targets: Sequence[Target], device: str
+) -> tuple[list[torch.Tensor], list[dict[str, Any]]]:
+    moved = [img.to(device, non_blocking=True) for img in images]
+    moved_targets = [
+        {
+            k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
+            for k, v in t.items()
+        }
+        for t in targets
+    ]
+    return moved, moved_targets
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader[Any],
+    state: LoopState,
+    config: TrainConfig,
+    ctx: DistContext,
+    scaler: torch.amp.GradScaler,
+    *,
+    on_step: Callable[[LoopState, bool], None],
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Train over the remaining batches of `state.epoch`.
+
+    Args:
+        model: the (possibly DDP-wrapped) model in training mode.
+        optimizer: its optimizer.
+        loader: batches of the remaining part of the epoch.
+        state: progress counters, updated in place.
+        config: hyperparameters.
+        ctx: this process's place in the job.
+        scaler: AMP gradient scaler (disabled on CPU).
+        on_step: called after every step with `force=True` when stopping (checkpointing).
+        should_stop: true once SIGTERM was received.
+
+    Returns:
+        True when `max_steps` was reached (the job should end).
+
+    Raises:
+        TrainingError: the loss became non-finite.
+        StoppedError: SIGTERM was received (after `on_step` saved a checkpoint).
+    """
+    model.train()
+    use_amp = config.amp and ctx.device.startswith("cuda")
+    for images, targets in loader:
+        lr = learning_rate(config, state.global_step, state.epoch, ctx.world_size)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        images_d, targets_d = _to_device(images, targets, ctx.device)
+        with torch.autocast(device_type="cuda", enabled=use_amp):
+            loss_dict = model(images_d, targets_d)
+            loss = sum(loss_dict.values())
+        values = {k: float(v.detach()) for k, v in loss_dict.items()}
+        values["loss"] = float(loss.detach())
+        if any_rank(not math.isfinite(values["loss"]), ctx):
+            raise TrainingError(
+                f"the loss became non-finite at epoch {state.epoch + 1} step "
+                f"{state.global_step + 1} ({', '.join(f'{k}={v:.4g}' for k, v in values.items())}); "
+                f"lower lr (now {config.lr}) or raise warmup_steps, or set grad_clip."
+            )
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if config.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        state.global_step += 1
+        state.step_in_epoch += 1
+        reduced = all_reduce_mean(values, ctx)
+        state.loss_sum += reduced["loss"]
+        state.loss_count += 1
+        if ctx.is_master and (
+            state.global_step % config.log_interval == 0 or state.global_step == 1
+        ):
+            parts = " ".join(f"{k}={v:.4f}" for k, v in sorted(reduced.items()) if k != "loss")
+            logger.info(
+                "epoch=%d step=%d loss=%.4f lr=%.6g %s",
+                state.epoch + 1,
+                state.global_step,
+                reduced["loss"],
+                lr,
+                parts,
+            )
+        stop = any_rank(should_stop(), ctx)
+        on_step(state, stop)
+        if stop:
+            raise StoppedError(
+                f"training was stopped by SIGTERM at epoch {state.epoch + 1} step "
+                f"{state.global_step} after saving a checkpoint; start it again with the same "
+                "checkpoint location to resume."
+            )
+        if config.max_steps is not None and state.global_step >= config.max_steps:
+            return True
+    return False
+
+
+@torch.inference_mode()
+def predict_coco(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    device: str,
+    category_of: dict[int, int],
+) -> list[dict[str, Any]]:
+    """Run the model over `loader` and return its detections in COCO result format."""
+    model.eval()
+    results: list[dict[str, Any]] = []
+    for images, targets in loader:
+        outputs = model([img.to(device) for img in images])
+        for output, target in zip(outputs, targets, strict=True):
+            boxes = output["boxes"].cpu()
+            scores = output["scores"].cpu().tolist()
+            labels = output["labels"].cpu().tolist()
+            rles = masks_to_rles(output["masks"])
+            for box, score, label, rle in zip(boxes.tolist(), scores, labels, rles, strict=True):
+                x1, y1, x2, y2 = box
+                results.append(
+                    {
+                        "image_id": target["image_id"],
+                        "category_id": category_of[label],
+                        "score": float(score),
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "segmentation": rle,
+                    }
+                )
+    return results
+
+
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader[Any],
+    ground_truth: dict[str, Any],
+    device: str,
+    category_of: dict[int, int],
+) -> dict[str, float]:
+    """Score the model on a validation set with pycocotools (bbox and segm)."""
+    started = time.monotonic()
+    detections = predict_coco(model, loader, device, category_of)
+    metrics = coco_map(ground_truth, detections)
+    logger.debug(
+        "evaluation took %.1fs for %d detections", time.monotonic() - started, len(detections)
+    )
+    return metrics

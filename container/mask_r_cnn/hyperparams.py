@@ -1,0 +1,258 @@
+"""Strict hyperparameters: `TrainConfig` parsed from `hyperparameters.json`.
+
+SageMaker passes every hyperparameter as a string. Each one is parsed with an explicit type
+and range; an unknown key or a bad value raises `HyperparameterError` naming the key, the value
+and what is expected. Keys that SageMaker or its SDK add on their own (`sagemaker_*`,
+`_tuning_objective_metric`) are ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from .errors import HyperparameterError
+
+Backbone = Literal["resnet50_fpn", "resnet18_fpn", "mobilenet_v3_large_fpn"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
+_IGNORED_PREFIXES = ("sagemaker_", "_tuning_")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"doc": text}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything `train` can be told; the defaults follow torchvision's detection recipe."""
+
+    epochs: int = field(default=10, metadata=_doc("number of passes over the training channel"))
+    batch_size: int = field(default=2, metadata=_doc("images per step per process (per GPU)"))
+    lr: float = field(default=0.005, metadata=_doc("SGD learning rate (per whole job)"))
+    momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
+    weight_decay: float = field(default=1e-4, metadata=_doc("SGD weight decay"))
+    lr_steps: tuple[int, ...] = field(
+        default=(),
+        metadata=_doc("epochs (comma separated) after which lr is multiplied by lr_gamma"),
+    )
+    lr_gamma: float = field(default=0.1, metadata=_doc("lr factor at each of lr_steps"))
+    warmup_steps: int = field(default=100, metadata=_doc("linear lr warm-up steps at the start"))
+    grad_clip: float = field(default=10.0, metadata=_doc("max gradient norm; 0 disables clipping"))
+    backbone: str = field(default="resnet50_fpn", metadata=_doc("|".join(BACKBONES)))
+    trainable_backbone_layers: int = field(
+        default=3, metadata=_doc("backbone stages trained (0-5; 0-6 for mobilenet)")
+    )
+    min_size: int = field(default=800, metadata=_doc("shorter image side after resizing"))
+    max_size: int = field(default=1333, metadata=_doc("longer image side limit after resizing"))
+    fast: bool = field(
+        default=False, metadata=_doc("smaller RPN/RoI sampling for small images and CPU runs")
+    )
+    detections_per_image: int = field(default=100, metadata=_doc("max detections per image"))
+    score_threshold: float = field(
+        default=0.5, metadata=_doc("serving default: drop detections scored below it")
+    )
+    augment: bool = field(default=True, metadata=_doc("random horizontal flips in training"))
+    num_workers: int = field(default=2, metadata=_doc("data loader worker processes"))
+    seed: int = field(default=0, metadata=_doc("random seed (data order, initialisation)"))
+    max_steps: int | None = field(
+        default=None, metadata=_doc("stop after this many steps in total (0 or absent: no cap)")
+    )
+    amp: bool = field(default=False, metadata=_doc("mixed precision on GPU (ignored on CPU)"))
+    log_interval: int = field(default=20, metadata=_doc("steps between two progress lines"))
+    checkpoint_steps: int = field(
+        default=0, metadata=_doc("also checkpoint every N steps (0: only at epoch ends)")
+    )
+    keep_checkpoints: int = field(default=2, metadata=_doc("checkpoints kept in checkpoints/"))
+
+    def as_strings(self) -> dict[str, str]:
+        """Return the config as the string mapping `hyperparameters.json` would hold."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                out[f.name] = "true" if value else "false"
+            elif isinstance(value, tuple):
+                out[f.name] = ",".join(str(v) for v in value)
+            else:
+                out[f.name] = str(value)
+        return out
+
+
+def _unquote(value: Any) -> Any:
+    # Framework estimators of the SageMaker SDK JSON-encode values ('"resnet50_fpn"').
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _bad(key: str, value: Any, expected: str) -> HyperparameterError:
+    return HyperparameterError(
+        f"hyperparameter {key} = {value!r} is not valid: expected {expected}; "
+        f"fix it in hyperparameters.json (or the HyperParameters of the training job)."
+    )
+
+
+def _int(lo: int, hi: int | None = None) -> Callable[[str, Any], int]:
+    expected = f"an integer >= {lo}" if hi is None else f"an integer from {lo} to {hi}"
+
+    def parse(key: str, value: Any) -> int:
+        if isinstance(value, bool):
+            raise _bad(key, value, expected)
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise _bad(key, value, expected) from None
+        if number < lo or (hi is not None and number > hi):
+            raise _bad(key, value, expected)
+        return number
+
+    return parse
+
+
+def _float(
+    lo: float, hi: float | None = None, *, lo_open: bool = False
+) -> Callable[[str, Any], float]:
+    low = f"> {lo}" if lo_open else f">= {lo}"
+    expected = f"a number {low}" + ("" if hi is None else f" and <= {hi}")
+
+    def parse(key: str, value: Any) -> float:
+        if isinstance(value, bool):
+            raise _bad(key, value, expected)
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise _bad(key, value, expected) from None
+        if not math.isfinite(number) or number < lo or (lo_open and number == lo):
+            raise _bad(key, value, expected)
+        if hi is not None and number > hi:
+            raise _bad(key, value, expected)
+        return number
+
+    return parse
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(key, value, "true or false")
+
+
+def _backbone(key: str, value: Any) -> str:
+    text = str(value).strip()
+    if text not in BACKBONES:
+        raise _bad(key, value, "one of " + ", ".join(BACKBONES))
+    return text
+
+
+def _epoch_list(key: str, value: Any) -> tuple[int, ...]:
+    text = str(value).strip()
+    if not text:
+        return ()
+    try:
+        items = tuple(int(part) for part in text.replace(" ", "").strip("[]").split(",") if part)
+    except ValueError:
+        raise _bad(key, value, "comma separated epoch numbers such as '16,22'") from None
+    if any(i < 1 for i in items) or list(items) != sorted(items):
+        raise _bad(key, value, "increasing epoch numbers >= 1 such as '16,22'")
+    return items
+
+
+def _optional_steps(key: str, value: Any) -> int | None:
+    if str(value).strip().lower() in ("", "none", "null", "0"):
+        return None
+    return _int(1)(key, value)
+
+
+_PARSERS: dict[str, Callable[[str, Any], Any]] = {
+    "epochs": _int(1),
+    "batch_size": _int(1),
+    "lr": _float(0.0, lo_open=True),
+    "momentum": _float(0.0, 1.0),
+    "weight_decay": _float(0.0),
+    "lr_steps": _epoch_list,
+    "lr_gamma": _float(0.0, 1.0, lo_open=True),
+    "warmup_steps": _int(0),
+    "grad_clip": _float(0.0),
+    "backbone": _backbone,
+    "trainable_backbone_layers": _int(0, 6),
+    "min_size": _int(32),
+    "max_size": _int(32),
+    "fast": _bool,
+    "detections_per_image": _int(1),
+    "score_threshold": _float(0.0, 1.0),
+    "augment": _bool,
+    "num_workers": _int(0),
+    "seed": _int(0),
+    "max_steps": _optional_steps,
+    "amp": _bool,
+    "log_interval": _int(1),
+    "checkpoint_steps": _int(0),
+    "keep_checkpoints": _int(1),
+}
+
+
+def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainConfig:
+    """Parse `hyperparameters.json` strictly into a `TrainConfig`.
+
+    Args:
+        raw: the JSON object; values are strings (JSON-quoted strings and plain JSON numbers
+            or booleans are accepted too).
+
+    Returns:
+        The frozen config; keys that are absent keep their defaults.
+
+    Raises:
+        HyperparameterError: a key is unknown or a value is invalid (the first one found).
+    """
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    for key in sorted(raw):
+        if key.startswith(_IGNORED_PREFIXES):
+            continue
+        if key not in known:
+            raise HyperparameterError(
+                f"unknown hyperparameter {key!r} = {raw[key]!r}; remove it or use one of: "
+                + ", ".join(sorted(known))
+                + "."
+            )
+        values[key] = _PARSERS[key](key, _unquote(raw[key]))
+    config = TrainConfig(**values)
+    limit = 6 if config.backbone == "mobilenet_v3_large_fpn" else 5
+    if config.trainable_backbone_layers > limit:
+        raise _bad(
+            "trainable_backbone_layers",
+            raw.get("trainable_backbone_layers"),
+            f"an integer from 0 to {limit} for backbone {config.backbone}",
+        )
+    if config.max_size < config.min_size:
+        raise _bad(
+            "max_size",
+            raw.get("max_size", config.max_size),
+            f"a size >= min_size ({config.min_size})",
+        )
+    return config
+
+
+def describe_hyperparameters() -> list[tuple[str, str, str]]:
+    """Return `(name, default, description)` for every hyperparameter (for docs and --help)."""
+    rows = []
+    defaults = TrainConfig().as_strings()
+    for f in dataclasses.fields(TrainConfig):
+        rows.append((f.name, defaults.get(f.name, ""), str(f.metadata.get("doc", ""))))
+    return rows
