@@ -1,0 +1,539 @@
+"""Human approval of a model: signed, expiring email links; only a POST decides.
+
+Security design (the original sample mailed unauthenticated GET links carrying the raw task token):
+
+1. `request_handler` (the state machine's `lambda:invoke.waitForTaskToken` step) stores the task
+   token in the private bucket under ``<APPROVAL_PREFIX><id>/request.json`` and mails (SNS) two
+   links carrying only an opaque random id, the action, an expiry time and an HMAC-SHA256
+   signature over all three. The HMAC key is a secret from Secrets Manager or an SSM
+   SecureString; it never leaves AWS.
+2. `api_handler` (the HTTP API) verifies the signature in constant time, then the expiry, then
+   that the request exists and was not decided yet. A GET only renders a confirmation page with a
+   form, because mail scanners pre-open links; the form's POST calls `SendTaskSuccess`, or
+   `SendTaskFailure` with error ``Rejected`` (what the state machine's Catch matches), and then
+   records ``<id>/decision.json``.
+3. A tampered (403), expired (410), unknown (404), already decided (409) or malformed (400) link
+   and any other method (405) is refused with a clear page and changes nothing. When Step
+   Functions no longer waits for the token (TaskTimedOut / InvalidToken: timed out, stopped, or
+   decided by a concurrent request), the page says so (410) and nothing is recorded.
+
+Environment:
+    APPROVAL_SECRET_ID: Secrets Manager secret holding the HMAC key, or
+    APPROVAL_SECRET_PARAMETER: SSM SecureString parameter holding it (exactly one of the two).
+    APPROVAL_BUCKET: bucket for the request and decision records.
+    APPROVAL_PREFIX: key prefix of the records (default ``approvals/``).
+    APPROVAL_API_URL: base URL of the HTTP API (request_handler only).
+    APPROVAL_TOPIC_ARN: SNS topic the reviewer subscribed to (request_handler only).
+    APPROVAL_LINK_TTL_SECONDS: how long links stay valid (default 86400).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from workflow.lambdas import clients
+from workflow.lambdas._util import error_code, require_env, require_field
+from workflow.lambdas.errors import LambdaConfigError
+
+logger = logging.getLogger(__name__)
+
+LINK_VERSION = "v1"
+ACTIONS = ("approve", "reject")
+REJECTED_ERROR = "Rejected"
+DEFAULT_PREFIX = "approvals/"
+DEFAULT_TTL_SECONDS = 86400
+MIN_SECRET_BYTES = 32
+ROUTE = "/approval"
+# Step Functions answers these when the token no longer waits: the task timed out, the execution
+# stopped, or another request already answered it. Nothing may change then.
+GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_SIG_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalSettings:
+    """What both approval handlers read from their environment."""
+
+    secret: bytes
+    bucket: str
+    prefix: str
+    ttl_seconds: int
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> ApprovalSettings:
+        """Read the settings and fetch the HMAC key.
+
+        Args:
+            environ: The function's environment.
+
+        Returns:
+            The settings.
+
+        Raises:
+            LambdaConfigError: A variable is missing or malformed, or the secret is too short.
+        """
+        bucket = require_env(environ, "APPROVAL_BUCKET", "set it to the artifact bucket's name")
+        prefix = environ.get("APPROVAL_PREFIX", DEFAULT_PREFIX).strip() or DEFAULT_PREFIX
+        if not prefix.endswith("/"):
+            prefix += "/"
+        raw_ttl = environ.get("APPROVAL_LINK_TTL_SECONDS", str(DEFAULT_TTL_SECONDS)).strip()
+        try:
+            ttl = int(raw_ttl)
+        except ValueError:
+            ttl = 0
+        if ttl <= 0:
+            raise LambdaConfigError(
+                f"APPROVAL_LINK_TTL_SECONDS = {raw_ttl!r} is not a positive number of seconds; "
+                f"set it to e.g. {DEFAULT_TTL_SECONDS}."
+            )
+        return cls(secret=load_secret(environ), bucket=bucket, prefix=prefix, ttl_seconds=ttl)
+
+    def request_key(self, approval_id: str) -> str:
+        """Return the S3 key of the stored request (holds the task token)."""
+        return f"{self.prefix}{approval_id}/request.json"
+
+    def decision_key(self, approval_id: str) -> str:
+        """Return the S3 key of the decision record, written once."""
+        return f"{self.prefix}{approval_id}/decision.json"
+
+
+def load_secret(environ: Mapping[str, str]) -> bytes:
+    """Fetch the HMAC key from Secrets Manager or SSM (SecureString, decrypted).
+
+    Args:
+        environ: Names APPROVAL_SECRET_ID or APPROVAL_SECRET_PARAMETER (exactly one).
+
+    Returns:
+        The key bytes (UTF-8 of the secret string).
+
+    Raises:
+        LambdaConfigError: Neither or both variables are set, or the secret is shorter than
+            32 bytes.
+    """
+    secret_id = environ.get("APPROVAL_SECRET_ID", "").strip()
+    parameter = environ.get("APPROVAL_SECRET_PARAMETER", "").strip()
+    if bool(secret_id) == bool(parameter):
+        raise LambdaConfigError(
+            "set exactly one of APPROVAL_SECRET_ID (Secrets Manager) and "
+            f"APPROVAL_SECRET_PARAMETER (SSM SecureString), got {secret_id!r} and {parameter!r}."
+        )
+    if secret_id:
+        response = clients.client("secretsmanager").get_secret_value(SecretId=secret_id)
+        value = response.get("SecretString") or ""
+        source = f"secret {secret_id!r}"
+    else:
+        response = clients.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+        value = response["Parameter"]["Value"]
+        source = f"SSM parameter {parameter!r}"
+    key = value.encode("utf-8")
+    if len(key) < MIN_SECRET_BYTES:
+        raise LambdaConfigError(
+            f"the approval signing key in {source} has {len(key)} bytes; store a random string "
+            f"of at least {MIN_SECRET_BYTES} characters there."
+        )
+    return key
+
+
+def sign(secret: bytes, approval_id: str, action: str, expires: int) -> str:
+    """Return the hex HMAC-SHA256 of one link (id, action and expiry are all covered).
+
+    Args:
+        secret: The HMAC key.
+        approval_id: The opaque request id.
+        action: ``approve`` or ``reject``.
+        expires: Expiry as Unix seconds.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    message = f"{LINK_VERSION}\n{approval_id}\n{action}\n{expires}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def link(api_url: str, secret: bytes, approval_id: str, action: str, expires: int) -> str:
+    """Return the signed link for one action."""
+    query = urlencode(
+        {
+            "id": approval_id,
+            "action": action,
+            "expires": str(expires),
+            "sig": sign(secret, approval_id, action, expires),
+        }
+    )
+    return f"{api_url.rstrip('/')}{ROUTE}?{query}"
+
+
+# ---------------------------------------------------------------------------------------------
+# request_handler: store the token, mail the links
+# ---------------------------------------------------------------------------------------------
+
+
+def _metrics_of(event: Mapping[str, Any]) -> dict[str, Any]:
+    metrics = event.get("Metrics") or {}
+    # A LambdaStep result keeps the function's return value under "Payload".
+    if isinstance(metrics, Mapping) and isinstance(metrics.get("Payload"), Mapping):
+        metrics = metrics["Payload"]
+    return dict(metrics) if isinstance(metrics, Mapping) else {"value": metrics}
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _format_metric(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def request_handler(
+    event: Mapping[str, Any],
+    context: Any,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Store the task token and email the reviewer signed approve/reject links.
+
+    Args:
+        event: Payload with ``TaskToken`` (required) and, for the email, ``Metrics`` (the
+            evaluate result, bare or under ``Payload``), ``ModelName``, ``CommitId``,
+            ``ExecutionArn`` (or ``Execution``), ``EndpointName``.
+        context: The Lambda context (unused).
+        environ: Environment to read (default `os.environ`).
+        now: Current Unix time (tests).
+
+    Returns:
+        ``{"ApprovalId", "ExpiresAt", "MessageId"}`` (Step Functions ignores it: the decision
+        arrives through the task token).
+
+    Raises:
+        BadEventError: TaskToken is missing.
+        LambdaConfigError: A required environment variable is missing.
+    """
+    env = os.environ if environ is None else environ
+    token = require_field(event, "TaskToken")
+    settings = ApprovalSettings.from_environ(env)
+    api_url = require_env(env, "APPROVAL_API_URL", "set it to the approval HTTP API's base URL")
+    topic = require_env(env, "APPROVAL_TOPIC_ARN", "set it to the reviewer's SNS topic ARN")
+    created = time.time() if now is None else now
+    expires = int(created) + settings.ttl_seconds
+    approval_id = secrets.token_urlsafe(24)
+    metrics = _metrics_of(event)
+    execution = str(event.get("ExecutionArn") or event.get("Execution") or "")
+    record = {
+        "version": 1,
+        "id": approval_id,
+        "token": token,
+        "created": int(created),
+        "expires": expires,
+        "execution": execution,
+        "commit": str(event.get("CommitId", "")),
+        "model": str(event.get("ModelName", "")),
+        "endpoint": str(event.get("EndpointName", "")),
+        "metrics": metrics,
+    }
+    clients.client("s3").put_object(
+        Bucket=settings.bucket,
+        Key=settings.request_key(approval_id),
+        Body=json.dumps(record).encode(),
+        ContentType="application/json",
+    )
+    links = {a: link(api_url, settings.secret, approval_id, a, expires) for a in ACTIONS}
+    lines = [
+        "A new model is waiting for your approval before it is deployed.",
+        "",
+        f"Model:      {record['model'] or '-'}",
+        f"Commit:     {record['commit'] or '-'}",
+        f"Endpoint:   {record['endpoint'] or '-'}",
+        f"Execution:  {execution or '-'}",
+        "",
+        "Evaluation metrics:",
+        *(f"  {name}: {_format_metric(value)}" for name, value in sorted(metrics.items())),
+        "",
+        f"Approve: {links['approve']}",
+        "",
+        f"Reject:  {links['reject']}",
+        "",
+        "Each link opens a confirmation page; nothing happens until you press its button.",
+        f"The links expire at {_iso(expires)}.",
+    ]
+    subject = f"Approve model {record['model'] or record['commit']}"[:99]
+    response = clients.client("sns").publish(
+        TopicArn=topic,
+        Subject=subject.encode("ascii", "replace").decode(),
+        Message="\n".join(lines),
+    )
+    logger.info("approval %s requested for %s; links expire at %s", approval_id, execution, expires)
+    return {
+        "ApprovalId": approval_id,
+        "ExpiresAt": _iso(expires),
+        "MessageId": response.get("MessageId"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# api_handler: the HTTP API
+# ---------------------------------------------------------------------------------------------
+
+_SECURITY_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+
+def _page(status: int, title: str, message: str, body_html: str = "") -> dict[str, Any]:
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;line-height:1.5}"
+        "table{border-collapse:collapse}td{padding:.2em 1em .2em 0}"
+        "button{font-size:1.1em;padding:.5em 1.5em}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{body_html}</body></html>"
+    )
+    headers = dict(_SECURITY_HEADERS)
+    if status == 405:
+        headers["Allow"] = "GET, POST"
+    return {"statusCode": status, "headers": headers, "body": document}
+
+
+def _method(event: Mapping[str, Any]) -> str:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    return str(http.get("method") or event.get("httpMethod") or "").upper()
+
+
+def _form_fields(event: Mapping[str, Any], method: str) -> dict[str, str]:
+    query = {k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()}
+    if method != "POST":
+        return query
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(body).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            body = ""
+    fields = {k: v[0] for k, v in parse_qs(str(body), keep_blank_values=True).items() if v}
+    return {**query, **fields}
+
+
+def _source(event: Mapping[str, Any]) -> dict[str, str]:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    return {
+        "source_ip": str(http.get("sourceIp", "")),
+        "user_agent": str(http.get("userAgent", "")),
+    }
+
+
+def _read_json(bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        response = clients.client("s3").get_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if error_code(exc) in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise
+    data = json.loads(response["Body"].read())
+    return data if isinstance(data, dict) else None
+
+
+def _summary_table(record: Mapping[str, Any]) -> str:
+    rows = [
+        ("Model", record.get("model")),
+        ("Commit", record.get("commit")),
+        ("Endpoint", record.get("endpoint")),
+        ("Execution", record.get("execution")),
+    ]
+    metrics = record.get("metrics") or {}
+    if isinstance(metrics, Mapping):
+        rows += [(name, _format_metric(value)) for name, value in sorted(metrics.items())]
+    cells = "".join(
+        f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(str(value or '-'))}</td></tr>"
+        for name, value in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def _confirmation_form(fields: Mapping[str, str], record: Mapping[str, Any]) -> str:
+    action = fields["action"]
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(fields[name], quote=True)}">'
+        for name in ("id", "action", "expires", "sig")
+    )
+    label = "Approve and deploy" if action == "approve" else "Reject"
+    return (
+        f"{_summary_table(record)}"
+        f'<form method="post" action="{ROUTE}">{hidden}'
+        f'<p><button type="submit">{label}</button></p></form>'
+        f"<p>This link expires at {html.escape(_iso(int(fields['expires'])))}.</p>"
+    )
+
+
+def api_handler(
+    event: Mapping[str, Any],
+    context: Any,
+    environ: Mapping[str, str] | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Answer the approval HTTP API (API Gateway HTTP API, payload format 2.0).
+
+    GET shows a confirmation page; only POST approves or rejects. Every refusal is a page with a
+    clear sentence and an HTTP status (400, 403, 404, 405, 409, 410), and changes nothing.
+
+    Args:
+        event: The API Gateway v2 event.
+        context: The Lambda context (unused).
+        environ: Environment to read (default `os.environ`).
+        now: Current Unix time (tests).
+
+    Returns:
+        An API Gateway v2 response: ``{"statusCode", "headers", "body"}`` with an HTML body.
+    """
+    env = os.environ if environ is None else environ
+    current = time.time() if now is None else now
+    method = _method(event)
+    if method not in ("GET", "POST"):
+        return _page(
+            405,
+            "Method not allowed",
+            f"{method or 'This method'} is not accepted here; "
+            "open the link from the email in a browser.",
+        )
+    fields = _form_fields(event, method)
+    approval_id = fields.get("id", "")
+    action = fields.get("action", "")
+    expires_raw = fields.get("expires", "")
+    signature = fields.get("sig", "")
+    if not (
+        _ID_PATTERN.fullmatch(approval_id)
+        and action in ACTIONS
+        and expires_raw.isdigit()
+        and _SIG_PATTERN.fullmatch(signature)
+    ):
+        return _page(
+            400,
+            "Incomplete link",
+            "This approval link is incomplete or malformed; "
+            "open the full link from the email (some mail clients cut long links).",
+        )
+    expires = int(expires_raw)
+    settings = ApprovalSettings.from_environ(env)
+    expected = sign(settings.secret, approval_id, action, expires)
+    if not hmac.compare_digest(expected, signature):
+        logger.warning("refused approval link with a bad signature for id %s", approval_id)
+        return _page(
+            403,
+            "Invalid link",
+            "This approval link was altered or was not issued by "
+            "this workflow; open the link from the email unchanged.",
+        )
+    if current > expires:
+        return _page(
+            410,
+            "Link expired",
+            f"This approval link expired at {_iso(expires)}; "
+            "start the pipeline again to get a new request.",
+        )
+    record = _read_json(settings.bucket, settings.request_key(approval_id))
+    if record is None or "token" not in record:
+        return _page(
+            404,
+            "Unknown request",
+            "No approval request with this id exists (it was "
+            "removed or never created); nothing was changed.",
+        )
+    decision = _read_json(settings.bucket, settings.decision_key(approval_id))
+    if decision is not None:
+        done = "approved" if decision.get("action") == "approve" else "rejected"
+        return _page(
+            409,
+            "Already decided",
+            f"This model was already {done} at "
+            f"{_iso(float(decision.get('decided', 0)))}; nothing was changed.",
+            _summary_table(record),
+        )
+    if method == "GET":
+        verb = "approve" if action == "approve" else "reject"
+        return _page(
+            200,
+            f"Confirm: {verb} this model?",
+            "Check the metrics below, then press "
+            "the button to confirm. Opening this page changed nothing.",
+            _confirmation_form(fields, record),
+        )
+    return _decide(settings, record, action, current, _source(event))
+
+
+def _decide(
+    settings: ApprovalSettings,
+    record: Mapping[str, Any],
+    action: str,
+    now: float,
+    source: Mapping[str, str],
+) -> dict[str, Any]:
+    approval_id = str(record["id"])
+    sfn = clients.client("stepfunctions")
+    try:
+        if action == "approve":
+            output = {"Approved": True, "ApprovalId": approval_id, "DecidedAt": _iso(now)}
+            sfn.send_task_success(taskToken=record["token"], output=json.dumps(output))
+        else:
+            sfn.send_task_failure(
+                taskToken=record["token"],
+                error=REJECTED_ERROR,
+                cause=f"rejected by the reviewer through approval request {approval_id} "
+                f"at {_iso(now)}",
+            )
+    except Exception as exc:
+        code = error_code(exc)
+        if code in GONE_TOKEN_ERRORS:
+            return _page(
+                410,
+                "No longer waiting",
+                "The pipeline no longer waits for this "
+                f"decision ({code}: it timed out, was stopped, or was already decided); "
+                "nothing was changed.",
+            )
+        logger.exception("Step Functions refused the %s of approval %s", action, approval_id)
+        return _page(
+            503,
+            "Try again",
+            f"Step Functions could not be reached ({code or 'error'}); "
+            "nothing was changed, so reload this page and press the button again.",
+        )
+    decision = {"id": approval_id, "action": action, "decided": int(now), **source}
+    clients.client("s3").put_object(
+        Bucket=settings.bucket,
+        Key=settings.decision_key(approval_id),
+        Body=json.dumps(decision).encode(),
+        ContentType="application/json",
+    )
+    logger.info("approval %s: %s", approval_id, action)
+    if action == "approve":
+        return _page(
+            200,
+            "Approved",
+            "The model is approved; the pipeline goes on to deploy it.",
+            _summary_table(record),
+        )
+    return _page(
+        200,
+        "Rejected",
+        "The model is rejected; the pipeline stops without deploying.",
+        _summary_table(record),
+    )
