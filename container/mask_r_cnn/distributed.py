@@ -10,7 +10,9 @@ The backend is nccl on GPU and gloo on CPU.
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,15 @@ def context_for(env: SageMakerEnv, local_rank: int, per_host: int) -> DistContex
     )
 
 
+def _socket_interface(env: SageMakerEnv, address: str) -> str | None:
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return "lo"  # every host is this machine (MASTER_ADDR=127.0.0.1)
+    except ValueError:
+        pass
+    return env.network_interface_name
+
+
 def init_process_group(env: SageMakerEnv, ctx: DistContext) -> None:
     """Join the job's process group (no-op for a single process)."""
     if not ctx.distributed:
@@ -75,6 +86,11 @@ def init_process_group(env: SageMakerEnv, ctx: DistContext) -> None:
         torch.cuda.set_device(ctx.local_rank)
     address = env.master_addr or env.hosts[0]
     backend = "nccl" if ctx.device.startswith("cuda") else "gloo"
+    interface = _socket_interface(env, address)
+    if interface:
+        # gloo and nccl otherwise pick the interface of the host name, which may not route.
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", interface)
+        os.environ.setdefault("NCCL_SOCKET_IFNAME", interface)
     logger.info(
         "distributed: backend=%s rank=%d world_size=%d master=%s:%d",
         backend,

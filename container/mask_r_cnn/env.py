@@ -69,6 +69,7 @@ class SageMakerEnv:
         source_commit: `SOURCE_COMMIT`, when set (recorded in the model metadata).
         master_addr: `MASTER_ADDR` override of the master host's address, when set.
         master_port: `MASTER_PORT`, default 29500.
+        network_interface_name: the interface SageMaker names in `resourceconfig.json`.
     """
 
     base_dir: Path
@@ -80,6 +81,7 @@ class SageMakerEnv:
     source_commit: str | None = None
     master_addr: str | None = None
     master_port: int = DEFAULT_MASTER_PORT
+    network_interface_name: str | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -174,4 +176,5 @@ class SageMakerEnv:
             source_commit=environ.get(ENV_SOURCE_COMMIT) or None,
             master_addr=environ.get(ENV_MASTER_ADDR) or None,
             master_port=int(port_text),
+            network_interface_name=resource.get("network_interface_name") or None,
         )

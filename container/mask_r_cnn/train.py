@@ -84,6 +84,7 @@ from .errors import (
     UserInputError,
 )
 from .hyperparams import TrainConfig, parse_hyperparameters
+from .logs import configure_logging
 from .model import ModelSpec, build_model, find_state_dict, load_pretrained
 from .transforms import TrainAugment
 
@@ -119,18 +120,6 @@ class _StopFlag:
         del frame
         logger.warning("received signal %d: stopping after this step", signum)
         self.raised = True
-
-
-def configure_logging(rank: int = 0) -> None:
-    """Send this package's log lines to stderr (rank 0 at INFO, other ranks at WARNING)."""
-    root = logging.getLogger("mask_r_cnn")
-    root.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-    if not any(getattr(h, "_mask_r_cnn", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        handler._mask_r_cnn = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.propagate = False
 
 
 def failure_sentence(exc: BaseException) -> str:

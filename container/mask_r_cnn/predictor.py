@@ -1,0 +1,343 @@
+"""The inference service: a Flask app with `/ping`, `/invocations` and `/execution-parameters`.
+
+`create_app(settings)` loads the model once (in each gunicorn worker), runs one tiny forward
+pass, and only then answers `/ping` with 200. `/invocations` accepts
+
+- `image/jpeg`, `image/png`, `application/x-image`: the raw image bytes;
+- `application/json`: `{"image": "<base64>", "score_threshold": 0.5}`;
+
+and answers `application/json`:
+
+```
+{"predictions": [{"label": 1, "category": "circle", "score": 0.98,
+                  "box": [x1, y1, x2, y2], "mask": {"size": [h, w], "counts": "<COCO RLE>"}}],
+ "model": {...}}
+```
+
+with boxes and masks in the original image's pixels, sorted by score. The header
+`X-Amzn-SageMaker-Custom-Attributes: score_threshold=0.7` overrides the threshold (then the
+JSON field, then the model's default). Every client error is a 4xx `{"error": "<sentence>"}`:
+415 content type, 400 empty/truncated/undecodable image or bad JSON/base64/threshold, 406
+unacceptable `Accept`, 413 body or decoded image over the limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from flask import Flask, Response, request
+from PIL import Image, UnidentifiedImageError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from .errors import MaskRCNNError, RequestError
+from .model import ModelSpec, build_model
+from .settings import ServeSettings
+from .transforms import image_to_tensor, masks_to_rles
+
+logger = logging.getLogger(__name__)
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
+JSON_TYPE = "application/json"
+ACCEPTED_FORMATS = ("JPEG", "PNG")
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+
+
+class ModelLoadError(MaskRCNNError):
+    """The model folder cannot be served."""
+
+
+def parse_threshold(value: Any, source: str) -> float:
+    """Parse a score threshold in [0, 1].
+
+    Raises:
+        RequestError: 400 when it is not a number in [0, 1].
+    """
+    try:
+        number = float(value)
+        if isinstance(value, bool) or not math.isfinite(number) or not 0 <= number <= 1:
+            raise ValueError(value)
+    except (TypeError, ValueError):
+        raise RequestError(
+            400, f"{source} score_threshold={value!r} is not a number from 0 to 1; send e.g. 0.5."
+        ) from None
+    return number
+
+
+def threshold_from_attributes(header: str | None) -> float | None:
+    """Read `score_threshold=<x>` from the SageMaker custom attributes header, if present."""
+    if not header:
+        return None
+    for part in header.replace(";", ",").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == "score_threshold":
+            return parse_threshold(value.strip(), CUSTOM_ATTRIBUTES)
+    return None
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode JPEG or PNG bytes fully, refusing decompression bombs.
+
+    Raises:
+        RequestError: 400 for empty, truncated or undecodable bytes; 413 when the image has
+            more than `max_pixels` pixels.
+    """
+    if not data:
+        raise RequestError(400, "the request body is empty; send the image bytes (JPEG or PNG).")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise RequestError(
+            400, f"the body ({len(data)} bytes) is not a JPEG or PNG image; send a valid image."
+        ) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise RequestError(
+            413,
+            f"the image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{max_pixels} (MASK_R_CNN_MAX_IMAGE_PIXELS); send a smaller image.",
+        )
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise RequestError(
+            400,
+            f"the {image.format} image cannot be decoded ({exc}); it is truncated or damaged, "
+            "send the complete file.",
+        ) from None
+    if width == 0 or height == 0:
+        raise RequestError(400, "the image has no pixels; send a non-empty image.")
+    return image
+
+
+def parse_json_body(data: bytes) -> tuple[bytes, float | None]:
+    """Return the image bytes and optional threshold of a JSON request.
+
+    Raises:
+        RequestError: 400 for malformed JSON, a missing `image`, bad base64 or threshold.
+    """
+    if not data:
+        raise RequestError(400, 'the request body is empty; send {"image": "<base64>"}.')
+    try:
+        doc = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RequestError(
+            400, f'the body is not valid JSON ({exc}); send {{"image": "<base64>"}}.'
+        ) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("image"), str):
+        raise RequestError(
+            400, 'the JSON body needs an "image" field holding the base64 of a JPEG or PNG.'
+        )
+    try:
+        image = base64.b64decode(doc["image"], validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError(
+            400, 'the "image" field is not valid base64; encode the image file with base64.'
+        ) from None
+    threshold = doc.get("score_threshold")
+    return image, None if threshold is None else parse_threshold(threshold, "JSON")
+
+
+class Predictor:
+    """The loaded model with its categories; one per worker process.
+
+    Attributes:
+        metadata: `model/metadata.json`.
+        healthy: true once the model is loaded and a forward pass succeeded.
+    """
+
+    def __init__(self, model_dir: Path) -> None:
+        """Load `model/metadata.json` and `model/model.pth`.
+
+        Raises:
+            ModelLoadError: a file is missing or does not match.
+        """
+        metadata_path = model_dir / "metadata.json"
+        weights = model_dir / "model.pth"
+        if not metadata_path.is_file() or not weights.is_file():
+            raise ModelLoadError(
+                f"{model_dir} does not hold metadata.json and model.pth; serve a model.tar.gz "
+                "written by this container's train program."
+            )
+        self.metadata: dict[str, Any] = json.loads(metadata_path.read_text(encoding="utf-8"))
+        self.spec = ModelSpec.from_dict(self.metadata["model"])
+        model = build_model(self.spec)
+        try:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelLoadError(
+                f"{weights} does not fit the model described in metadata.json ({exc}); keep the "
+                "two files of one training job together."
+            ) from exc
+        self.model = model.eval()
+        self.base_threshold = float(self.model.roi_heads.score_thresh)
+        self.default_threshold = float(self.metadata.get("score_threshold", 0.5))
+        self.categories = {
+            int(c["label"]): (int(c["id"]), str(c["name"])) for c in self.metadata["categories"]
+        }
+        self.info = {
+            "name": "mask_r_cnn",
+            "backbone": self.spec.backbone,
+            "categories": len(self.categories),
+            "source_commit": self.metadata.get("source_commit"),
+            "training_job_name": self.metadata.get("training_job_name"),
+            "created": self.metadata.get("created"),
+        }
+        self._lock = threading.Lock()
+        self.healthy = False
+
+    def warm_up(self) -> None:
+        """Run one tiny forward pass; `healthy` becomes true when it works."""
+        self.predict(Image.new("RGB", (32, 32)), 1.0)
+        self.healthy = True
+
+    def predict(self, image: Image.Image, threshold: float) -> list[dict[str, Any]]:
+        """Detect objects in `image` scoring at least `threshold`, best first."""
+        tensor = image_to_tensor(image)
+        roi_heads = self.model.roi_heads
+        with self._lock, torch.inference_mode():
+            # Dropping low scores before the mask head saves most of the mask work.
+            roi_heads.score_thresh = max(self.base_threshold, threshold - 1e-6)
+            try:
+                output = self.model([tensor])[0]
+            finally:
+                roi_heads.score_thresh = self.base_threshold
+        scores = output["scores"]
+        order = torch.argsort(scores, descending=True)
+        order = order[scores[order] >= threshold]
+        boxes = output["boxes"][order].tolist()
+        labels = output["labels"][order].tolist()
+        rles = masks_to_rles(output["masks"][order])
+        predictions = []
+        for score, box, label, rle in zip(scores[order].tolist(), boxes, labels, rles, strict=True):
+            category_id, name = self.categories.get(int(label), (int(label), str(label)))
+            predictions.append(
+                {
+                    "label": category_id,
+                    "category": name,
+                    "score": round(float(score), 5),
+                    "box": [round(float(v), 2) for v in box],
+                    "mask": rle,
+                }
+            )
+        return predictions
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(json.dumps({"error": message}), status=status, mimetype=JSON_TYPE)
+
+
+def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> Flask:
+    """Build the Flask app, loading and warming up the model first.
+
+    Args:
+        settings: serving settings.
+        predictor: an already loaded predictor (tests); loaded from `settings.model_dir`
+            otherwise.
+
+    Returns:
+        The WSGI app.
+    """
+    torch.set_num_threads(settings.threads)
+    if predictor is None:
+        started = time.monotonic()
+        predictor = Predictor(settings.model_dir)
+        predictor.warm_up()
+        logger.info(
+            "model loaded: backbone=%s categories=%d threads=%d seconds=%.1f",
+            predictor.spec.backbone,
+            len(predictor.categories),
+            settings.threads,
+            time.monotonic() - started,
+        )
+    app = Flask("mask_r_cnn")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    too_large = (
+        f"the request body is over the limit of {settings.max_payload_mb} MB "
+        "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send a smaller image."
+    )
+
+    @app.get("/ping")
+    def ping() -> Response:
+        if not predictor.healthy:
+            return _error(503, "the model is not loaded yet; retry in a few seconds.")
+        return Response(json.dumps({"status": "healthy"}), status=200, mimetype=JSON_TYPE)
+
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        body = {
+            "MaxConcurrentTransforms": settings.workers,
+            "BatchStrategy": "SINGLE_RECORD",
+            "MaxPayloadInMB": settings.max_payload_mb,
+        }
+        return Response(json.dumps(body), status=200, mimetype=JSON_TYPE)
+
+    @app.post("/invocations")
+    def invocations() -> Response:
+        mimetype = request.mimetype
+        if mimetype not in (*IMAGE_TYPES, JSON_TYPE):
+            shown = mimetype or "none"
+            raise RequestError(
+                415,
+                f"Content-Type {shown!r} is not supported; send image/jpeg, image/png, "
+                "application/x-image or application/json.",
+            )
+        accept = request.headers.get("Accept")
+        if accept and request.accept_mimetypes.best_match([JSON_TYPE]) is None:
+            raise RequestError(
+                406, f"Accept {accept!r} cannot be met; this model answers application/json."
+            )
+        if (
+            request.content_length is not None
+            and request.content_length > settings.max_payload_bytes
+        ):
+            raise RequestError(413, too_large)
+        data = request.get_data(cache=False)
+        json_threshold = None
+        if mimetype == JSON_TYPE:
+            data, json_threshold = parse_json_body(data)
+        image = decode_image(data, settings.max_image_pixels)
+        header_threshold = threshold_from_attributes(request.headers.get(CUSTOM_ATTRIBUTES))
+        threshold = next(
+            t
+            for t in (header_threshold, json_threshold, predictor.default_threshold)
+            if t is not None
+        )
+        predictions = predictor.predict(image, threshold)
+        body = {
+            "predictions": predictions,
+            "model": {**predictor.info, "score_threshold": threshold},
+        }
+        return Response(json.dumps(body, separators=(",", ":")), status=200, mimetype=JSON_TYPE)
+
+    @app.errorhandler(RequestError)
+    def request_error(exc: RequestError) -> Response:
+        return _error(exc.status, str(exc))
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def entity_too_large(exc: RequestEntityTooLarge) -> Response:
+        return _error(413, too_large)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return _error(
+            status,
+            f"{request.method} {request.path}: {exc.name.lower()}; use GET /ping, POST /invocations or GET /execution-parameters.",
+        )
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> Response:
+        logger.exception("internal error while serving %s", request.path)
+        return _error(500, f"internal error ({type(exc).__name__}); see the endpoint's logs.")
+
+    return app
