@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from workflow.local.engine import TaskFailed
+from workflow.local.sagemaker import LocalSageMaker, pid_alive
+from workflow.local.sagemaker_endpoints import (
+    EndpointConfigHandler,
+    EndpointHandlers,
+    ModelHandler,
+    endpoint_records,
+    stop_endpoint,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def create_model(sm: LocalSageMaker, name: str, text: str, write: Any) -> None:
+    uri = write(sm.store, f"s3://bucket/models/{name}/model.tar.gz", text)
+    ModelHandler(sm).start(
+        {
+            "ModelName": name,
+            "PrimaryContainer": {"Image": "fake:1", "ModelDataUrl": uri},
+            "ExecutionRoleArn": "arn:aws:iam::0:role/x",
+        },
+        None,
+    )
+    EndpointConfigHandler(sm).start(
+        {
+            "EndpointConfigName": f"{name}-config",
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        },
+        None,
+    )
+
+
+def wait_status(handlers: EndpointHandlers, name: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        describe = handlers.describe({"EndpointName": name}, None)
+        if describe["EndpointStatus"] not in ("Creating", "Updating"):
+            return describe
+        time.sleep(0.1)
+    raise AssertionError(f"endpoint {name} stayed {describe['EndpointStatus']}")
+
+
+def invoke(url: str) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url + "/invocations", data=b"abc", method="POST", headers={"Content-Type": "image/png"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_create_update_describe_delete(fake_sagemaker: LocalSageMaker, model_tarball: Any) -> None:
+    sm = fake_sagemaker
+    handlers = EndpointHandlers(sm)
+    with pytest.raises(TaskFailed) as info:
+        handlers.describe({"EndpointName": "ep"}, None)
+    assert info.value.error == "SageMaker.SageMakerException"
+    assert (
+        'Could not find endpoint "arn:aws:sagemaker:us-east-1:000000000000:endpoint/ep"'
+        in info.value.cause
+    )
+    create_model(sm, "m1", "first", model_tarball)
+    create_model(sm, "m2", "second", model_tarball)
+    try:
+        assert handlers.create({"EndpointName": "ep", "EndpointConfigName": "m1-config"}, None)
+        assert handlers.describe({"EndpointName": "ep"}, None)["EndpointStatus"] == "Creating"
+        describe = wait_status(handlers, "ep")
+        assert describe["EndpointStatus"] == "InService"
+        assert "Pid" not in describe and "Url" not in describe
+        record = sm.records.get("endpoints", "ep")
+        assert invoke(record["Url"])["model"] == "first"
+        with pytest.raises(TaskFailed, match="already existing endpoint"):
+            handlers.create({"EndpointName": "ep", "EndpointConfigName": "m1-config"}, None)
+        # update in place: a new process, the old one stopped only after the new one answers
+        handlers.update({"EndpointName": "ep", "EndpointConfigName": "m2-config"}, None)
+        assert wait_status(handlers, "ep")["EndpointConfigName"] == "m2-config"
+        new = sm.records.get("endpoints", "ep")
+        assert new["Pid"] != record["Pid"]
+        assert invoke(new["Url"])["model"] == "second"
+        handlers.wait_idle()
+        assert not pid_alive(record["Pid"])
+        listed = endpoint_records(sm)
+        assert [(r["EndpointName"], r["Running"]) for r in listed] == [("ep", True)]
+    finally:
+        handlers.wait_idle()
+        stop_endpoint(sm, "ep", grace=3)
+    assert sm.records.get("endpoints", "ep") is None
+    assert not pid_alive(new["Pid"])
+
+
+def test_endpoint_whose_server_dies_is_failed(
+    fake_sagemaker: LocalSageMaker, model_tarball: Any
+) -> None:
+    sm = fake_sagemaker
+    handlers = EndpointHandlers(sm)
+    create_model(sm, "broken", "crash", model_tarball)
+    handlers.create({"EndpointName": "bad", "EndpointConfigName": "broken-config"}, None)
+    describe = wait_status(handlers, "bad")
+    assert describe["EndpointStatus"] == "Failed"
+    assert "exited before answering /ping" in describe["FailureReason"]
+    assert "model is broken" in describe["FailureReason"]
+    stop_endpoint(sm, "bad")
+
+
+def test_model_and_config_rules(fake_sagemaker: LocalSageMaker, model_tarball: Any) -> None:
+    sm = fake_sagemaker
+    with pytest.raises(TaskFailed, match=r"PrimaryContainer\.Image"):
+        ModelHandler(sm).start({"ModelName": "x"}, None)
+    with pytest.raises(
+        TaskFailed, match=r'Could not find model "arn:aws:sagemaker:.*:model/ghost"'
+    ):
+        EndpointConfigHandler(sm).start(
+            {"EndpointConfigName": "c", "ProductionVariants": [{"ModelName": "ghost"}]}, None
+        )
+    create_model(sm, "m", "x", model_tarball)
+    with pytest.raises(TaskFailed) as info:
+        ModelHandler(sm).start({"ModelName": "m", "PrimaryContainer": {"Image": "i"}}, None)
+    assert info.value.error == "SageMaker.AmazonSageMakerException"
+    with pytest.raises(TaskFailed, match="Could not find endpoint configuration"):
+        EndpointHandlers(sm).create({"EndpointName": "e", "EndpointConfigName": "nope"}, None)
+    with pytest.raises(TaskFailed, match="name 'bad_name!' is invalid"):
+        ModelHandler(sm).start({"ModelName": "bad_name!", "PrimaryContainer": {"Image": "i"}}, None)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from workflow.local.engine import TaskFailed
+from workflow.local.sagemaker import LocalSageMaker
+from workflow.local.sagemaker_endpoints import ModelHandler
+from workflow.local.sagemaker_transform import TransformJobHandler
+
+pytestmark = pytest.mark.integration
+
+
+def transform_request(name: str, source: str, output: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "TransformJobName": name,
+        "ModelName": "m",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+            "ContentType": "image/png",
+        },
+        "TransformOutput": {"S3OutputPath": output, "Accept": "application/json"},
+        "TransformResources": {"InstanceCount": 1, "InstanceType": "ml.m5.large"},
+        **extra,
+    }
+
+
+def finish(handler: TransformJobHandler, submitted: dict[str, Any]) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        result = handler.poll(submitted, None)
+        if result is not None:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("transform did not end")
+
+
+@pytest.fixture
+def model(fake_sagemaker: LocalSageMaker, model_tarball: Any) -> str:
+    uri = model_tarball(fake_sagemaker.store, "s3://bucket/models/m/model.tar.gz", "tiny")
+    ModelHandler(fake_sagemaker).start(
+        {"ModelName": "m", "PrimaryContainer": {"Image": "fake:1", "ModelDataUrl": uri}}, None
+    )
+    return "m"
+
+
+def test_transform_writes_one_out_file_per_object(
+    fake_sagemaker: LocalSageMaker, model: str
+) -> None:
+    sm = fake_sagemaker
+    for name, data in [("a.png", b"1" * 10), ("sub/b.png", b"2" * 20)]:
+        sm.store.put_bytes(f"s3://bucket/in/{name}", data)
+    handler = TransformJobHandler(sm)
+    submitted = handler.start(
+        transform_request("t1", "s3://bucket/in/", "s3://bucket/out/t1"), None
+    )
+    describe = finish(handler, submitted)
+    assert describe["TransformJobStatus"] == "Completed"
+    assert sm.store.list("s3://bucket/out/t1/") == [
+        "s3://bucket/out/t1/a.png.out",
+        "s3://bucket/out/t1/sub/b.png.out",
+    ]
+    answer = json.loads(sm.store.get_bytes("s3://bucket/out/t1/sub/b.png.out"))
+    assert answer == {"model": "tiny", "bytes": 20, "type": "image/png"}
+    # the server is stopped; the same output prefix is never overwritten
+    job = handler._jobs["t1"]
+    assert job.server is not None and not job.server.alive()
+    submitted = handler.start(
+        transform_request("t2", "s3://bucket/in/", "s3://bucket/out/t1"), None
+    )
+    with pytest.raises(TaskFailed, match="exists already"):
+        finish(handler, submitted)
+
+
+def test_payload_limit_and_error_answers_fail_the_job(
+    fake_sagemaker: LocalSageMaker, model: str
+) -> None:
+    sm = fake_sagemaker
+    sm.store.put_bytes("s3://bucket/big/x.png", b"0" * (1024 * 1024 + 1))
+    handler = TransformJobHandler(sm)
+    submitted = handler.start(
+        transform_request("t3", "s3://bucket/big/", "s3://bucket/out/t3", MaxPayloadInMB=1), None
+    )
+    with pytest.raises(TaskFailed, match="more than MaxPayloadInMB"):
+        finish(handler, submitted)
+    sm.store.put_bytes("s3://bucket/json/x.json", b"{}")
+    request = transform_request("t4", "s3://bucket/json/", "s3://bucket/out/t4")
+    request["TransformInput"]["ContentType"] = "application/json"
+    submitted = handler.start(request, None)
+    with pytest.raises(TaskFailed, match="HTTP 415"):
+        finish(handler, submitted)
+    assert sm.records.get("transform-jobs", "t4")["TransformJobStatus"] == "Failed"
+
+
+def test_line_split_multi_record(fake_sagemaker: LocalSageMaker, model: str) -> None:
+    sm = fake_sagemaker
+    sm.store.put_bytes("s3://bucket/lines/x.csv", b"1,2\n3,4\n5,6\n")
+    handler = TransformJobHandler(sm)
+    request = transform_request(
+        "t5", "s3://bucket/lines/", "s3://bucket/out/t5", BatchStrategy="SingleRecord"
+    )
+    request["TransformInput"]["SplitType"] = "Line"
+    request["TransformOutput"]["AssembleWith"] = "Line"
+    finish(handler, handler.start(request, None))
+    lines = sm.store.get_bytes("s3://bucket/out/t5/x.csv.out").decode().splitlines()
+    assert [json.loads(line)["bytes"] for line in lines] == [3, 3, 3]
+
+
+def test_unknown_model_is_refused(fake_sagemaker: LocalSageMaker) -> None:
+    with pytest.raises(TaskFailed, match="Could not find model"):
+        TransformJobHandler(fake_sagemaker).start(
+            transform_request("t6", "s3://bucket/in/", "s3://bucket/out/"), None
+        )

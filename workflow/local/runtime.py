@@ -1,0 +1,383 @@
+"""The local runtime: one engine with every local handler, Lambda and client wired in.
+
+:class:`LocalRuntime` is what ``run --local``, ``exec`` and the notebook server build::
+
+    runtime = LocalRuntime(config)            # store at config.local.root
+    with runtime:                             # installs the local Lambda clients
+        execution = runtime.engine.start_execution(definition, execution_input, name=...)
+        execution.wait()
+    # leaving the block stops the jobs and the endpoints this runtime started
+
+What is registered on the engine:
+
+=====================================  =======================================================
+``sagemaker:createTrainingJob(.sync)``  the image's ``train`` as local processes
+``sagemaker:createModel``               a record
+``sagemaker:createEndpointConfig``      a record
+``sagemaker:createEndpoint``            the image's ``serve`` on 127.0.0.1 (``updateEndpoint``,
+                                        ``deleteEndpoint``, ``aws-sdk:sagemaker:describeEndpoint``)
+``sagemaker:createTransformJob(.sync)`` a batch transform through a ``serve`` process
+``sns:publish``                         the outbox (``<root>/outbox.jsonl``)
+``aws-sdk:ssm:getParameter``            local parameters (``<root>/ssm/<name>``, read at call)
+Lambda functions of the config          ``workflow.lambdas`` handlers, in-process
+=====================================  =======================================================
+
+The approval Lambda runs as on AWS (its email lands in the outbox) and then, locally, either
+answers its own token (``approve="auto"``: approved when the gate metric of the event passes the
+threshold) or waits for ``python -m workflow approve|reject TOKEN`` (``approve="manual"``,
+through :mod:`workflow.local.callbacks`).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from workflow.config import WorkflowConfig
+from workflow.errors import ConfigError
+from workflow.local.build import LocalBuilder, LocalImages
+from workflow.local.callbacks import CallbackWatcher
+from workflow.local.clients import LocalClients, LocalSsm
+from workflow.local.sagemaker import LocalSageMaker, LogSink, SageMakerSettings, stderr_sink
+from workflow.local.sagemaker_endpoints import (
+    EndpointConfigHandler,
+    EndpointHandlers,
+    ModelHandler,
+    endpoint_records,
+    stop_endpoint,
+)
+from workflow.local.sagemaker_training import TrainingJobHandler
+from workflow.local.sagemaker_transform import TransformJobHandler
+from workflow.local.sns import Outbox, SnsPublishHandler
+from workflow.local.store import LocalStore
+
+logger = logging.getLogger(__name__)
+
+APPROVE_MODES = ("auto", "manual")
+APPROVAL_SECRET_ID = "local/approval-signing-key"
+LOCAL_APPROVAL_URL = "http://127.0.0.1/local-approval"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_container_dir() -> Path:
+    """The repository's ``container/`` folder (what local builds snapshot)."""
+    return REPO_ROOT / "container"
+
+
+def store_root(config: WorkflowConfig, root: Path | str | None = None) -> Path:
+    """Return the local store root: ``root``, else ``local.root`` (relative to the cwd)."""
+    return Path(root if root is not None else config.local.root)
+
+
+class LocalRuntime:
+    """An engine plus the local services, Lambdas and clients of one configuration.
+
+    Args:
+        config: The workflow configuration.
+        root: The store root (default ``config.local.root``).
+        approve: ``"auto"`` or ``"manual"`` (default ``config.local.approve``).
+        container_dir: The ``container/`` folder local builds snapshot.
+        log_sink: Receives ``(source, line)`` of training logs (default: stderr, prefixed).
+        time_scale: Engine sleep scale (tests use a small value); timeouts stay real.
+        poll_interval: Seconds between ``.sync`` polls.
+        use_docker: Force the Docker build on/off; ``None`` probes ``docker info``.
+        stop_grace_seconds: SIGTERM-to-SIGKILL grace for jobs and servers.
+        echo: Print SNS messages and approval instructions on stderr.
+    """
+
+    def __init__(
+        self,
+        config: WorkflowConfig,
+        root: Path | str | None = None,
+        *,
+        approve: str | None = None,
+        container_dir: Path | None = None,
+        log_sink: LogSink | None = stderr_sink,
+        time_scale: float = 1.0,
+        poll_interval: float = 0.5,
+        use_docker: bool | None = None,
+        stop_grace_seconds: float = 10.0,
+        echo: bool = True,
+    ) -> None:
+        from workflow.local.engine import LocalEngine
+
+        self.config = config
+        self.approve = approve or str(config.local.approve)
+        if self.approve not in APPROVE_MODES:
+            raise ConfigError(
+                [f"approve mode {self.approve!r} is unknown; use one of {', '.join(APPROVE_MODES)}"]
+            )
+        self.echo = echo
+        self.store = LocalStore(store_root(config, root))
+        self.root = self.store.root
+        self.engine = LocalEngine(
+            region=config.region,
+            account_id=config.account_id,
+            time_scale=time_scale,
+            poll_interval=poll_interval,
+        )
+        self.outbox = Outbox(self.root, echo=echo)
+        self.images = LocalImages(
+            self.store, container_dir or default_container_dir(), config.ecr_repository
+        )
+        self.builder = LocalBuilder(
+            self.images,
+            self.engine.send_task_success,
+            self.engine.send_task_failure,
+            use_docker=use_docker,
+            region=config.region,
+            account_id=config.account_id,
+        )
+        self.sagemaker = LocalSageMaker(
+            store=self.store,
+            resolve_image=self.images.resolve,
+            settings=SageMakerSettings(
+                region=config.region,
+                account_id=config.account_id,
+                stop_grace_seconds=stop_grace_seconds,
+            ),
+            log_sink=log_sink,
+        )
+        self.training = TrainingJobHandler(self.sagemaker)
+        self.endpoints = EndpointHandlers(self.sagemaker)
+        self.transform = TransformJobHandler(self.sagemaker)
+        self.watcher = CallbackWatcher(self.root, self._deliver_callback)
+        self.clients = LocalClients(
+            self.store,
+            self.outbox,
+            builder=self.builder,
+            engine=self.engine,
+            secrets={APPROVAL_SECRET_ID: self._approval_key()},
+            parameters=self._ssm_parameters(),
+        )
+        self._started_endpoints: set[str] = set()
+        self._previous_factory: Any = None
+        self._installed = False
+        self._register()
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _register(self) -> None:
+        engine = self.engine
+        sm = "sagemaker"
+        engine.register_service(
+            sm, "createTrainingJob", self.training.start, self.training.poll, self.training.cancel
+        )
+        engine.register_service(sm, "createModel", ModelHandler(self.sagemaker).start)
+        engine.register_service(
+            sm, "createEndpointConfig", EndpointConfigHandler(self.sagemaker).start
+        )
+        engine.register_service(sm, "createEndpoint", self._track(self.endpoints.create))
+        engine.register_service(sm, "updateEndpoint", self._track(self.endpoints.update))
+        engine.register_service(sm, "deleteEndpoint", self.endpoints.delete)
+        engine.register_service("aws-sdk:sagemaker", "describeEndpoint", self.endpoints.describe)
+        engine.register_service(
+            sm,
+            "createTransformJob",
+            self.transform.start,
+            self.transform.poll,
+            self.transform.cancel,
+        )
+        engine.register_service("sns", "publish", SnsPublishHandler(self.outbox).start)
+        engine.register_service("aws-sdk:ssm", "getParameter", self._get_parameter)
+        lambdas = self.config.lambdas
+        engine.register_lambda(lambdas.start_build, self._start_build)
+        engine.register_lambda(lambdas.request_approval, self._request_approval)
+        engine.register_lambda(lambdas.evaluate, self._evaluate)
+
+    def _track(self, start: Callable[[Mapping[str, Any], Any], dict[str, Any]]) -> Any:
+        def tracked(params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
+            result = start(params, ctx)
+            self._started_endpoints.add(str(params.get("EndpointName")))
+            return result
+
+        return tracked
+
+    def _approval_key(self) -> str:
+        path = self.root / "secrets" / "approval-signing-key"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _ssm_parameters(self) -> dict[str, str]:
+        folder = self.root / "ssm"
+        if not folder.is_dir():
+            return {}
+        return {
+            "/" + p.relative_to(folder).as_posix(): p.read_text().strip()
+            for p in folder.rglob("*")
+            if p.is_file()
+        }
+
+    def _get_parameter(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        name = str(params.get("Name", ""))
+        try:
+            return dict(LocalSsm(self._ssm_parameters()).get_parameter(Name=name))
+        except ClientError as exc:
+            from workflow.local.engine import TaskFailed
+
+            raise TaskFailed(
+                "Ssm.ParameterNotFoundException",
+                f"{exc.response['Error']['Message']} Create it as the file "
+                f"{self.root / 'ssm'}{name if name.startswith('/') else '/' + name}.",
+            ) from exc
+
+    # -- Lambdas ------------------------------------------------------------------------------
+    def lambda_environment(self, function: str) -> dict[str, str]:
+        """Return the environment a Lambda function gets locally (what the template sets)."""
+        config = self.config
+        if function == "start_build":
+            return {"CODEBUILD_PROJECT": config.codebuild_project}
+        if function == "request_approval":
+            return {
+                "APPROVAL_SECRET_ID": APPROVAL_SECRET_ID,
+                "APPROVAL_BUCKET": config.s3.bucket,
+                "APPROVAL_PREFIX": f"{config.s3.prefix.strip('/')}/approvals/",
+                "APPROVAL_API_URL": LOCAL_APPROVAL_URL,
+                "APPROVAL_TOPIC_ARN": config.notification.topic_arn,
+                "APPROVAL_LINK_TTL_SECONDS": str(config.approval.link_ttl_seconds),
+            }
+        return {}
+
+    def _start_build(self, payload: Any, ctx: Any) -> Any:
+        from workflow.lambdas import start_build
+
+        return start_build.handler(payload, None, environ=self.lambda_environment("start_build"))
+
+    def _evaluate(self, payload: Any, ctx: Any) -> Any:
+        from workflow.lambdas import evaluate
+
+        return evaluate.handler(payload, None)
+
+    def _request_approval(self, payload: Any, ctx: Any) -> Any:
+        from workflow.lambdas import approval
+
+        result = approval.request_handler(
+            payload, None, environ=self.lambda_environment("request_approval")
+        )
+        token = str(payload.get("TaskToken") or getattr(ctx, "task_token", "") or "")
+        if not token:
+            return result
+        execution = str(getattr(ctx, "execution_arn", ""))
+        state = str(getattr(ctx, "state_name", ""))
+        if self.approve == "auto":
+            verdict = auto_verdict(self.config, payload)
+            threading.Thread(
+                target=self._answer_later, args=(token, verdict), name="auto-approve", daemon=True
+            ).start()
+        else:
+            path = self.watcher.watch(token, execution, state)
+            if self.echo:
+                print(
+                    "\n[approval] the model waits for your decision (request: "
+                    f"{path}).\n  approve:  python -m workflow approve {token}\n"
+                    f"  reject:   python -m workflow reject {token}\n",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        return result
+
+    def _answer_later(self, token: str, verdict: tuple[bool, str]) -> None:
+        approved, reason = verdict
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if approved:
+                    self.engine.send_task_success(
+                        token, {"Approved": True, "Mode": "auto", "Reason": reason}
+                    )
+                else:
+                    self.engine.send_task_failure(token, "Rejected", reason)
+                if self.echo:
+                    word = "approved" if approved else "rejected"
+                    print(f"[approval] auto-{word}: {reason}", file=sys.stderr, flush=True)
+                return
+            except Exception as exc:  # the task may not wait on the token yet
+                if time.monotonic() > deadline:
+                    logger.error("could not answer the approval token: %s", exc)
+                    return
+                time.sleep(0.05)
+
+    def _deliver_callback(self, token: str, response: Mapping[str, Any]) -> None:
+        if response.get("status") == "success":
+            self.engine.send_task_success(token, response.get("output") or {})
+            outcome = "approved"
+        else:
+            self.engine.send_task_failure(
+                token, str(response.get("error") or "Rejected"), str(response.get("cause") or "")
+            )
+            outcome = "rejected"
+        if self.echo:
+            print(f"[approval] {outcome} from the command line", file=sys.stderr, flush=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def install(self) -> None:
+        """Point ``workflow.lambdas.clients`` at the local clients."""
+        from workflow.lambdas import clients
+
+        if not self._installed:
+            self._previous_factory = clients.set_client_factory(self.clients)
+            self._installed = True
+
+    def close(self, keep_endpoints: bool = False) -> None:
+        """Stop running jobs, the callback watcher and (unless kept) the endpoints started here."""
+        self.training.stop_all()
+        self.transform.stop_all()
+        self.watcher.close()
+        self.builder.wait(timeout=30)
+        self.endpoints.wait_idle(timeout=self.sagemaker.settings.ping_timeout_seconds)
+        if not keep_endpoints:
+            for name in sorted(self._started_endpoints):
+                stop_endpoint(self.sagemaker, name, self.sagemaker.settings.stop_grace_seconds)
+        if self._installed:
+            from workflow.lambdas import clients
+
+            clients.set_client_factory(self._previous_factory)
+            self._installed = False
+
+    def endpoint_url(self, name: str) -> str | None:
+        """Return the URL of a running local endpoint, or ``None``."""
+        for record in endpoint_records(self.sagemaker):
+            if record.get("EndpointName") == name and record.get("Running"):
+                return str(record.get("Url"))
+        return None
+
+    def __enter__(self) -> LocalRuntime:
+        self.install()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def auto_verdict(config: WorkflowConfig, payload: Mapping[str, Any]) -> tuple[bool, str]:
+    """Decide an automatic approval: approve when the gate metric passes (or is absent).
+
+    Returns:
+        ``(approved, reason)``.
+    """
+    metrics = payload.get("Metrics") if isinstance(payload, Mapping) else None
+    if isinstance(metrics, Mapping) and isinstance(metrics.get("Payload"), Mapping):
+        metrics = metrics["Payload"]
+    metric = str(config.gate.metric)
+    value = metrics.get(metric) if isinstance(metrics, Mapping) else None
+    if not config.gate.enabled or not isinstance(value, (int, float)):
+        return True, "the quality gate passed before the approval step"
+    if value >= config.gate.threshold:
+        return True, f"{metric}={value:.4f} >= threshold {config.gate.threshold:g}"
+    return False, f"{metric}={value:.4f} < threshold {config.gate.threshold:g}"
