@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -426,6 +427,14 @@ def instance_rle(segmentation: Segmentation, height: int, width: int) -> dict[st
     return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))  # type: ignore[no-any-return]
 
 
+def decode_rles(rles: list[dict[str, Any]]) -> np.ndarray:
+    """Decode RLEs to a `[H, W, N]` uint8 array."""
+    with warnings.catch_warnings():
+        # pycocotools 2.0.x calls np.array(copy=False) on NumPy 2; harmless, but noisy.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rles)  # type: ignore[no-any-return]
+
+
 def pennfudan_instances(mask_path: Path) -> np.ndarray:
     """Return the instance masks `[N, H, W]` (bool) of a PennFudan mask file."""
     mask = np.asarray(decode_image(mask_path))
@@ -515,7 +524,7 @@ class MaskDataset(torch.utils.data.Dataset[tuple[torch.Tensor, Target]]):
             labels = [self.label_of[inst.category_id] for inst in kept]
             if kept:
                 rles = [instance_rle(inst.segmentation, height, width) for inst in kept]
-                masks_np = np.moveaxis(mask_utils.decode(rles), -1, 0).astype(bool)
+                masks_np = np.moveaxis(decode_rles(rles), -1, 0).astype(bool)
             else:
                 masks_np = np.zeros((0, height, width), dtype=bool)
         masks = torch.from_numpy(np.ascontiguousarray(masks_np, dtype=np.uint8))
