@@ -117,7 +117,6 @@ class TaskContext:
         resource: The Task's resource ARN (or the Lambda function reference).
         retry_count: `$$.State.RetryCount` (0 on the first attempt).
         task_token: `$$.Task.Token` for `.waitForTaskToken` resources, else None.
-        map_item_index: `$$.Map.Item.Index` inside a Map iteration, else None.
     """
 
     execution_arn: str
@@ -127,7 +126,6 @@ class TaskContext:
     resource: str
     retry_count: int
     task_token: str | None
-    map_item_index: int | None
     _is_running: Callable[[], bool] = field(repr=False, compare=False)
 
     def is_cancelled(self) -> bool:
@@ -498,7 +496,6 @@ class _Run:
     def task_context(self, env: mp.Environment, resource_arn: str) -> TaskContext:
         data = env.states.context_object.context_object_data
         task = data.get("Task") or {}
-        item = (data.get("Map") or {}).get("Item") or {}
         return TaskContext(
             execution_arn=data["Execution"]["Id"],
             execution_name=data["Execution"]["Name"],
@@ -507,7 +504,6 @@ class _Run:
             resource=resource_arn,
             retry_count=int(data["State"].get("RetryCount", 0)),
             task_token=task.get("Token"),
-            map_item_index=item.get("Index"),
             _is_running=env.is_running,
         )
 
@@ -566,18 +562,44 @@ class _Run:
         self.engine._dispatch(EngineEvent(self.arn, self.name, event, name, duration))
 
 
+_TERMINAL_EVENTS: Final = frozenset(
+    {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
+)
+
+
 class _ObservedEventManager(mp.EventManager):  # type: ignore[misc]
-    """moto's event manager, telling the run about each event after it is recorded."""
+    """moto's event manager, telling the run about each event after it is recorded.
+
+    Once the execution stopped or timed out, threads still winding down (a task whose
+    wait was interrupted) may try to record more events; AWS records none after the terminal
+    one, so they are dropped.
+    """
 
     def __init__(self, run: _Run) -> None:
         super().__init__(cloud_watch_logging_session=None)
         self._run = run
+        self.root: mp.Environment | None = None
+        self.closed = False
 
-    def add_event(self, *args: Any, **kwargs: Any) -> int:
-        event_id: int = super().add_event(*args, **kwargs)
+    def add_event(self, context: Any, event_type: Any, *args: Any, **kwargs: Any) -> int:
+        kind = str(getattr(event_type, "value", event_type))
+        with self._mutex_guard:
+            if self.closed or (
+                kind not in _TERMINAL_EVENTS
+                and self.root is not None
+                and isinstance(self.root.program_state(), (mp.ProgramStopped, mp.ProgramTimedOut))
+            ):
+                return 0
+            if kind in _TERMINAL_EVENTS:
+                self.closed = True
+        event_id: int = super().add_event(context, event_type, *args, **kwargs)
         # Ids are sequential from 1 and the list is appended under the manager's mutex.
         self._run.publish(self._history_event_list[event_id - 1])
         return event_id
+
+    @property
+    def _mutex_guard(self) -> threading.Lock:
+        return self._run._lock
 
 
 class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
@@ -596,7 +618,9 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
 
     def _get_evaluation_environment(self) -> mp.Environment:
         env = super()._get_evaluation_environment()
-        env.event_manager = _ObservedEventManager(self.run)
+        manager = _ObservedEventManager(self.run)
+        manager.root = env
+        env.event_manager = manager
         if self.run.plan is not None:
             env.states.reset(input_value=self.run.plan.state_input)
         return env
@@ -632,6 +656,14 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
             )
             if failure is None:
                 program.eval(self.env)
+                if isinstance(self.env.program_state(), mp.ProgramTimedOut):
+                    # moto's program thread records ExecutionTimedOut only once the running
+                    # state returns, which a blocked task may never do.
+                    self.env.event_manager.add_event(
+                        context=self.env.event_history_context,
+                        event_type=mp.HistoryEventType.ExecutionTimedOut,
+                        event_details=mp.EventDetails(executionTimedOutEventDetails={}),
+                    )
             else:
                 failed = mp.ExecutionFailedEventDetails(error="States.Runtime", cause=failure)
                 self.env.set_error(failed)

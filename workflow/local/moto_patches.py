@@ -122,6 +122,7 @@ with _light_import():
             HistoryEventType,
             StateMachineType,
             TaskFailedEventDetails,
+            TaskSubmittedEventDetails,
         )
         from moto.stepfunctions.parser.asl.component.common.error_name import (
             error_equals_decl,
@@ -225,6 +226,8 @@ _PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (StateTaskServiceCallback, "_get_sfn_resource"),
     (StateTaskServiceCallback, "_get_sfn_resource_type"),
     (StateTaskServiceCallback, "_after_eval_execution"),
+    (StateTaskServiceCallback, "_eval_integration_pattern"),
+    (StateTaskServiceCallback, "_is_integration_pattern"),
     (StateTaskService, "_get_supported_parameters"),
     (StateTaskService, "_after_eval_execution"),
     (ExecutionWorker, "_execution_logic"),
@@ -438,8 +441,14 @@ def _lambda_parameters_key(parameters: dict[str, Any]) -> dict[str, Any]:
     return key
 
 
-class _ReplayMixin:
-    """Finish a task whose result a redrive replays without its integration pattern."""
+class _TaskCompletion:
+    """The end of a Task evaluation: replayed results, and no success after an interruption.
+
+    This is moto's `StateTaskServiceCallback._after_eval_execution` with two changes: a result
+    replayed by a redrive skips the integration pattern, and when the integration pattern was
+    interrupted (the task timed out, or the execution stopped or timed out) no `TaskSucceeded`
+    event is recorded for the `None` moto's wait returns.
+    """
 
     def _after_eval_execution(
         self,
@@ -448,18 +457,37 @@ class _ReplayMixin:
         normalised_parameters: dict[str, Any],
         state_credentials: Any,
     ) -> None:
-        if isinstance(env.stack[-1], _Replayed):
-            env.stack[-1] = env.stack[-1].output
-            StateTaskService._after_eval_execution(
-                self, env, resource_runtime_part, normalised_parameters, state_credentials
+        task: Any = self
+        output = env.stack[-1]
+        if isinstance(output, _Replayed):
+            env.stack[-1] = output.output
+        elif task._is_integration_pattern():
+            env.event_manager.add_event(
+                context=env.event_history_context,
+                event_type=HistoryEventType.TaskSubmitted,
+                event_details=EventDetails(
+                    taskSubmittedEventDetails=TaskSubmittedEventDetails(
+                        resource=task._get_sfn_resource(),
+                        resourceType=task._get_sfn_resource_type(),
+                        output=to_json_str(output),
+                        outputDetails=HistoryEventExecutionDataDetails(truncated=False),
+                    )
+                ),
             )
-            return
-        super()._after_eval_execution(  # type: ignore[misc]
-            env, resource_runtime_part, normalised_parameters, state_credentials
+            task._eval_integration_pattern(
+                env=env,
+                resource_runtime_part=resource_runtime_part,
+                normalised_parameters=normalised_parameters,
+                state_credentials=state_credentials,
+            )
+            if not env.is_running():
+                return
+        StateTaskService._after_eval_execution(
+            task, env, resource_runtime_part, normalised_parameters, state_credentials
         )
 
 
-class LocalLambdaTask(_ReplayMixin, StateTaskServiceLambda):  # type: ignore[misc]
+class LocalLambdaTask(_TaskCompletion, StateTaskServiceLambda):  # type: ignore[misc]
     """`lambda:invoke[.waitForTaskToken]`: moto's integration, replayable by a redrive.
 
     The invocation itself goes through the patched `execute_lambda_function_integration`.
@@ -484,7 +512,7 @@ class LocalLambdaTask(_ReplayMixin, StateTaskServiceLambda):  # type: ignore[mis
         )
 
 
-class LocalServiceTask(_ReplayMixin, StateTaskServiceCallback):  # type: ignore[misc]
+class LocalServiceTask(_TaskCompletion, StateTaskServiceCallback):  # type: ignore[misc]
     """An optimized or `aws-sdk` integration that calls the engine's registered handler.
 
     Plain resources return `start(params, ctx)`. `.sync` resources then call
@@ -804,6 +832,23 @@ def _patch_choice_no_match() -> None:
     cls._eval_state = _eval_state
 
 
+def _patch_sticky_terminal_state() -> None:
+    original = Environment.set_error
+    _expect(original.__module__ == Environment.__module__, "Environment.set_error")
+
+    def set_error(self: Any, error: Any) -> None:
+        # An error raised while a stopped or timed-out execution winds down (e.g. a result
+        # selector applied to the None an interrupted wait returns) must not turn ABORTED or
+        # TIMED_OUT into FAILED.
+        if isinstance(self._program_state, (ProgramStopped, ProgramTimedOut)) and (
+            host_for(self) is not None
+        ):
+            return
+        original(self, error)
+
+    Environment.set_error = set_error
+
+
 def _patch_retry_sleep() -> None:
     cls = retrier_decl.RetrierDecl
     original = cls._eval_body
@@ -892,18 +937,57 @@ def _patch_unnamed_execution() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+_BACKEND_WORKER_FACTORY: list[Callable[[Any, Any], Any]] = []
+
+
+def set_backend_worker_factory(factory: Callable[[Any, Any], Any] | None) -> None:
+    """Make moto's backend build execution workers with `factory(details, comm)` (None: moto's).
+
+    Used by `workflow.local.server` so that executions started over HTTP run through a
+    `LocalEngine`.
+    """
+    with _APPLY_LOCK:
+        _BACKEND_WORKER_FACTORY.clear()
+        if factory is not None:
+            _BACKEND_WORKER_FACTORY.append(factory)
+
+
+def _patch_backend_worker() -> None:
+    from moto.stepfunctions.parser.backend import execution as backend_execution
+
+    cls = backend_execution.Execution
+    original = cls._get_start_execution_worker
+    _expect(original.__module__ == backend_execution.__name__,
+            "Execution._get_start_execution_worker")
+
+    def _get_start_execution_worker(self: Any) -> Any:
+        factories = list(_BACKEND_WORKER_FACTORY)
+        if not factories:
+            return original(self)
+        details = EvaluationDetails(
+            aws_execution_details=self._get_start_aws_execution_details(),
+            execution_details=self.get_start_execution_details(),
+            state_machine_details=self.get_start_state_machine_details(),
+        )
+        return factories[0](details, self._get_start_execution_worker_comm())
+
+    cls._get_start_execution_worker = _get_start_execution_worker
+
+
 _ENGINE_PATCHES: Final[tuple[tuple[str, Callable[[], None]], ...]] = (
     ("factory", _patch_factory),
     ("lambda", _patch_lambda),
     ("nested-states-errors", _patch_nested_states_errors),
     ("states-all", _patch_states_all),
     ("choice-no-match", _patch_choice_no_match),
+    ("sticky-terminal-state", _patch_sticky_terminal_state),
     ("retry-sleep", _patch_retry_sleep),
     ("wait-sleep", _patch_wait_sleep),
 )
 _BACKEND_PATCHES: Final[tuple[tuple[str, Callable[[], None]], ...]] = (
     ("start-time", _patch_backend_start_time),
     ("unnamed-execution", _patch_unnamed_execution),
+    ("backend-worker", _patch_backend_worker),
 )
 
 
@@ -985,6 +1069,7 @@ __all__ = [
     "host_for",
     "parsing_for_engine",
     "prune_threads",
+    "set_backend_worker_factory",
     "to_json_str",
     "unbind_host",
 ]
