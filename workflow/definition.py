@@ -352,7 +352,7 @@ class _Builder:
         names = (
             "CommitId", "JobName", "TrainingJobName", "ModelName", "EndpointConfigName",
             "TransformJobName", "EndpointName", "HyperParameters", "TrainingData",
-            "ValidationData", "TestData", "OutputPath", "CheckpointPath", "TransformOutput",
+            "ValidationData", "TestData", "TestImages", "OutputPath", "CheckpointPath", "TransformOutput",
         )  # fmt: skip
         self.run = sdk.inputs.ExecutionInput(schema={n: str for n in names})
         self.failure_states: dict[str, Any] = {}
@@ -617,7 +617,7 @@ class _Builder:
             transformer=transformer,
             job_name=self.run["TransformJobName"],
             model_name=self.run["ModelName"],
-            data=self.run["TestData"],
+            data=self.run["TestImages"],
             content_type=TRANSFORM_CONTENT_TYPE,
             comment="predicts the held-out test images with the new model",
             parameters={"TransformOutput": {"S3OutputPath": self.run["TransformOutput"]}},

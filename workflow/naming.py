@@ -138,7 +138,8 @@ def execution_input(
     Returns:
         A JSON-serialisable dict: CommitId, ImageUri (when given), JobName, the four resource
         names, EndpointName, EndpointPollSeconds, HyperParameters and the S3 URIs TrainingData,
-        ValidationData, TestData, OutputPath, CheckpointPath and TransformOutput.
+        ValidationData, TestData, TestImages (``<TestData>images/``), OutputPath, CheckpointPath
+        and TransformOutput.
 
     Raises:
         NamingError: When a name cannot be derived or a value is invalid.
@@ -172,6 +173,8 @@ def execution_input(
             "TrainingData": s3.uri("data", "train"),
             "ValidationData": s3.uri("data", "validation"),
             "TestData": s3.uri("data", "test"),
+            # The batch transform reads only the images (docs/architecture.md, test data layout).
+            "TestImages": s3.uri("data", "test", "images"),
             "OutputPath": s3.uri("models"),
             "CheckpointPath": s3.uri("checkpoints", base),
             "TransformOutput": s3.uri("transform", base),

@@ -96,6 +96,7 @@ def test_execution_input_contract(make_config) -> None:
     assert data["TrainingData"] == f"{bucket}/data/train/"
     assert data["ValidationData"] == f"{bucket}/data/validation/"
     assert data["TestData"] == f"{bucket}/data/test/"
+    assert data["TestImages"] == f"{bucket}/data/test/images/"
     assert data["OutputPath"] == f"{bucket}/models/"
     assert data["CheckpointPath"] == f"{bucket}/checkpoints/{base}/"
     assert data["TransformOutput"] == f"{bucket}/transform/{base}/"
