@@ -1,0 +1,293 @@
+"""What a local run shows: live progress on stderr, the summary, the history and a prediction PNG.
+
+- :class:`Progress` listens to the engine (``engine.on_event``) and prints each state entered and
+  left with its duration, task failures, the training log's progress lines (the whole log is in
+  ``<root>/jobs/<job>/algo-1.log``) and a heartbeat line when nothing was printed for a while.
+- :func:`summarize` collects the status, failing state, model artifact, metrics and endpoint;
+  :func:`print_summary` prints it.
+- :func:`draw_prediction` draws the masks, boxes and labels an endpoint returned onto the image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+PROGRESS_LINE = re.compile(
+    r"(epoch=\d+.*step=\d+|validation:|Epoch: \[|resumed:|train_loss|mAP|error|Error|ERROR)"
+)
+_FAILED_EVENTS = {
+    "TaskFailed",
+    "TaskTimedOut",
+    "LambdaFunctionFailed",
+    "LambdaFunctionTimedOut",
+    "ExecutionFailed",
+    "ExecutionTimedOut",
+    "ExecutionAborted",
+}
+PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
+
+
+class Progress:
+    """Live progress of local executions on a stream (stderr by default).
+
+    Args:
+        stream: Where to print.
+        heartbeat_seconds: Print a heartbeat after this many seconds without output.
+        verbose: Print every training log line, not only the progress lines.
+    """
+
+    def __init__(
+        self, stream: TextIO | None = None, heartbeat_seconds: float = 15.0, verbose: bool = False
+    ) -> None:
+        self._stream = stream
+        self.heartbeat_seconds = heartbeat_seconds
+        self.verbose = verbose
+        self._lock = threading.Lock()
+        self._last_output = time.monotonic()
+        self._open: dict[str, float] = {}
+        self._execution = ""
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        """The output stream (resolved at print time so that tests can capture stderr)."""
+        return self._stream or sys.stderr
+
+    def print(self, text: str) -> None:
+        """Print one line and remember when."""
+        with self._lock:
+            print(text, file=self.stream, flush=True)
+            self._last_output = time.monotonic()
+
+    # -- engine events --------------------------------------------------------------------------
+    def __call__(self, event: Any) -> None:
+        """Handle one ``EngineEvent``."""
+        raw = event.event
+        kind = str(raw.get("type", ""))
+        self._execution = event.execution_arn
+        if kind.endswith("StateEntered") and event.state_name:
+            self._open[event.state_name] = time.monotonic()
+            self.print(f"  > {event.state_name}")
+        elif kind.endswith("StateExited") and event.state_name:
+            self._open.pop(event.state_name, None)
+            took = f" ({event.duration:.1f} s)" if event.duration is not None else ""
+            self.print(f"  < {event.state_name}{took}")
+        elif kind in _FAILED_EVENTS and not kind.startswith("Execution"):
+            error, cause = failure_details(raw)
+            self.print(f"  ! {kind}: {error}: {shorten(cause)}")
+        elif kind == "ExecutionStarted":
+            self._started = time.monotonic()
+            self.print(f"execution {event.execution_name} started")
+        elif kind == "ExecutionRedriven":
+            self._started = time.monotonic()
+            self.print(f"execution {event.execution_name} redriven")
+        elif kind.startswith("Execution") and kind != "ExecutionStarted":
+            took = f" after {event.duration:.1f} s" if event.duration is not None else ""
+            self.print(
+                f"execution {event.execution_name}: {kind[len('Execution') :].upper()}{took}"
+            )
+
+    # -- training logs --------------------------------------------------------------------------
+    def log_sink(self, source: str, line: str) -> None:
+        """Print the progress lines of a job's log (all lines when verbose)."""
+        if self.verbose or PROGRESS_LINE.search(line):
+            self.print(f"    [{source}] {line}")
+
+    # -- heartbeat ------------------------------------------------------------------------------
+    def start_heartbeat(self) -> None:
+        """Start printing heartbeats on long waits."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self._thread.start()
+
+    def stop_heartbeat(self) -> None:
+        """Stop the heartbeat thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(1.0, self.heartbeat_seconds)):
+            quiet = time.monotonic() - self._last_output
+            if quiet < self.heartbeat_seconds or not self._open:
+                continue
+            state, since = max(self._open.items(), key=lambda item: item[1])
+            self.print(
+                f"  ... still in {state} ({time.monotonic() - since:.0f} s; run "
+                f"{time.monotonic() - self._started:.0f} s; {self._execution})"
+            )
+
+
+def failure_details(event: Mapping[str, Any]) -> tuple[str, str]:
+    """Return ``(error, cause)`` of a failure event."""
+    for key, value in event.items():
+        if key.endswith("EventDetails") and isinstance(value, Mapping):
+            return str(value.get("error", "")), str(value.get("cause", ""))
+    return "", ""
+
+
+def shorten(text: str, limit: int = 300) -> str:
+    """Return the text on one line, cut to ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def failing_state(history: Iterable[Mapping[str, Any]]) -> tuple[str | None, str, str]:
+    """Return ``(state, error, cause)`` of the first task failure, else of the execution's end."""
+    current: str | None = None
+    first: tuple[str | None, str, str] | None = None
+    last: tuple[str | None, str, str] = (None, "", "")
+    for event in history:
+        kind = str(event.get("type", ""))
+        if kind.endswith("StateEntered"):
+            current = (event.get("stateEnteredEventDetails") or {}).get("name")
+        if kind in _FAILED_EVENTS:
+            error, cause = failure_details(event)
+            if not kind.startswith("Execution") and first is None:
+                first = (current, error, cause)
+            last = (current, error, cause)
+    return first or last
+
+
+def find_key(document: Any, key: str) -> Any:
+    """Return the first value of ``key`` anywhere in a JSON document, else ``None``."""
+    if isinstance(document, Mapping):
+        if key in document:
+            return document[key]
+        values: Iterable[Any] = document.values()
+    elif isinstance(document, list):
+        values = document
+    else:
+        return None
+    for value in values:
+        found = find_key(value, key)
+        if found is not None:
+            return found
+    return None
+
+
+def metrics_of(output: Any) -> dict[str, Any]:
+    """Return the evaluation metrics of an execution output (``$.Metrics.Payload``)."""
+    metrics = output.get("Metrics") if isinstance(output, Mapping) else None
+    if isinstance(metrics, Mapping) and isinstance(metrics.get("Payload"), Mapping):
+        return dict(metrics["Payload"])
+    final = find_key(output, "FinalMetricDataList")
+    if isinstance(final, list):
+        return {str(m.get("MetricName")): m.get("Value") for m in final if isinstance(m, Mapping)}
+    return {}
+
+
+def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Collect what the summary shows from a finished execution."""
+    output = execution.output
+    summary: dict[str, Any] = {
+        "execution": execution.name,
+        "execution_arn": execution.arn,
+        "status": execution.status,
+        "model_artifact": find_key(output, "S3ModelArtifacts"),
+        "metrics": metrics_of(output),
+    }
+    if execution.status != "SUCCEEDED":
+        state, error, cause = failing_state(execution.history())
+        summary.update(
+            failed_state=state,
+            error=error or execution.error,
+            cause=cause or execution.cause,
+            execution_error=execution.error,
+            execution_cause=execution.cause,
+        )
+    summary.update(extra or {})
+    return summary
+
+
+def print_summary(summary: Mapping[str, Any], stream: TextIO | None = None) -> None:
+    """Print the summary block."""
+    out = stream or sys.stderr
+    lines = ["", f"== {summary['status']}: {summary['execution']}"]
+    if summary.get("failed_state") or summary.get("error"):
+        lines.append(f"   failed state:    {summary.get('failed_state') or '-'}")
+        lines.append(f"   error:           {summary.get('error') or '-'}")
+        lines.append(f"   cause:           {shorten(str(summary.get('cause') or '-'), 500)}")
+        if summary.get("execution_error") and summary["execution_error"] != summary.get("error"):
+            lines.append(f"   execution error: {summary['execution_error']}")
+    rows = [
+        ("model artifact", summary.get("model_artifact")),
+        ("model file", summary.get("model_path")),
+        ("metrics", _format_metrics(summary.get("metrics") or {})),
+        ("endpoint", summary.get("endpoint_url")),
+        ("prediction", summary.get("prediction_png")),
+        ("history", summary.get("history")),
+        ("outbox", summary.get("outbox")),
+    ]
+    lines += [f"   {name + ':':<16} {value}" for name, value in rows if value]
+    if summary.get("hint"):
+        lines.append(f"   {summary['hint']}")
+    print("\n".join(lines), file=out, flush=True)
+
+
+def _format_metrics(metrics: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in sorted(metrics.items()):
+        parts.append(f"{key}={value:.4f}" if isinstance(value, float) else f"{key}={value}")
+    return " ".join(parts)
+
+
+def save_json(path: Path, value: Any) -> Path:
+    """Write a JSON file that must not exist yet (runs never overwrite each other)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("x", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, default=str)
+        handle.write("\n")
+    return path
+
+
+def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_path: Path) -> Path:
+    """Draw masks (RLE), boxes, labels and scores onto an image and save it as a new PNG.
+
+    Raises:
+        FileExistsError: When ``out_path`` exists (runs never overwrite artifacts).
+    """
+    import numpy as np
+    from PIL import Image, ImageDraw
+    from pycocotools import mask as mask_utils
+
+    image = Image.open(image_path).convert("RGB")
+    canvas = np.asarray(image, dtype=np.float32).copy()
+    for index, prediction in enumerate(predictions):
+        color = np.array(PALETTE[index % len(PALETTE)], dtype=np.float32)
+        rle = prediction.get("mask")
+        if isinstance(rle, Mapping) and rle.get("counts") is not None:
+            counts = rle["counts"]
+            encoded = {
+                "size": list(rle["size"]),
+                "counts": counts.encode() if isinstance(counts, str) else counts,
+            }
+            mask = mask_utils.decode(encoded).astype(bool)
+            if mask.shape == canvas.shape[:2]:
+                canvas[mask] = canvas[mask] * 0.5 + color * 0.5
+    drawn = Image.fromarray(canvas.clip(0, 255).astype("uint8"))
+    draw = ImageDraw.Draw(drawn)
+    for index, prediction in enumerate(predictions):
+        color_t = PALETTE[index % len(PALETTE)]
+        box = prediction.get("box")
+        if isinstance(box, list) and len(box) == 4:
+            draw.rectangle([float(v) for v in box], outline=color_t, width=2)
+            label = prediction.get("category") or prediction.get("label")
+            score = prediction.get("score")
+            text = f"{label} {score:.2f}" if isinstance(score, float) else str(label)
+            draw.text((float(box[0]) + 2, float(box[1]) + 1), text, fill=color_t)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with out_path.open("xb") as handle:
+        drawn.save(handle, format="PNG")
+    return out_path
