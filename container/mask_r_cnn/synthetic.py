@@ -108,7 +108,7 @@ def make_sample(
                 "iscrowd": 0,
             }
         )
-    image = Image.fromarray(pixels.astype(np.uint8), mode="RGB")
+    image = Image.fromarray(pixels.astype(np.uint8))
     return image, list(reversed(annotations))
 
 

@@ -39,7 +39,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
         scaled = np.clip(array / peak * 255.0, 0, 255).astype(np.uint8)
-        return Image.fromarray(scaled, mode="L").convert("RGB")
+        return Image.fromarray(scaled).convert("RGB")
     return image.convert("RGB")
 
 

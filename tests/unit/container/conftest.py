@@ -63,7 +63,7 @@ def write_pennfudan(root: Path, count: int = 2, size: tuple[int, int] = (80, 64)
         mask = np.zeros((height, width), dtype=np.uint8)
         mask[5:40, 5:25] = 1
         mask[10:60, 40:70] = 2
-        Image.fromarray(mask, mode="L").save(root / "PedMasks" / f"FudanPed{i:05d}_mask.png")
+        Image.fromarray(mask).save(root / "PedMasks" / f"FudanPed{i:05d}_mask.png")
     return root
 
 

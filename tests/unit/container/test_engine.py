@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from mask_r_cnn.engine import EpochBatchSampler, learning_rate
+from mask_r_cnn.hyperparams import TrainConfig
+
+
+def test_order_depends_only_on_seed_and_epoch() -> None:
+    a = list(EpochBatchSampler(10, 3, shuffle=True, seed=1, epoch=0))
+    b = list(EpochBatchSampler(10, 3, shuffle=True, seed=1, epoch=0))
+    c = list(EpochBatchSampler(10, 3, shuffle=True, seed=1, epoch=1))
+    assert a == b != c
+    assert sorted(i for batch in a for i in batch) == list(range(10))
+    assert [len(batch) for batch in a] == [3, 3, 3, 1]
+
+
+def test_resume_skips_the_batches_already_trained() -> None:
+    full = list(EpochBatchSampler(10, 2, shuffle=True, seed=0, epoch=2))
+    rest = EpochBatchSampler(10, 2, shuffle=True, seed=0, epoch=2, start_batch=3)
+    assert list(rest) == full[3:]
+    assert len(rest) == 2 and rest.total == 5
+
+
+def test_ranks_get_disjoint_equal_shards() -> None:
+    shards = [
+        [
+            i
+            for b in EpochBatchSampler(7, 2, shuffle=True, seed=0, epoch=0, rank=r, world_size=2)
+            for i in b
+        ]
+        for r in (0, 1)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 4  # padded to a multiple of the world size
+    assert set(shards[0]) | set(shards[1]) == set(range(7))
+
+
+def test_learning_rate_warms_up_then_steps_down() -> None:
+    config = TrainConfig(lr=0.01, warmup_steps=10, lr_steps=(2,), lr_gamma=0.1)
+    assert learning_rate(config, 0, 0, 1) == pytest.approx(0.01 * 0.001)
+    assert learning_rate(config, 5, 0, 1) < learning_rate(config, 9, 0, 1) < 0.01
+    assert learning_rate(config, 10, 1, 1) == pytest.approx(0.01)
+    assert learning_rate(config, 50, 2, 1) == pytest.approx(0.001)

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from mask_r_cnn.errors import PretrainedError
+from mask_r_cnn.model import ModelSpec, build_model, find_state_dict, load_pretrained
+
+SPEC = ModelSpec(backbone="resnet18_fpn", num_classes=3, min_size=64, max_size=64, fast=True)
+
+
+@pytest.mark.parametrize("backbone", ["resnet18_fpn", "mobilenet_v3_large_fpn"])
+def test_light_backbones_train_and_predict_on_cpu(backbone: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(
+        ModelSpec(
+            backbone=backbone,
+            num_classes=3,
+            min_size=64,
+            max_size=64,
+            fast=True,
+            norm_layer="batch_norm",
+        )
+    )
+    masks = torch.zeros((1, 64, 64), dtype=torch.uint8)
+    masks[0, 10:30, 10:40] = 1
+    target = {
+        "boxes": torch.tensor([[10.0, 10.0, 40.0, 30.0]]),
+        "labels": torch.tensor([2]),
+        "masks": masks,
+    }
+    losses = model([torch.rand(3, 64, 64)], [target])
+    assert {"loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness"} <= set(losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    model.eval()
+    with torch.inference_mode():
+        (out,) = model([torch.rand(3, 50, 70)])
+    assert out["masks"].shape[1:] == (1, 50, 70)
+
+
+def test_resnet50_has_the_torchvision_layout() -> None:
+    model = build_model(ModelSpec(backbone="resnet50_fpn", num_classes=91))
+    keys = set(model.state_dict())
+    assert "backbone.body.layer4.2.conv3.weight" in keys
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 91
+
+
+def test_spec_round_trips_through_a_dict() -> None:
+    assert ModelSpec.from_dict({**SPEC.to_dict(), "unknown": 1}) == SPEC
+
+
+def test_full_model_state_dict_loads_and_skips_class_heads(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    donor = build_model(ModelSpec(**{**SPEC.to_dict(), "num_classes": 5}))
+    torch.save({"model": donor.state_dict()}, tmp_path / "full.pth")  # torchvision checkpoint form
+    model = build_model(SPEC)
+    counts = load_pretrained(model, tmp_path / "full.pth")
+    assert counts["skipped"] == 6  # cls_score, bbox_pred and mask_fcn_logits weight + bias
+    assert counts["loaded"] > 100
+    key = "backbone.body.layer1.0.conv1.weight"
+    assert torch.equal(model.state_dict()[key], donor.state_dict()[key])
+
+
+def test_backbone_state_dict_loads_into_the_backbone(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    donor = build_model(SPEC)
+    torch.save(donor.backbone.state_dict(), tmp_path / "backbone.pth")
+    model = build_model(SPEC)
+    counts = load_pretrained(model, tmp_path / "backbone.pth")
+    assert counts["loaded"] == len(donor.backbone.state_dict())
+    key = "fpn.layer_blocks.0.0.weight"
+    assert torch.equal(model.backbone.state_dict()[key], donor.backbone.state_dict()[key])
+
+
+def test_classifier_state_dict_loads_into_the_body(tmp_path: Path) -> None:
+    import torchvision
+
+    classifier = torchvision.models.resnet18(weights=None)
+    torch.save(classifier.state_dict(), tmp_path / "resnet18.pth")
+    model = build_model(SPEC)
+    counts = load_pretrained(model, tmp_path / "resnet18.pth")
+    assert counts["loaded"] > 50
+    assert torch.equal(model.backbone.body.conv1.weight, classifier.conv1.weight)
+
+
+def test_wrong_architecture_is_a_clear_error(tmp_path: Path) -> None:
+    donor = build_model(ModelSpec(backbone="resnet50_fpn", num_classes=3))
+    torch.save(donor.state_dict(), tmp_path / "r50.pth")
+    with pytest.raises(PretrainedError, match=r"has shape .* saved for another backbone"):
+        load_pretrained(build_model(SPEC), tmp_path / "r50.pth")
+
+
+def test_unrelated_state_dict_matches_nothing(tmp_path: Path) -> None:
+    torch.save({"foo.weight": torch.zeros(2)}, tmp_path / "x.pth")
+    with pytest.raises(PretrainedError, match="matches none of the"):
+        load_pretrained(build_model(SPEC), tmp_path / "x.pth")
+
+
+def test_not_a_state_dict(tmp_path: Path) -> None:
+    (tmp_path / "bad.pth").write_bytes(b"garbage")
+    with pytest.raises(PretrainedError, match="cannot be loaded as a state_dict"):
+        load_pretrained(build_model(SPEC), tmp_path / "bad.pth")
+
+
+def test_pretrained_channel_needs_exactly_one_file(tmp_path: Path) -> None:
+    with pytest.raises(PretrainedError, match="found none"):
+        find_state_dict(tmp_path)
+    (tmp_path / "a.pth").write_bytes(b"")
+    assert find_state_dict(tmp_path) == tmp_path / "a.pth"
+    (tmp_path / "b.pt").write_bytes(b"")
+    with pytest.raises(PretrainedError, match=r"found a\.pth, b\.pt"):
+        find_state_dict(tmp_path)
