@@ -21,7 +21,10 @@ from collections.abc import Sequence
 from workflow.errors import WorkflowError
 
 # One line per command module; each module adds its own sub-command(s).
-COMMAND_MODULES: tuple[str, ...] = ("workflow.commands.render",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "workflow.commands.render",
+    "workflow.commands.infra",
+)
 
 logger = logging.getLogger(__name__)
 
