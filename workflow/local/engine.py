@@ -262,6 +262,32 @@ def _iter_states(states: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, 
             yield from _iter_states(processor.get("States") or {})
 
 
+def _scope_problems(scope: Mapping[str, Any], where: str) -> list[str]:
+    """Dangling StartAt/Next/Default/Catch targets, which moto only finds at run time."""
+    states = scope.get("States") or {}
+    problems = []
+    if scope.get("StartAt") not in states:
+        problems.append(f"{where}StartAt {scope.get('StartAt')!r} names no state")
+    for name, state in states.items():
+        if not isinstance(state, Mapping):
+            continue
+        targets = [state.get("Next"), state.get("Default")]
+        targets += [rule.get("Next") for rule in state.get("Choices") or []]
+        targets += [catcher.get("Next") for catcher in state.get("Catch") or []]
+        problems += [
+            f"state {name!r} goes to {target!r}, which is not a state{where and ' ' + where.strip()}"
+            for target in targets
+            if target is not None and target not in states
+        ]
+        if state.get("Type") == "Parallel":
+            for index, branch in enumerate(state.get("Branches") or []):
+                problems += _scope_problems(branch, f"in {name!r} branch {index}: ")
+        elif state.get("Type") == "Map":
+            processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+            problems += _scope_problems(processor, f"in {name!r} iterator: ")
+    return problems
+
+
 def parse_service_resource(resource: str) -> tuple[str, str, str] | None:
     """Split an integration ARN into (service, action, pattern); None if it is not one.
 
@@ -269,8 +295,11 @@ def parse_service_resource(resource: str) -> tuple[str, str, str] | None:
     "sync"); `arn:aws:states:::aws-sdk:ssm:getParameter` -> ("aws-sdk:ssm", "getParameter", "").
     """
     parts = resource.split(":", 5)
-    if len(parts) < 6 or parts[0] != "arn" or parts[2] != "states" or parts[5].startswith(
-        ("activity:", "stateMachine:")
+    if (
+        len(parts) < 6
+        or parts[0] != "arn"
+        or parts[2] != "states"
+        or parts[5].startswith(("activity:", "stateMachine:"))
     ):
         return None
     name, _, pattern = parts[5].partition(".")
@@ -436,14 +465,14 @@ def _collect_replays(
     for event in events:
         if int(event["id"]) <= first_id:
             continue
-        kind_key = {"TaskSucceeded": "task", "LambdaFunctionSucceeded": "lambda"}.get(
-            event["type"]
-        )
+        kind_key = {"TaskSucceeded": "task", "LambdaFunctionSucceeded": "lambda"}.get(event["type"])
         if kind_key is None:
             continue
         details = event.get(
-            "taskSucceededEventDetails" if kind_key == "task" else
-            "lambdaFunctionSucceededEventDetails", {}
+            "taskSucceededEventDetails"
+            if kind_key == "task"
+            else "lambdaFunctionSucceededEventDetails",
+            {},
         )
         parameters: Any = None
         state_name: str | None = None
@@ -476,8 +505,9 @@ def _collect_replays(
 class _Run:
     """Engine-side state of one execution attempt; implements `moto_patches.ExecutionHost`."""
 
-    def __init__(self, engine: LocalEngine, arn: str, name: str,
-                 plan: _RedrivePlan | None = None) -> None:
+    def __init__(
+        self, engine: LocalEngine, arn: str, name: str, plan: _RedrivePlan | None = None
+    ) -> None:
         self.engine = engine
         self.arn = arn
         self.name = name
@@ -605,8 +635,9 @@ class _ObservedEventManager(mp.EventManager):  # type: ignore[misc]
 class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
     """moto's execution worker, bound to a `_Run` (dispatch, events, redrive start)."""
 
-    def __init__(self, run: _Run, evaluation_details: Any, exec_comm: Any,
-                 program: Any = None) -> None:
+    def __init__(
+        self, run: _Run, evaluation_details: Any, exec_comm: Any, program: Any = None
+    ) -> None:
         super().__init__(
             evaluation_details=evaluation_details,
             exec_comm=exec_comm,
@@ -708,14 +739,24 @@ class LocalExecution:
         redrive_count: 0 for a first attempt, n for the n-th redrive.
     """
 
-    def __init__(self, engine: LocalEngine, *, name: str, state_machine_name: str,
-                 definition: str, execution_input: Any, start_time: str,
-                 plan: _RedrivePlan | None) -> None:
+    def __init__(
+        self,
+        engine: LocalEngine,
+        *,
+        name: str,
+        state_machine_name: str,
+        definition: str,
+        execution_input: Any,
+        start_time: str,
+        plan: _RedrivePlan | None,
+    ) -> None:
         region, account = engine.region, engine.account_id
         self.name = name
         self.arn = f"arn:aws:states:{region}:{account}:execution:{state_machine_name}:{name}"
         self.state_machine_name = state_machine_name
-        self.state_machine_arn = f"arn:aws:states:{region}:{account}:stateMachine:{state_machine_name}"
+        self.state_machine_arn = (
+            f"arn:aws:states:{region}:{account}:stateMachine:{state_machine_name}"
+        )
         self.definition = definition
         self.input = execution_input
         self.start_time = start_time
@@ -744,12 +785,17 @@ class LocalExecution:
                 account=engine.account_id, region=engine.region, role_arn=role_arn
             ),
             execution_details=mp.ExecutionDetails(
-                arn=self.arn, name=self.name, role_arn=role_arn, inpt=self.input,
+                arn=self.arn,
+                name=self.name,
+                role_arn=role_arn,
+                inpt=self.input,
                 start_time=self.start_time,
             ),
             state_machine_details=mp.StateMachineDetails(
-                arn=self.state_machine_arn, name=self.state_machine_name,
-                typ=mp.StateMachineType.STANDARD, definition=definition,
+                arn=self.state_machine_arn,
+                name=self.state_machine_name,
+                typ=mp.StateMachineType.STANDARD,
+                definition=definition,
             ),
         )
         self._worker = _EngineWorker(self._run, details, _Comm(self), program=program)
@@ -825,18 +871,27 @@ class LocalExecution:
     def to_record(self) -> ExecutionRecord:
         """Return what a later redrive needs (see `LocalEngine.redrive`)."""
         return ExecutionRecord(
-            name=self.name, arn=self.arn, state_machine_name=self.state_machine_name,
-            definition=self.definition, input=copy.deepcopy(self.input),
-            start_time=self.start_time, status=self.status, history=self.history(),
+            name=self.name,
+            arn=self.arn,
+            state_machine_name=self.state_machine_name,
+            definition=self.definition,
+            input=copy.deepcopy(self.input),
+            start_time=self.start_time,
+            status=self.status,
+            history=self.history(),
             redrive_count=self.redrive_count,
         )
 
     def describe(self) -> dict[str, Any]:
         """Return a DescribeExecution-shaped dict of this execution."""
         out: dict[str, Any] = {
-            "executionArn": self.arn, "stateMachineArn": self.state_machine_arn,
-            "name": self.name, "status": self.status, "startDate": self.start_date,
-            "input": json.dumps(self.input), "redriveCount": self.redrive_count,
+            "executionArn": self.arn,
+            "stateMachineArn": self.state_machine_arn,
+            "name": self.name,
+            "status": self.status,
+            "startDate": self.start_date,
+            "input": json.dumps(self.input),
+            "redriveCount": self.redrive_count,
         }
         if self.stop_date is not None:
             out["stopDate"] = self.stop_date
@@ -866,9 +921,15 @@ class LocalEngine:
         poll_interval: Seconds between two `poll` calls of a `.sync` task (before scaling).
     """
 
-    def __init__(self, *, region: str = "us-east-1", account_id: str = _DEFAULT_ACCOUNT,
-                 role_arn: str | None = None, time_scale: float = 1.0,
-                 poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        account_id: str = _DEFAULT_ACCOUNT,
+        role_arn: str | None = None,
+        time_scale: float = 1.0,
+        poll_interval: float = 0.5,
+    ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale = {time_scale!r} is negative; use 1.0 for real time")
         if poll_interval <= 0:
@@ -886,8 +947,14 @@ class LocalEngine:
         self._executions: list[LocalExecution] = []
 
     # Registration ------------------------------------------------------------------------
-    def register_service(self, service: str, action: str, start: StartFn,
-                         poll: PollFn | None = None, cancel: CancelFn | None = None) -> None:
+    def register_service(
+        self,
+        service: str,
+        action: str,
+        start: StartFn,
+        poll: PollFn | None = None,
+        cancel: CancelFn | None = None,
+    ) -> None:
         """Register the local implementation of a service integration.
 
         Args:
@@ -993,11 +1060,18 @@ class LocalEngine:
         try:
             document = json.loads(text)
         except ValueError as exc:
-            raise EngineError(f"the definition is not JSON ({exc}); pass the ASL document "
-                              "as a dict or its JSON text") from exc
+            raise EngineError(
+                f"the definition is not JSON ({exc}); pass the ASL document "
+                "as a dict or its JSON text"
+            ) from exc
         if not isinstance(document, dict) or "StartAt" not in document:
-            raise EngineError("the definition has no 'StartAt'; pass a whole ASL document "
-                              "({'StartAt': ..., 'States': {...}})")
+            raise EngineError(
+                "the definition has no 'StartAt'; pass a whole ASL document "
+                "({'StartAt': ..., 'States': {...}})"
+            )
+        dangling = _scope_problems(document, "")
+        if dangling:
+            raise EngineError("the definition is not valid ASL: " + "; ".join(dangling))
         missing = self.missing_handlers(document)
         if missing:
             raise UnknownResourceError(missing)
@@ -1008,10 +1082,15 @@ class LocalEngine:
             raise EngineError(f"the definition is not valid ASL: {exc}") from exc
 
     # Executions --------------------------------------------------------------------------
-    def start_execution(self, definition: str | Mapping[str, Any], input: Any = None,
-                        name: str | None = None, *, state_machine_name: str = "local",
-                        redrive_from: LocalExecution | ExecutionRecord | None = None,
-                        ) -> LocalExecution:
+    def start_execution(
+        self,
+        definition: str | Mapping[str, Any],
+        input: Any = None,
+        name: str | None = None,
+        *,
+        state_machine_name: str = "local",
+        redrive_from: LocalExecution | ExecutionRecord | None = None,
+    ) -> LocalExecution:
         """Start an execution and return it at once (it runs in background threads).
 
         Args:
@@ -1033,19 +1112,27 @@ class LocalEngine:
         try:
             json.dumps(execution_input)
         except (TypeError, ValueError) as exc:
-            raise EngineError(f"the execution input is not JSON-serialisable ({exc}); "
-                              "pass dicts, lists, strings, numbers, booleans or None") from exc
+            raise EngineError(
+                f"the execution input is not JSON-serialisable ({exc}); "
+                "pass dicts, lists, strings, numbers, booleans or None"
+            ) from exc
         program = self.parse(text)
         start_time = mp.aws_timestamp(dt.datetime.now(tz=dt.timezone.utc))
         execution = LocalExecution(
-            self, name=name or str(uuid.uuid4()), state_machine_name=state_machine_name,
-            definition=text, execution_input=copy.deepcopy(execution_input),
-            start_time=start_time, plan=None,
+            self,
+            name=name or str(uuid.uuid4()),
+            state_machine_name=state_machine_name,
+            definition=text,
+            execution_input=copy.deepcopy(execution_input),
+            start_time=start_time,
+            plan=None,
         )
         with self._lock:
             if any(e.arn == execution.arn and not e.done for e in self._executions):
-                raise EngineError(f"an execution named {execution.name!r} is already running; "
-                                  "pick another name or leave name out")
+                raise EngineError(
+                    f"an execution named {execution.name!r} is already running; "
+                    "pick another name or leave name out"
+                )
             self._executions.append(execution)
         execution._start(program, self.role_arn)
         return execution
@@ -1078,14 +1165,20 @@ class LocalEngine:
             json.dumps({**json.loads(record.definition), "StartAt": plan.start_at})
         )
         redriven = LocalExecution(
-            self, name=record.name, state_machine_name=record.state_machine_name,
-            definition=record.definition, execution_input=copy.deepcopy(record.input),
-            start_time=record.start_time, plan=plan,
+            self,
+            name=record.name,
+            state_machine_name=record.state_machine_name,
+            definition=record.definition,
+            execution_input=copy.deepcopy(record.input),
+            start_time=record.start_time,
+            plan=plan,
         )
         with self._lock:
             if any(e.arn == redriven.arn and not e.done for e in self._executions):
-                raise RedriveError(f"execution {record.name!r} is running again already; "
-                                   "wait for it to end before redriving it")
+                raise RedriveError(
+                    f"execution {record.name!r} is running again already; "
+                    "wait for it to end before redriving it"
+                )
             self._executions.append(redriven)
         redriven._start(program, self.role_arn)
         return redriven
@@ -1127,8 +1220,9 @@ class LocalEngine:
         outcome = mp.CallbackOutcomeSuccess(callback_id=token, output=json.dumps(output))
         self._notify(token, lambda pool: pool.notify(callback_id=token, outcome=outcome))
 
-    def send_task_failure(self, token: str, error: str | None = None,
-                          cause: str | None = None) -> None:
+    def send_task_failure(
+        self, token: str, error: str | None = None, cause: str | None = None
+    ) -> None:
         """Fail the task waiting on `token` with `error` (catchable by name) and `cause`.
 
         Raises:
@@ -1149,5 +1243,6 @@ class LocalEngine:
     def _backend_worker(self, evaluation_details: Any, exec_comm: Any) -> _EngineWorker:
         """Build the worker moto's backend uses for an execution served over HTTP."""
         execution = evaluation_details.execution_details
-        return _EngineWorker(_Run(self, execution.arn, execution.name), evaluation_details,
-                             exec_comm)
+        return _EngineWorker(
+            _Run(self, execution.arn, execution.name), evaluation_details, exec_comm
+        )
