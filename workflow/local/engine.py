@@ -275,7 +275,7 @@ def _scope_problems(scope: Mapping[str, Any], where: str) -> list[str]:
         targets += [rule.get("Next") for rule in state.get("Choices") or []]
         targets += [catcher.get("Next") for catcher in state.get("Catch") or []]
         problems += [
-            f"state {name!r} goes to {target!r}, which is not a state{where and ' ' + where.strip()}"
+            f"{where}state {name!r} goes to {target!r}, which is not a state"
             for target in targets
             if target is not None and target not in states
         ]

@@ -685,8 +685,10 @@ def _expect(condition: bool, target: str) -> None:
 
 def _patch_factory() -> None:
     original = state_task_factory.state_task_service_for
-    _expect(getattr(original, "__module__", "").endswith("state_task_service_factory"),
-            "state_task_factory.state_task_service_for")
+    _expect(
+        getattr(original, "__module__", "").endswith("state_task_service_factory"),
+        "state_task_factory.state_task_service_for",
+    )
     _ORIGINALS["factory"] = original
 
     def state_task_service_for(service_name: str) -> Any:
@@ -700,8 +702,10 @@ def _patch_factory() -> None:
 
 def _patch_lambda() -> None:
     original = lambda_eval_utils.execute_lambda_function_integration
-    _expect(original.__module__ == lambda_eval_utils.__name__,
-            "lambda_eval_utils.execute_lambda_function_integration")
+    _expect(
+        original.__module__ == lambda_eval_utils.__name__,
+        "lambda_eval_utils.execute_lambda_function_integration",
+    )
     _ORIGINALS["lambda"] = original
 
     def execute_lambda_function_integration(
@@ -709,8 +713,9 @@ def _patch_lambda() -> None:
     ) -> None:
         host = host_for(env)
         if host is None:
-            original(env=env, parameters=parameters, region=region,
-                     state_credentials=state_credentials)
+            original(
+                env=env, parameters=parameters, region=region, state_credentials=state_credentials
+            )
             return
         _invoke_local_lambda(host, env, parameters)
 
@@ -775,8 +780,7 @@ def _invoke_local_lambda(host: ExecutionHost, env: Environment, parameters: dict
 
 def _patch_nested_states_errors() -> None:
     _expect(branches_decl.CustomErrorName is CustomErrorName, "branches_decl.CustomErrorName")
-    _expect(iteration_worker.CustomErrorName is CustomErrorName,
-            "iteration_worker.CustomErrorName")
+    _expect(iteration_worker.CustomErrorName is CustomErrorName, "iteration_worker.CustomErrorName")
     branches_decl.CustomErrorName = error_name_for
     iteration_worker.CustomErrorName = error_name_for
 
@@ -785,7 +789,10 @@ def _patch_states_all() -> None:
     cls = error_equals_decl.ErrorEqualsDecl
     original = cls._eval_body
     _expect(original.__module__ == error_equals_decl.__name__, "ErrorEqualsDecl._eval_body")
-    terminal = {StatesErrorNameType.StatesRuntime, StatesErrorNameType.StatesStatesDataLimitExceeded}
+    terminal = {
+        StatesErrorNameType.StatesRuntime,
+        StatesErrorNameType.StatesStatesDataLimitExceeded,
+    }
 
     def _eval_body(self: Any, env: Environment) -> None:
         # AWS: States.ALL "cannot catch the States.DataLimitExceeded terminal error or Runtime
@@ -901,8 +908,9 @@ def _patch_backend_start_time() -> None:
 
     cls = backend_execution.Execution
     original = cls.get_start_execution_details
-    _expect(original.__module__ == backend_execution.__name__,
-            "Execution.get_start_execution_details")
+    _expect(
+        original.__module__ == backend_execution.__name__, "Execution.get_start_execution_details"
+    )
 
     def get_start_execution_details(self: Any) -> ExecutionDetails:
         details = original(self)
@@ -910,8 +918,11 @@ def _patch_backend_start_time() -> None:
         if hasattr(start, "strftime"):
             start = aws_timestamp(start)
         return ExecutionDetails(
-            arn=details.arn, name=details.name, role_arn=details.role_arn,
-            inpt=details.inpt, start_time=start,
+            arn=details.arn,
+            name=details.name,
+            role_arn=details.role_arn,
+            inpt=details.inpt,
+            start_time=start,
         )
 
     cls.get_start_execution_details = get_start_execution_details
@@ -921,8 +932,10 @@ def _patch_unnamed_execution() -> None:
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     original = StepFunctionsParserBackend.start_execution
-    _expect(original.__module__ == "moto.stepfunctions.parser.models",
-            "StepFunctionsParserBackend.start_execution")
+    _expect(
+        original.__module__ == "moto.stepfunctions.parser.models",
+        "StepFunctionsParserBackend.start_execution",
+    )
 
     def start_execution(
         self: Any,
@@ -931,8 +944,9 @@ def _patch_unnamed_execution() -> None:
         execution_input: str | None = None,
         trace_header: str | None = None,
     ) -> Any:
-        return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input,
-                        trace_header)
+        return original(
+            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+        )
 
     StepFunctionsParserBackend.start_execution = start_execution
 
@@ -957,8 +971,9 @@ def _patch_backend_worker() -> None:
 
     cls = backend_execution.Execution
     original = cls._get_start_execution_worker
-    _expect(original.__module__ == backend_execution.__name__,
-            "Execution._get_start_execution_worker")
+    _expect(
+        original.__module__ == backend_execution.__name__, "Execution._get_start_execution_worker"
+    )
 
     def _get_start_execution_worker(self: Any) -> Any:
         factories = list(_BACKEND_WORKER_FACTORY)

@@ -82,12 +82,20 @@ class Job:
 
 
 def test_pass_parameters_result_path_output_path(run):
-    definition = machine({
-        "A": {"Type": "Pass", "InputPath": "$.in", "Parameters": {"x.$": "$.b", "k": 1},
-              "ResultPath": "$.res", "OutputPath": "$.res", "Next": "B"},
-        "B": {"Type": "Pass", "Result": {"r": 2}, "ResultPath": None, "Next": "C"},
-        "C": {"Type": "Pass", "Result": "ignored", "OutputPath": None, "End": True},
-    })
+    definition = machine(
+        {
+            "A": {
+                "Type": "Pass",
+                "InputPath": "$.in",
+                "Parameters": {"x.$": "$.b", "k": 1},
+                "ResultPath": "$.res",
+                "OutputPath": "$.res",
+                "Next": "B",
+            },
+            "B": {"Type": "Pass", "Result": {"r": 2}, "ResultPath": None, "Next": "C"},
+            "C": {"Type": "Pass", "Result": "ignored", "OutputPath": None, "End": True},
+        }
+    )
     execution = run(definition, {"in": {"b": 7}})
     assert execution.status == SUCCEEDED
     # OutputPath null yields {}; ResultPath null kept B's input; InputPath/Parameters built {x, k}
@@ -98,24 +106,32 @@ def test_pass_parameters_result_path_output_path(run):
 
 
 def test_result_path_merges_into_input(run):
-    definition = machine({"A": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.a.b",
-                                "End": True}})
+    definition = machine(
+        {"A": {"Type": "Pass", "Result": {"v": 1}, "ResultPath": "$.a.b", "End": True}}
+    )
     assert run(definition, {"keep": True}).output == {"keep": True, "a": {"b": {"v": 1}}}
 
 
 def test_missing_path_is_states_runtime_not_caught_by_states_all(run):
-    definition = machine({
-        "A": {"Type": "Pass", "Parameters": {"x.$": "$.missing"}, "Next": "Done"},
-        "Done": {"Type": "Succeed"},
-    })
+    definition = machine(
+        {
+            "A": {"Type": "Pass", "Parameters": {"x.$": "$.missing"}, "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+        }
+    )
     execution = run(definition, {"a": 1})
     assert (execution.status, execution.error) == (FAILED, "States.Runtime")
     # AWS: States.ALL does not catch States.Runtime (moto bug 2, patched)
-    caught = machine({
-        "T": task(LAMBDA, {"FunctionName": "echo", "Payload.$": "$.missing"},
-                  Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]),
-        "Caught": {"Type": "Succeed"},
-    })
+    caught = machine(
+        {
+            "T": task(
+                LAMBDA,
+                {"FunctionName": "echo", "Payload.$": "$.missing"},
+                Catch=[{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+            ),
+            "Caught": {"Type": "Succeed"},
+        }
+    )
     execution = run(caught, {"a": 1})
     assert (execution.status, execution.error) == (FAILED, "States.Runtime")
 
@@ -126,11 +142,23 @@ def _echo_lambda(engine: LocalEngine) -> None:
 
 
 def test_context_object(run):
-    definition = machine({"P": {"Type": "Pass", "Parameters": {
-        "name.$": "$$.Execution.Name", "id.$": "$$.Execution.Id", "in.$": "$$.Execution.Input.a",
-        "start.$": "$$.Execution.StartTime", "state.$": "$$.State.Name",
-        "machine.$": "$$.StateMachine.Name", "bracket.$": "$$.Execution.Input['a']",
-    }, "End": True}})
+    definition = machine(
+        {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {
+                    "name.$": "$$.Execution.Name",
+                    "id.$": "$$.Execution.Id",
+                    "in.$": "$$.Execution.Input.a",
+                    "start.$": "$$.Execution.StartTime",
+                    "state.$": "$$.State.Name",
+                    "machine.$": "$$.StateMachine.Name",
+                    "bracket.$": "$$.Execution.Input['a']",
+                },
+                "End": True,
+            }
+        }
+    )
     execution = run(definition, {"a": 5}, name="ctx-1", state_machine_name="sm")
     out = execution.output
     assert out["name"] == "ctx-1" and out["id"] == execution.arn and out["id"].endswith(":sm:ctx-1")
@@ -140,21 +168,36 @@ def test_context_object(run):
 
 
 def test_intrinsic_functions(run):
-    definition = machine({"P": {"Type": "Pass", "Parameters": {
-        "format.$": "States.Format('job-{}-{}', $.n, $.s)",
-        "j2s.$": "States.JsonToString($.obj)",
-        "s2j.$": "States.StringToJson($.js)",
-        "merge.$": "States.JsonMerge($.obj, $.obj2, false)",
-        "item.$": "States.ArrayGetItem($.list, 1)",
-        "array.$": "States.Array(1, 'two', $.n)",
-        "length.$": "States.ArrayLength($.list)",
-        "add.$": "States.MathAdd($.n, -3)",
-        "split.$": "States.StringSplit($.csv, ',')",
-        "b64.$": "States.Base64Encode($.s)",
-        "uuid.$": "States.UUID()",
-    }, "End": True}})
-    payload = {"n": 5, "s": "x", "obj": {"a": 1, "c": {"x": 1}}, "obj2": {"b": 2, "c": {"y": 2}},
-               "js": "{\"k\": [1]}", "list": [1, 2, 3], "csv": "a,b"}
+    definition = machine(
+        {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {
+                    "format.$": "States.Format('job-{}-{}', $.n, $.s)",
+                    "j2s.$": "States.JsonToString($.obj)",
+                    "s2j.$": "States.StringToJson($.js)",
+                    "merge.$": "States.JsonMerge($.obj, $.obj2, false)",
+                    "item.$": "States.ArrayGetItem($.list, 1)",
+                    "array.$": "States.Array(1, 'two', $.n)",
+                    "length.$": "States.ArrayLength($.list)",
+                    "add.$": "States.MathAdd($.n, -3)",
+                    "split.$": "States.StringSplit($.csv, ',')",
+                    "b64.$": "States.Base64Encode($.s)",
+                    "uuid.$": "States.UUID()",
+                },
+                "End": True,
+            }
+        }
+    )
+    payload = {
+        "n": 5,
+        "s": "x",
+        "obj": {"a": 1, "c": {"x": 1}},
+        "obj2": {"b": 2, "c": {"y": 2}},
+        "js": '{"k": [1]}',
+        "list": [1, 2, 3],
+        "csv": "a,b",
+    }
     out = run(definition, payload).output
     assert out["format"] == "job-5-x"
     assert json.loads(out["j2s"]) == {"a": 1, "c": {"x": 1}}
@@ -171,22 +214,40 @@ def test_intrinsic_functions(run):
 
 
 def _choice_machine(default: bool) -> dict[str, Any]:
-    choice: dict[str, Any] = {"Type": "Choice", "Choices": [
-        {"And": [{"Variable": "$.v", "IsPresent": True},
-                 {"Not": {"Variable": "$.v", "NumericLessThan": 0}},
-                 {"Variable": "$.v", "NumericGreaterThanPath": "$.t"}], "Next": "Big"},
-        {"Variable": "$.s", "StringMatches": "ok*", "Next": "Ok"},
-    ]}
+    choice: dict[str, Any] = {
+        "Type": "Choice",
+        "Choices": [
+            {
+                "And": [
+                    {"Variable": "$.v", "IsPresent": True},
+                    {"Not": {"Variable": "$.v", "NumericLessThan": 0}},
+                    {"Variable": "$.v", "NumericGreaterThanPath": "$.t"},
+                ],
+                "Next": "Big",
+            },
+            {"Variable": "$.s", "StringMatches": "ok*", "Next": "Ok"},
+        ],
+    }
     if default:
         choice["Default"] = "Other"
-    return machine({"C": choice, "Big": {"Type": "Pass", "Result": "big", "End": True},
-                    "Ok": {"Type": "Pass", "Result": "ok", "End": True},
-                    "Other": {"Type": "Pass", "Result": "other", "End": True}})
+    return machine(
+        {
+            "C": choice,
+            "Big": {"Type": "Pass", "Result": "big", "End": True},
+            "Ok": {"Type": "Pass", "Result": "ok", "End": True},
+            "Other": {"Type": "Pass", "Result": "other", "End": True},
+        }
+    )
 
 
-@pytest.mark.parametrize(("payload", "expected"), [
-    ({"v": 3, "t": 2}, "big"), ({"v": 1, "t": 2, "s": "okay"}, "ok"), ({"s": "no"}, "other"),
-])
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"v": 3, "t": 2}, "big"),
+        ({"v": 1, "t": 2, "s": "okay"}, "ok"),
+        ({"s": "no"}, "other"),
+    ],
+)
 def test_choice_rules_and_default(run, payload, expected):
     assert run(_choice_machine(default=True), payload).output == expected
 
@@ -198,10 +259,15 @@ def test_choice_without_match_fails_with_no_choice_matched(run):
 
 def test_parallel_output_is_ordered_array(run):
     branch = lambda value, seconds: {  # noqa: E731
-        "StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": seconds, "Next": "P"},
-                                   "P": {"Type": "Pass", "Result": value, "End": True}}}
-    definition = machine({"Par": {"Type": "Parallel", "Branches": [branch(1, 20), branch(2, 1)],
-                                  "End": True}})
+        "StartAt": "W",
+        "States": {
+            "W": {"Type": "Wait", "Seconds": seconds, "Next": "P"},
+            "P": {"Type": "Pass", "Result": value, "End": True},
+        },
+    }
+    definition = machine(
+        {"Par": {"Type": "Parallel", "Branches": [branch(1, 20), branch(2, 1)], "End": True}}
+    )
     assert run(definition).output == [1, 2]
 
 
@@ -220,27 +286,51 @@ def test_map_max_concurrency_order_and_item_context(engine, run):
         return payload
 
     engine.register_lambda("work", work)
-    definition = machine({"M": {
-        "Type": "Map", "ItemsPath": "$.xs", "MaxConcurrency": 2, "ResultPath": "$.r",
-        "Parameters": {"v.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index", "k.$": "$.k"},
-        "Iterator": {"StartAt": "T", "States": {"T": task(
-            LAMBDA, {"FunctionName": "work", "Payload.$": "$"}, OutputPath="$.Payload")}},
-        "End": True}})
+    definition = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "ItemsPath": "$.xs",
+                "MaxConcurrency": 2,
+                "ResultPath": "$.r",
+                "Parameters": {
+                    "v.$": "$$.Map.Item.Value",
+                    "i.$": "$$.Map.Item.Index",
+                    "k.$": "$.k",
+                },
+                "Iterator": {
+                    "StartAt": "T",
+                    "States": {
+                        "T": task(
+                            LAMBDA,
+                            {"FunctionName": "work", "Payload.$": "$"},
+                            OutputPath="$.Payload",
+                        )
+                    },
+                },
+                "End": True,
+            }
+        }
+    )
     execution = run(definition, {"xs": ["a", "b", "c", "d", "e"], "k": 9})
     assert execution.status == SUCCEEDED
-    assert execution.output["r"] == [
-        {"v": v, "i": i, "k": 9} for i, v in enumerate("abcde")
-    ]
+    assert execution.output["r"] == [{"v": v, "i": i, "k": 9} for i, v in enumerate("abcde")]
     assert 1 <= peak[0] <= 2
 
 
 def test_wait_seconds_and_seconds_path_are_scaled(run):
-    definition = machine({"W1": {"Type": "Wait", "Seconds": 30, "Next": "W2"},
-                          "W2": {"Type": "Wait", "SecondsPath": "$.s", "End": True}})
+    definition = machine(
+        {
+            "W1": {"Type": "Wait", "Seconds": 30, "Next": "W2"},
+            "W2": {"Type": "Wait", "SecondsPath": "$.s", "End": True},
+        }
+    )
     execution = run(definition, {"s": 7})
     assert execution.status == SUCCEEDED
     assert [(w.state_name, w.reason, w.seconds) for w in execution.waits] == [
-        ("W1", "wait", 30.0), ("W2", "wait", 7.0)]
+        ("W1", "wait", 30.0),
+        ("W2", "wait", 7.0),
+    ]
 
 
 # ------------------------------------------------------------------------------------------
@@ -258,9 +348,23 @@ def test_retry_backoff_count_and_interval_growth(engine, run):
         return {"attempt": len(calls)}
 
     engine.register_lambda("flaky", flaky)
-    definition = machine({"T": task(LAMBDA, {"FunctionName": "flaky"}, Retry=[
-        {"ErrorEquals": ["ConnectionError"], "IntervalSeconds": 1, "BackoffRate": 2.0,
-         "MaxAttempts": 3}], ResultSelector={"a.$": "$.Payload.attempt"})})
+    definition = machine(
+        {
+            "T": task(
+                LAMBDA,
+                {"FunctionName": "flaky"},
+                Retry=[
+                    {
+                        "ErrorEquals": ["ConnectionError"],
+                        "IntervalSeconds": 1,
+                        "BackoffRate": 2.0,
+                        "MaxAttempts": 3,
+                    }
+                ],
+                ResultSelector={"a.$": "$.Payload.attempt"},
+            )
+        }
+    )
     execution = run(definition)
     assert execution.status == SUCCEEDED and execution.output == {"a": 4}
     assert calls == [0, 1, 2, 3]  # $$.State.RetryCount as the handler sees it
@@ -269,9 +373,22 @@ def test_retry_backoff_count_and_interval_growth(engine, run):
 
 def test_retry_exhausted_fails_with_last_error(engine, run):
     engine.register_lambda("bad", lambda p, c: (_ for _ in ()).throw(ValueError("bad data")))
-    definition = machine({"T": task(LAMBDA, {"FunctionName": "bad"}, Retry=[
-        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 2,
-         "BackoffRate": 1.0}])})
+    definition = machine(
+        {
+            "T": task(
+                LAMBDA,
+                {"FunctionName": "bad"},
+                Retry=[
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "IntervalSeconds": 2,
+                        "MaxAttempts": 2,
+                        "BackoffRate": 1.0,
+                    }
+                ],
+            )
+        }
+    )
     execution = run(definition)
     assert (execution.status, execution.error) == (FAILED, "ValueError")
     cause = json.loads(execution.cause)
@@ -281,30 +398,46 @@ def test_retry_exhausted_fails_with_last_error(engine, run):
 
 def test_catch_lambda_error_by_type_with_result_path(engine, run):
     engine.register_lambda("boom", lambda p, c: (_ for _ in ()).throw(KeyError("k")))
-    definition = machine({
-        "T": task(LAMBDA, {"FunctionName": "boom"}, Catch=[
-            {"ErrorEquals": ["KeyError"], "ResultPath": "$.err", "Next": "Caught"}]),
-        "Caught": {"Type": "Pass", "End": True}})
+    definition = machine(
+        {
+            "T": task(
+                LAMBDA,
+                {"FunctionName": "boom"},
+                Catch=[{"ErrorEquals": ["KeyError"], "ResultPath": "$.err", "Next": "Caught"}],
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        }
+    )
     execution = run(definition, {"x": 1})
     assert execution.status == SUCCEEDED
     assert execution.output["x"] == 1 and execution.output["err"]["Error"] == "KeyError"
     assert json.loads(execution.output["err"]["Cause"])["errorType"] == "KeyError"
 
 
-@pytest.mark.parametrize(("container", "error"), [
-    ("Map", "States.TaskFailed"), ("Parallel", "States.TaskFailed"),
-    ("Map", "Custom.Error"), ("Parallel", "States.Timeout"),
-])
+@pytest.mark.parametrize(
+    ("container", "error"),
+    [
+        ("Map", "States.TaskFailed"),
+        ("Parallel", "States.TaskFailed"),
+        ("Map", "Custom.Error"),
+        ("Parallel", "States.Timeout"),
+    ],
+)
 def test_catch_errors_from_inside_map_and_parallel(engine, run, container, error):
     failing = Job(polls=1, fail=TaskFailed(error, "inner cause"))
     engine.register_service("sagemaker", "createTrainingJob", failing.start, failing.poll)
     hanging = Job(polls=None)
-    engine.register_service("codebuild", "startBuild", hanging.start, hanging.poll,
-                            hanging.cancel)
-    inner = (task(BUILD_SYNC, {"ProjectName": "p"}, TimeoutSeconds=1)
-             if error == "States.Timeout" else task(TRAIN_SYNC, {"TrainingJobName": "j"}))
-    state: dict[str, Any] = {"Type": container, "End": True, "Catch": [
-        {"ErrorEquals": [error], "ResultPath": "$.e", "Next": "Caught"}]}
+    engine.register_service("codebuild", "startBuild", hanging.start, hanging.poll, hanging.cancel)
+    inner = (
+        task(BUILD_SYNC, {"ProjectName": "p"}, TimeoutSeconds=1)
+        if error == "States.Timeout"
+        else task(TRAIN_SYNC, {"TrainingJobName": "j"})
+    )
+    state: dict[str, Any] = {
+        "Type": container,
+        "End": True,
+        "Catch": [{"ErrorEquals": [error], "ResultPath": "$.e", "Next": "Caught"}],
+    }
     processor = {"StartAt": "Inner", "States": {"Inner": inner}}
     if container == "Map":
         state.update(ItemsPath="$.xs", Iterator=processor)
@@ -326,8 +459,13 @@ def test_catch_errors_from_inside_map_and_parallel(engine, run, container, error
 def test_sync_polls_until_result(engine, run):
     job = Job(polls=3)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll, job.cancel)
-    definition = machine({"Train": task(TRAIN_SYNC, {"TrainingJobName.$": "$.name"},
-                                        ResultSelector={"s.$": "$.Status"})})
+    definition = machine(
+        {
+            "Train": task(
+                TRAIN_SYNC, {"TrainingJobName.$": "$.name"}, ResultSelector={"s.$": "$.Status"}
+            )
+        }
+    )
     execution = run(definition, {"name": "tj-1"})
     assert execution.status == SUCCEEDED and execution.output == {"s": "Completed"}
     assert job.started == [{"TrainingJobName": "tj-1"}] and job.poll_count == 3
@@ -340,14 +478,22 @@ def test_sync_failure_is_catchable_by_name_and_by_task_failed(engine, run):
     job = Job(polls=1, fail=TaskFailed("SageMaker.AmazonSageMakerException", '{"x": 1}'))
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll)
     for catch_on in ("SageMaker.AmazonSageMakerException", "States.TaskFailed"):
-        definition = machine({
-            "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Catch=[
-                {"ErrorEquals": [catch_on], "ResultPath": "$.e", "Next": "Caught"}]),
-            "Caught": {"Type": "Pass", "End": True}})
+        definition = machine(
+            {
+                "Train": task(
+                    TRAIN_SYNC,
+                    {"TrainingJobName": "j"},
+                    Catch=[{"ErrorEquals": [catch_on], "ResultPath": "$.e", "Next": "Caught"}],
+                ),
+                "Caught": {"Type": "Pass", "End": True},
+            }
+        )
         execution = run(definition)
         assert execution.status == SUCCEEDED
-        assert execution.output["e"] == {"Error": "SageMaker.AmazonSageMakerException",
-                                         "Cause": '{"x": 1}'}
+        assert execution.output["e"] == {
+            "Error": "SageMaker.AmazonSageMakerException",
+            "Cause": '{"x": 1}',
+        }
 
 
 def test_handler_crash_is_states_task_failed(engine, run):
@@ -369,8 +515,9 @@ def test_aws_sdk_resources_dispatch_and_name_errors(engine, run):
         return {"EndpointName": params["EndpointName"], "EndpointStatus": "InService"}
 
     def get_parameter(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
-        raise ClientError({"Error": {"Code": "ParameterNotFound", "Message": "no such"}},
-                          "GetParameter")
+        raise ClientError(
+            {"Error": {"Code": "ParameterNotFound", "Message": "no such"}}, "GetParameter"
+        )
 
     engine.register_service("aws-sdk:sagemaker", "describeEndpoint", describe_endpoint)
     engine.register_service("aws-sdk:ssm", "getParameter", get_parameter)
@@ -379,13 +526,35 @@ def test_aws_sdk_resources_dispatch_and_name_errors(engine, run):
     assert ok.output == {"EndpointName": "ep", "EndpointStatus": "InService"}
     scheduled = next(e for e in ok.history() if e["type"] == "TaskScheduled")
     assert scheduled["taskScheduledEventDetails"]["resourceType"] == "aws-sdk:sagemaker"
-    caught = run(machine({
-        "D": task(describe, {"EndpointName": "missing"}, Catch=[
-            {"ErrorEquals": ["SageMaker.ResourceNotFound"], "ResultPath": "$.e", "Next": "P"}]),
-        "P": task("arn:aws:states:::aws-sdk:ssm:getParameter", {"Name": "hp"}, Catch=[
-            {"ErrorEquals": ["Ssm.ParameterNotFoundException"], "ResultPath": "$.f",
-             "Next": "Done"}]),
-        "Done": {"Type": "Succeed"}}))
+    caught = run(
+        machine(
+            {
+                "D": task(
+                    describe,
+                    {"EndpointName": "missing"},
+                    Catch=[
+                        {
+                            "ErrorEquals": ["SageMaker.ResourceNotFound"],
+                            "ResultPath": "$.e",
+                            "Next": "P",
+                        }
+                    ],
+                ),
+                "P": task(
+                    "arn:aws:states:::aws-sdk:ssm:getParameter",
+                    {"Name": "hp"},
+                    Catch=[
+                        {
+                            "ErrorEquals": ["Ssm.ParameterNotFoundException"],
+                            "ResultPath": "$.f",
+                            "Next": "Done",
+                        }
+                    ],
+                ),
+                "Done": {"Type": "Succeed"},
+            }
+        )
+    )
     assert caught.status == SUCCEEDED
     assert caught.output["e"]["Error"] == "SageMaker.ResourceNotFound"
     assert caught.output["f"] == {"Error": "Ssm.ParameterNotFoundException", "Cause": "no such"}
@@ -400,9 +569,16 @@ def test_wait_for_task_token_success_and_context(engine, run, inbox):
         return {"asked": True}
 
     engine.register_lambda("ask", ask)
-    definition = machine({"Approve": task(
-        LAMBDA_TOKEN, {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
-        TimeoutSeconds=30, ResultPath="$.approval")})
+    definition = machine(
+        {
+            "Approve": task(
+                LAMBDA_TOKEN,
+                {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                TimeoutSeconds=30,
+                ResultPath="$.approval",
+            )
+        }
+    )
     execution = engine.start_execution(definition, {"x": 1})
     token = inbox.take()
     engine.send_task_success(token, {"decision": "approve"})
@@ -414,20 +590,34 @@ def test_wait_for_task_token_success_and_context(engine, run, inbox):
 
 def test_wait_for_task_token_failure_with_custom_error(engine, inbox):
     engine.register_lambda("ask", lambda p, c: inbox.put(p["token"]) or {})
-    definition = machine({"Approve": task(
-        LAMBDA_TOKEN, {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}})})
+    definition = machine(
+        {
+            "Approve": task(
+                LAMBDA_TOKEN, {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}}
+            )
+        }
+    )
     execution = engine.start_execution(definition)
     engine.send_task_failure(inbox.take(), error="Rejected", cause="not good enough")
     execution.wait(30)
     assert (execution.status, execution.error, execution.cause) == (
-        FAILED, "Rejected", "not good enough")
+        FAILED,
+        "Rejected",
+        "not good enough",
+    )
 
 
 def test_wait_for_task_token_timeout(engine, run, inbox):
     engine.register_lambda("ask", lambda p, c: inbox.put(p["token"]) or {})
-    definition = machine({"Approve": task(
-        LAMBDA_TOKEN, {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
-        TimeoutSeconds=1)})
+    definition = machine(
+        {
+            "Approve": task(
+                LAMBDA_TOKEN,
+                {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                TimeoutSeconds=1,
+            )
+        }
+    )
     execution = run(definition)
     assert (execution.status, execution.error) == (FAILED, "States.Timeout")
     from workflow.local.engine import TaskTokenError
@@ -438,9 +628,15 @@ def test_wait_for_task_token_timeout(engine, run, inbox):
 
 def test_service_wait_for_task_token(engine, inbox):
     engine.register_service("sns", "publish", lambda p, c: inbox.put(c.task_token) or {"Id": 1})
-    execution = engine.start_execution(machine({"N": task(
-        "arn:aws:states:::sns:publish.waitForTaskToken",
-        {"Message.$": "$$.Task.Token"})}))
+    execution = engine.start_execution(
+        machine(
+            {
+                "N": task(
+                    "arn:aws:states:::sns:publish.waitForTaskToken", {"Message.$": "$$.Task.Token"}
+                )
+            }
+        )
+    )
     engine.send_task_success(inbox.take(), "done")
     assert execution.wait(30).output == "done"
 
@@ -448,10 +644,17 @@ def test_service_wait_for_task_token(engine, inbox):
 def test_task_timeout_cancels_sync_job(engine, run):
     job = Job(polls=None)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll, job.cancel)
-    definition = machine({
-        "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, TimeoutSeconds=1, Catch=[
-            {"ErrorEquals": ["States.Timeout"], "ResultPath": "$.e", "Next": "Caught"}]),
-        "Caught": {"Type": "Pass", "End": True}})
+    definition = machine(
+        {
+            "Train": task(
+                TRAIN_SYNC,
+                {"TrainingJobName": "j"},
+                TimeoutSeconds=1,
+                Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.e", "Next": "Caught"}],
+            ),
+            "Caught": {"Type": "Pass", "End": True},
+        }
+    )
     execution = run(definition)
     assert execution.status == SUCCEEDED and execution.output["e"]["Error"] == "States.Timeout"
     assert job.cancelled.wait(10)
@@ -460,9 +663,16 @@ def test_task_timeout_cancels_sync_job(engine, run):
 
 def test_heartbeats_keep_task_alive_and_missing_heartbeat_times_out(engine, inbox):
     engine.register_lambda("ask", lambda p, c: inbox.put(p["token"]) or {})
-    definition = machine({"Approve": task(
-        LAMBDA_TOKEN, {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
-        HeartbeatSeconds=2, TimeoutSeconds=60)})
+    definition = machine(
+        {
+            "Approve": task(
+                LAMBDA_TOKEN,
+                {"FunctionName": "ask", "Payload": {"token.$": "$$.Task.Token"}},
+                HeartbeatSeconds=2,
+                TimeoutSeconds=60,
+            )
+        }
+    )
     execution = engine.start_execution(definition)
     token = inbox.take()
     for _ in range(5):  # 2.5 s in all: longer than one heartbeat period
@@ -480,8 +690,9 @@ def test_heartbeats_keep_task_alive_and_missing_heartbeat_times_out(engine, inbo
 def test_stop_aborts_and_cancels_sync_job(engine):
     job = Job(polls=None)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll, job.cancel)
-    execution = engine.start_execution(machine({"Train": task(
-        TRAIN_SYNC, {"TrainingJobName": "j"})}))
+    execution = engine.start_execution(
+        machine({"Train": task(TRAIN_SYNC, {"TrainingJobName": "j"})})
+    )
     deadline = time.monotonic() + 30
     while job.poll_count == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -495,8 +706,7 @@ def test_stop_aborts_and_cancels_sync_job(engine):
 def test_execution_timeout(engine, run):
     job = Job(polls=None)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll, job.cancel)
-    definition = machine({"Train": task(TRAIN_SYNC, {"TrainingJobName": "j"})},
-                         TimeoutSeconds=1)
+    definition = machine({"Train": task(TRAIN_SYNC, {"TrainingJobName": "j"})}, TimeoutSeconds=1)
     execution = run(definition)
     assert execution.status == TIMED_OUT
     assert execution.history()[-1]["type"] == "ExecutionTimedOut"
@@ -509,13 +719,22 @@ def test_execution_timeout(engine, run):
 
 
 def test_unregistered_handlers_fail_at_start_naming_the_resource(engine):
-    definition = machine({
-        "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="Eval"),
-        "Eval": task(LAMBDA, {"FunctionName": "evaluate"}, Next="Map"),
-        "Map": {"Type": "Map", "Iterator": {"StartAt": "D", "States": {
-            "D": task("arn:aws:states:::aws-sdk:sagemaker:describeEndpoint", {})}},
-            "End": True},
-    })
+    definition = machine(
+        {
+            "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="Eval"),
+            "Eval": task(LAMBDA, {"FunctionName": "evaluate"}, Next="Map"),
+            "Map": {
+                "Type": "Map",
+                "Iterator": {
+                    "StartAt": "D",
+                    "States": {
+                        "D": task("arn:aws:states:::aws-sdk:sagemaker:describeEndpoint", {})
+                    },
+                },
+                "End": True,
+            },
+        }
+    )
     with pytest.raises(UnknownResourceError) as info:
         engine.start_execution(definition)
     message = str(info.value)
@@ -550,12 +769,14 @@ def test_no_socket_and_no_boto_client_while_running(engine, run, monkeypatch):
     job = Job(polls=2)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll)
     engine.register_service("aws-sdk:ssm", "getParameter", lambda p, c: {"Parameter": {}})
-    definition = machine({
-        "T": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="S"),
-        "S": task("arn:aws:states:::aws-sdk:ssm:getParameter", {"Name": "n"}, Next="L"),
-        "L": task(LAMBDA, {"FunctionName": "echo", "Payload": {"a": 1}}, Next="F"),
-        "F": task("arn:aws:lambda:us-east-1:123456789012:function:echo", End=True),
-    })
+    definition = machine(
+        {
+            "T": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="S"),
+            "S": task("arn:aws:states:::aws-sdk:ssm:getParameter", {"Name": "n"}, Next="L"),
+            "L": task(LAMBDA, {"FunctionName": "echo", "Payload": {"a": 1}}, Next="F"),
+            "F": task("arn:aws:lambda:us-east-1:123456789012:function:echo", End=True),
+        }
+    )
     execution = run(definition)
     assert execution.status == SUCCEEDED, (execution.error, execution.cause)
     assert connects == [] and clients == []
@@ -563,16 +784,34 @@ def test_no_socket_and_no_boto_client_while_running(engine, run, monkeypatch):
 
 def test_direct_lambda_arn_resource_and_name_matching(engine, run):
     engine.register_lambda("arn:aws:lambda:us-east-1:123456789012:function:exact", echo)
-    definition = machine({
-        "A": task("arn:aws:lambda:us-east-1:123456789012:function:echo:$LATEST",
-                  ResultPath="$.a", Next="B"),
-        "B": task(LAMBDA, {"FunctionName": "123456789012:function:exact", "Payload.$": "$"},
-                  ResultSelector={"p.$": "$.Payload.v"}, ResultPath="$.b", Next="C"),
-        "C": task(LAMBDA, {"FunctionName.$": "$.fn"}, Catch=[
-            {"ErrorEquals": ["Lambda.ResourceNotFoundException"], "ResultPath": "$.c",
-             "Next": "Done"}]),
-        "Done": {"Type": "Succeed"},
-    })
+    definition = machine(
+        {
+            "A": task(
+                "arn:aws:lambda:us-east-1:123456789012:function:echo:$LATEST",
+                ResultPath="$.a",
+                Next="B",
+            ),
+            "B": task(
+                LAMBDA,
+                {"FunctionName": "123456789012:function:exact", "Payload.$": "$"},
+                ResultSelector={"p.$": "$.Payload.v"},
+                ResultPath="$.b",
+                Next="C",
+            ),
+            "C": task(
+                LAMBDA,
+                {"FunctionName.$": "$.fn"},
+                Catch=[
+                    {
+                        "ErrorEquals": ["Lambda.ResourceNotFoundException"],
+                        "ResultPath": "$.c",
+                        "Next": "Done",
+                    }
+                ],
+            ),
+            "Done": {"Type": "Succeed"},
+        }
+    )
     execution = run(definition, {"v": 3, "fn": "not-registered"})
     assert execution.status == SUCCEEDED
     assert execution.output["a"] == {"v": 3, "fn": "not-registered"}
@@ -581,10 +820,12 @@ def test_direct_lambda_arn_resource_and_name_matching(engine, run):
 
 
 def test_concurrent_executions_are_isolated(engine):
-    engine.register_lambda("slow", lambda p, c: time.sleep(0.05) or {"i": p["i"],
-                                                                         "name": c.execution_name})
-    definition = machine({"T": task(LAMBDA, {"FunctionName": "slow", "Payload.$": "$"},
-                                    OutputPath="$.Payload")})
+    engine.register_lambda(
+        "slow", lambda p, c: time.sleep(0.05) or {"i": p["i"], "name": c.execution_name}
+    )
+    definition = machine(
+        {"T": task(LAMBDA, {"FunctionName": "slow", "Payload.$": "$"}, OutputPath="$.Payload")}
+    )
     executions = [engine.start_execution(definition, {"i": i}, name=f"e{i}") for i in range(8)]
     for i, execution in enumerate(executions):
         assert execution.wait(60).output == {"i": i, "name": f"e{i}"}
@@ -594,8 +835,11 @@ def test_listener_sees_states_with_durations(engine, run):
     events: list[Any] = []
     engine.on_event(events.append)
     engine.on_event(lambda event: 1 / 0)  # a broken listener must not break the run
-    execution = run(machine({"A": {"Type": "Wait", "Seconds": 1, "Next": "B"},
-                             "B": {"Type": "Pass", "End": True}}))
+    execution = run(
+        machine(
+            {"A": {"Type": "Wait", "Seconds": 1, "Next": "B"}, "B": {"Type": "Pass", "End": True}}
+        )
+    )
     assert execution.status == SUCCEEDED
     exited = [(e.state_name, e.duration) for e in events if e.event["type"].endswith("Exited")]
     assert [name for name, _ in exited] == ["A", "B"]
@@ -638,29 +882,47 @@ def test_definition_built_by_the_stepfunctions_sdk_runs(engine, inbox):
     engine.register_lambda("prepare", lambda p, c: {"rows": 10, "job": p["job"]})
     engine.register_lambda("approve", lambda p, c: inbox.put(p["token"]) or {})
     fail = Fail("Failed", error="PipelineFailed")
-    prepare = LambdaStep("Prepare", parameters={
-        "FunctionName": "prepare", "Payload": {"job.$": "$$.Execution.Input['JobName']"}},
-        result_path="$.prepare")
-    prepare.add_retry(Retry(error_equals=["States.TaskFailed"], interval_seconds=1,
-                            max_attempts=2, backoff_rate=2.0))
-    build = Task("Build", resource=BUILD_SYNC, parameters={"ProjectName": "p"},
-                 result_path="$.build")
+    prepare = LambdaStep(
+        "Prepare",
+        parameters={
+            "FunctionName": "prepare",
+            "Payload": {"job.$": "$$.Execution.Input['JobName']"},
+        },
+        result_path="$.prepare",
+    )
+    prepare.add_retry(
+        Retry(
+            error_equals=["States.TaskFailed"], interval_seconds=1, max_attempts=2, backoff_rate=2.0
+        )
+    )
+    build = Task(
+        "Build", resource=BUILD_SYNC, parameters={"ProjectName": "p"}, result_path="$.build"
+    )
     build.add_catch(Catch(error_equals=["States.ALL"], next_step=fail))
-    approval = LambdaStep("Approval", wait_for_callback=True, parameters={
-        "FunctionName": "approve", "Payload": {"token.$": "$$.Task.Token"}},
-        timeout_seconds=60, result_path="$.approval")
+    approval = LambdaStep(
+        "Approval",
+        wait_for_callback=True,
+        parameters={"FunctionName": "approve", "Payload": {"token.$": "$$.Task.Token"}},
+        timeout_seconds=60,
+        result_path="$.approval",
+    )
     branches = Parallel("Checks", result_path="$.checks")
     branches.add_branch(Pass("One", result=1))
     branches.add_branch(Wait("Pause", seconds=5))
-    mapped = Map("Each", items_path="$.items", iterator=Pass("Item"), max_concurrency=2,
-                 result_path="$.each")
+    mapped = Map(
+        "Each", items_path="$.items", iterator=Pass("Item"), max_concurrency=2, result_path="$.each"
+    )
     gate = Choice("Gate")
     gate.add_choice(ChoiceRule.StringEquals("$.approval.decision", "approve"), Succeed("Done"))
     gate.default_choice(fail)
-    workflow = Workflow("sdk-local", Chain([prepare, build, approval, branches, mapped, gate]),
-                        role="arn:aws:iam::123456789012:role/sfn")
-    execution = engine.start_execution(workflow.definition.to_json(),
-                                       {"JobName": "job-1", "items": [1, 2, 3]})
+    workflow = Workflow(
+        "sdk-local",
+        Chain([prepare, build, approval, branches, mapped, gate]),
+        role="arn:aws:iam::123456789012:role/sfn",
+    )
+    execution = engine.start_execution(
+        workflow.definition.to_json(), {"JobName": "job-1", "items": [1, 2, 3]}
+    )
     engine.send_task_success(inbox.take(), {"decision": "approve"})
     execution.wait(60)
     assert execution.status == SUCCEEDED, (execution.error, execution.cause)
@@ -674,10 +936,20 @@ def test_stop_while_waiting_stays_aborted_with_no_event_after(engine, inbox, res
     job = Job(polls=None)
     engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll, job.cancel)
     engine.register_lambda("ask", lambda p, c: inbox.put(p["token"]) or {})
-    definition = machine({"T": task(
-        resource, {"TrainingJobName": "j", "FunctionName": "ask",
-                   "Payload": {"token.$": "$$.Task.Token"}},
-        ResultSelector={"s.$": "$.Status"}, Retry=[{"ErrorEquals": ["States.ALL"]}])})
+    definition = machine(
+        {
+            "T": task(
+                resource,
+                {
+                    "TrainingJobName": "j",
+                    "FunctionName": "ask",
+                    "Payload": {"token.$": "$$.Task.Token"},
+                },
+                ResultSelector={"s.$": "$.Status"},
+                Retry=[{"ErrorEquals": ["States.ALL"]}],
+            )
+        }
+    )
     if resource == TRAIN_SYNC:
         del definition["States"]["T"]["Parameters"]["Payload"]
     execution = engine.start_execution(definition)

@@ -49,18 +49,36 @@ class Flaky:
 def test_redrive_resumes_at_the_failed_state(engine):
     flaky = Flaky(engine, ["prepare", "train", "deploy"])
     flaky.broken.add("train")
-    definition = {"StartAt": "Prepare", "States": {
-        "Prepare": {"Type": "Task", "Resource": LAMBDA, "Parameters": {
-            "FunctionName": "prepare", "Payload.$": "$"}, "ResultSelector": {"p.$": "$.Payload"},
-            "ResultPath": "$.prepare", "Next": "Wait"},
-        "Wait": {"Type": "Wait", "Seconds": 60, "Next": "Train"},
-        "Train": {"Type": "Task", "Resource": LAMBDA, "Parameters": {
-            "FunctionName": "train", "Payload": {"name.$": "$$.Execution.Name"}},
-            "ResultSelector": {"p.$": "$.Payload"}, "ResultPath": "$.train", "Next": "Deploy"},
-        "Deploy": {"Type": "Task", "Resource": LAMBDA, "Parameters": {
-            "FunctionName": "deploy", "Payload.$": "$.train.p"}, "ResultSelector": {
-                "p.$": "$.Payload"}, "ResultPath": "$.deploy", "End": True},
-    }}
+    definition = {
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "Parameters": {"FunctionName": "prepare", "Payload.$": "$"},
+                "ResultSelector": {"p.$": "$.Payload"},
+                "ResultPath": "$.prepare",
+                "Next": "Wait",
+            },
+            "Wait": {"Type": "Wait", "Seconds": 60, "Next": "Train"},
+            "Train": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "Parameters": {"FunctionName": "train", "Payload": {"name.$": "$$.Execution.Name"}},
+                "ResultSelector": {"p.$": "$.Payload"},
+                "ResultPath": "$.train",
+                "Next": "Deploy",
+            },
+            "Deploy": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "Parameters": {"FunctionName": "deploy", "Payload.$": "$.train.p"},
+                "ResultSelector": {"p.$": "$.Payload"},
+                "ResultPath": "$.deploy",
+                "End": True,
+            },
+        },
+    }
     first = engine.start_execution(definition, {"x": 1}, name="run-1").wait(60)
     assert (first.status, first.error) == (FAILED, "RuntimeError")
     flaky.heal()
@@ -78,8 +96,11 @@ def test_redrive_resumes_at_the_failed_state(engine):
     assert types[redriven - 1] == "ExecutionFailed" and types[-1] == "ExecutionSucceeded"
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert history[redriven]["executionRedrivenEventDetails"] == {"redriveCount": 1}
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history[redriven:]
-               if "stateEnteredEventDetails" in e]
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in history[redriven:]
+        if "stateEnteredEventDetails" in e
+    ]
     assert entered == ["Train", "Deploy"]
     assert first.status == FAILED  # the first attempt keeps its own record
 
@@ -99,19 +120,43 @@ def test_redrive_of_a_map_reruns_only_the_failed_iterations(engine):
         return {"arn": params["TrainingJobName"]}
 
     engine.register_lambda("work", work)
-    engine.register_service("sagemaker", "createTrainingJob", start,
-                            lambda submitted, ctx: {"Status": "Completed", **submitted})
-    definition = {"StartAt": "Each", "States": {"Each": {
-        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 1,
-        "Parameters": {"v.$": "$$.Map.Item.Value"},
-        "Iterator": {"StartAt": "Train", "States": {
-            "Train": {"Type": "Task", "Resource": TRAIN_SYNC, "Parameters": {
-                "TrainingJobName.$": "States.Format('job-{}', $.v)"}, "ResultPath": "$.t",
-                "Next": "Work"},
-            "Work": {"Type": "Task", "Resource": LAMBDA, "Parameters": {
-                "FunctionName": "work", "Payload.$": "$"}, "OutputPath": "$.Payload",
-                "End": True}}},
-        "End": True}}}
+    engine.register_service(
+        "sagemaker",
+        "createTrainingJob",
+        start,
+        lambda submitted, ctx: {"Status": "Completed", **submitted},
+    )
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 1,
+                "Parameters": {"v.$": "$$.Map.Item.Value"},
+                "Iterator": {
+                    "StartAt": "Train",
+                    "States": {
+                        "Train": {
+                            "Type": "Task",
+                            "Resource": TRAIN_SYNC,
+                            "Parameters": {"TrainingJobName.$": "States.Format('job-{}', $.v)"},
+                            "ResultPath": "$.t",
+                            "Next": "Work",
+                        },
+                        "Work": {
+                            "Type": "Task",
+                            "Resource": LAMBDA,
+                            "Parameters": {"FunctionName": "work", "Payload.$": "$"},
+                            "OutputPath": "$.Payload",
+                            "End": True,
+                        },
+                    },
+                },
+                "End": True,
+            }
+        },
+    }
     first = engine.start_execution(definition, {"items": [1, 2, 3]}).wait(60)
     assert (first.status, first.error) == (FAILED, "Work.Failed")
     before = Counter(calls)
@@ -127,18 +172,33 @@ def test_redrive_of_a_map_reruns_only_the_failed_iterations(engine):
 def test_redrive_from_a_saved_record_in_another_engine(make_engine):
     first_engine = make_engine()
     Flaky(first_engine, ["a", "b"]).broken.add("b")
-    definition = {"StartAt": "A", "States": {
-        "A": {"Type": "Task", "Resource": LAMBDA, "Parameters": {"FunctionName": "a"},
-              "ResultPath": "$.a", "Next": "B"},
-        "B": {"Type": "Task", "Resource": LAMBDA, "Parameters": {"FunctionName": "b"},
-              "ResultPath": "$.b", "End": True}}}
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "Parameters": {"FunctionName": "a"},
+                "ResultPath": "$.a",
+                "Next": "B",
+            },
+            "B": {
+                "Type": "Task",
+                "Resource": LAMBDA,
+                "Parameters": {"FunctionName": "b"},
+                "ResultPath": "$.b",
+                "End": True,
+            },
+        },
+    }
     first = first_engine.start_execution(definition, {"k": "v"}, name="saved").wait(60)
     assert first.status == FAILED
     saved = json.loads(json.dumps(first.to_record().to_dict()))
     second_engine = make_engine()
     flaky = Flaky(second_engine, ["a", "b"])
     second = second_engine.start_execution(
-        definition, redrive_from=ExecutionRecord.from_dict(saved)).wait(60)
+        definition, redrive_from=ExecutionRecord.from_dict(saved)
+    ).wait(60)
     assert second.status == SUCCEEDED
     assert flaky.calls == Counter({"b": 1})
     assert second.output["k"] == "v" and second.output["a"]["Payload"]["by"] == "a"
@@ -155,16 +215,27 @@ def test_redrive_inside_a_choice_loop(engine):
         return {"EndpointStatus": "InService" if polls["describe"] >= 4 else "Creating"}
 
     engine.register_service("aws-sdk:sagemaker", "describeEndpoint", describe)
-    definition = {"StartAt": "Describe", "States": {
-        "Describe": {"Type": "Task",
-                     "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
-                     "Parameters": {"EndpointName": "ep"}, "ResultPath": "$.ep",
-                     "Next": "Ready?"},
-        "Ready?": {"Type": "Choice", "Choices": [
-            {"Variable": "$.ep.EndpointStatus", "StringEquals": "InService", "Next": "Done"}],
-            "Default": "Pause"},
-        "Pause": {"Type": "Wait", "Seconds": 30, "Next": "Describe"},
-        "Done": {"Type": "Succeed"}}}
+    definition = {
+        "StartAt": "Describe",
+        "States": {
+            "Describe": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeEndpoint",
+                "Parameters": {"EndpointName": "ep"},
+                "ResultPath": "$.ep",
+                "Next": "Ready?",
+            },
+            "Ready?": {
+                "Type": "Choice",
+                "Choices": [
+                    {"Variable": "$.ep.EndpointStatus", "StringEquals": "InService", "Next": "Done"}
+                ],
+                "Default": "Pause",
+            },
+            "Pause": {"Type": "Wait", "Seconds": 30, "Next": "Describe"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
     first = engine.start_execution(definition, {"n": 1}).wait(60)
     assert (first.status, first.error) == (FAILED, "SageMaker.ThrottlingException")
     polls["healed"] = 1
@@ -175,14 +246,19 @@ def test_redrive_inside_a_choice_loop(engine):
 
 
 def test_redrive_after_a_timeout_and_refusals(engine):
-    engine.register_service("sagemaker", "createTrainingJob", lambda p, c: {"id": 1},
-                            lambda s, c: None)
-    definition = {"StartAt": "T", "TimeoutSeconds": 1, "States": {"T": {
-        "Type": "Task", "Resource": TRAIN_SYNC, "Parameters": {}, "End": True}}}
+    engine.register_service(
+        "sagemaker", "createTrainingJob", lambda p, c: {"id": 1}, lambda s, c: None
+    )
+    definition = {
+        "StartAt": "T",
+        "TimeoutSeconds": 1,
+        "States": {"T": {"Type": "Task", "Resource": TRAIN_SYNC, "Parameters": {}, "End": True}},
+    }
     timed_out = engine.start_execution(definition).wait(60)
     assert timed_out.status == TIMED_OUT
-    engine.register_service("sagemaker", "createTrainingJob", lambda p, c: {"id": 2},
-                            lambda s, c: {"done": s["id"]})
+    engine.register_service(
+        "sagemaker", "createTrainingJob", lambda p, c: {"id": 2}, lambda s, c: {"done": s["id"]}
+    )
     redriven = engine.redrive(timed_out).wait(60)
     assert redriven.status == SUCCEEDED and redriven.output == {"done": 2}
     with pytest.raises(RedriveError, match="SUCCEEDED"):

@@ -43,22 +43,41 @@ def test_sdk_workflow_create_execute_output_events_and_token_over_http(served, m
 
     engine.register_lambda("prepare", lambda p, c: {"job": p["job"], "state": c.state_name})
     engine.register_lambda("approve", lambda p, c: tokens.append(p["token"]) or {})
-    engine.register_service("sagemaker", "createTrainingJob",
-                            lambda p, c: {"TrainingJobArn": "arn:tj/" + p["TrainingJobName"]},
-                            describe)
+    engine.register_service(
+        "sagemaker",
+        "createTrainingJob",
+        lambda p, c: {"TrainingJobArn": "arn:tj/" + p["TrainingJobName"]},
+        describe,
+    )
     sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
-    definition = Chain([
-        LambdaStep("Prepare", parameters={"FunctionName": "prepare", "Payload": {
-            "job.$": "$$.Execution.Input['JobName']"}}, result_path="$.prepare"),
-        Task("Train", resource="arn:aws:states:::sagemaker:createTrainingJob.sync",
-             parameters={"TrainingJobName.$": "$.JobName"}, result_path="$.train"),
-        LambdaStep("Approval", wait_for_callback=True, parameters={
-            "FunctionName": "approve", "Payload": {"token.$": "$$.Task.Token"}},
-            result_path="$.approval"),
-        Pass("Done"),
-    ])
-    workflow = Workflow("local-notebook", definition,
-                        role="arn:aws:iam::123456789012:role/sfn", client=sfn)
+    definition = Chain(
+        [
+            LambdaStep(
+                "Prepare",
+                parameters={
+                    "FunctionName": "prepare",
+                    "Payload": {"job.$": "$$.Execution.Input['JobName']"},
+                },
+                result_path="$.prepare",
+            ),
+            Task(
+                "Train",
+                resource="arn:aws:states:::sagemaker:createTrainingJob.sync",
+                parameters={"TrainingJobName.$": "$.JobName"},
+                result_path="$.train",
+            ),
+            LambdaStep(
+                "Approval",
+                wait_for_callback=True,
+                parameters={"FunctionName": "approve", "Payload": {"token.$": "$$.Task.Token"}},
+                result_path="$.approval",
+            ),
+            Pass("Done"),
+        ]
+    )
+    workflow = Workflow(
+        "local-notebook", definition, role="arn:aws:iam::123456789012:role/sfn", client=sfn
+    )
     workflow.create()
     execution = workflow.execute(inputs={"JobName": "job-1"})
 

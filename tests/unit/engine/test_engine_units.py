@@ -51,8 +51,16 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
     LocalEngine()
     mp.apply_engine_patches()
     assert mp.state_task_factory.state_task_service_for is factory
-    assert {"factory", "lambda", "nested-states-errors", "states-all", "choice-no-match",
-            "sticky-terminal-state", "retry-sleep", "wait-sleep"} <= mp.applied_patches()
+    assert {
+        "factory",
+        "lambda",
+        "nested-states-errors",
+        "states-all",
+        "choice-no-match",
+        "sticky-terminal-state",
+        "retry-sleep",
+        "wait-sleep",
+    } <= mp.applied_patches()
     # a patch checks its target's identity before replacing it
     monkeypatch.setattr(mp.branches_decl, "CustomErrorName", object())
     with pytest.raises(EngineCompatError, match=r"branches_decl\.CustomErrorName"):
@@ -65,48 +73,66 @@ def test_engine_silences_moto_error_logs():
 
 
 def test_light_import_keeps_moto_ec2_out():
-    code = ("import sys; import workflow.local.engine; "
-            "print('moto.ec2' in sys.modules, 'moto.batch.utils' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys; import workflow.local.engine; "
+        "print('moto.ec2' in sys.modules, 'moto.batch.utils' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]
 
 
 def test_package_import_does_not_import_moto():
     code = "import sys; import workflow.local; print('moto' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "False"
 
 
-@pytest.mark.parametrize(("resource", "expected"), [
-    ("arn:aws:states:::sagemaker:createTrainingJob.sync",
-     ("sagemaker", "createTrainingJob", "sync")),
-    ("arn:aws:states:::lambda:invoke.waitForTaskToken", ("lambda", "invoke", "waitForTaskToken")),
-    ("arn:aws:states:::aws-sdk:ssm:getParameter", ("aws-sdk:ssm", "getParameter", "")),
-    ("arn:aws-cn:states:::sns:publish", ("sns", "publish", "")),
-    ("arn:aws:lambda:us-east-1:1:function:f", None),
-    ("arn:aws:states:us-east-1:1:activity:a", None),
-])
+@pytest.mark.parametrize(
+    ("resource", "expected"),
+    [
+        (
+            "arn:aws:states:::sagemaker:createTrainingJob.sync",
+            ("sagemaker", "createTrainingJob", "sync"),
+        ),
+        (
+            "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            ("lambda", "invoke", "waitForTaskToken"),
+        ),
+        ("arn:aws:states:::aws-sdk:ssm:getParameter", ("aws-sdk:ssm", "getParameter", "")),
+        ("arn:aws-cn:states:::sns:publish", ("sns", "publish", "")),
+        ("arn:aws:lambda:us-east-1:1:function:f", None),
+        ("arn:aws:states:us-east-1:1:activity:a", None),
+    ],
+)
 def test_parse_service_resource(resource, expected):
     assert parse_service_resource(resource) == expected
 
 
-@pytest.mark.parametrize(("reference", "name"), [
-    ("evaluate", "evaluate"), ("evaluate:prod", "evaluate"),
-    ("arn:aws:lambda:us-east-1:123456789012:function:evaluate", "evaluate"),
-    ("arn:aws:lambda:us-east-1:123456789012:function:evaluate:$LATEST", "evaluate"),
-    ("123456789012:function:evaluate", "evaluate"),
-])
+@pytest.mark.parametrize(
+    ("reference", "name"),
+    [
+        ("evaluate", "evaluate"),
+        ("evaluate:prod", "evaluate"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:evaluate", "evaluate"),
+        ("arn:aws:lambda:us-east-1:123456789012:function:evaluate:$LATEST", "evaluate"),
+        ("123456789012:function:evaluate", "evaluate"),
+    ],
+)
 def test_lambda_function_name(reference, name):
     assert lambda_function_name(reference) == name
 
 
 def test_client_error_names():
     assert mp.client_error_name("sagemaker", "ResourceNotFound", sdk=False) == (
-        "SageMaker.ResourceNotFound")
+        "SageMaker.ResourceNotFound"
+    )
     assert mp.client_error_name("ssm", "ParameterNotFound", sdk=True) == (
-        "Ssm.ParameterNotFoundException")
+        "Ssm.ParameterNotFoundException"
+    )
     assert mp.client_error_name("newsvc", "Boom", sdk=True) == "Newsvc.BoomException"
 
 
@@ -117,12 +143,18 @@ def test_error_name_for_keeps_states_names_catchable():
 
 
 def test_normalise_event_shapes_like_boto():
-    raw = {"id": 2, "previousEventId": 1, "type": mp.HistoryEventType.PassStateEntered,
-           "timestamp": "2026-11-21T19:30:00.123Z", "stateEnteredEventDetails": {"name": "P"}}
+    raw = {
+        "id": 2,
+        "previousEventId": 1,
+        "type": mp.HistoryEventType.PassStateEntered,
+        "timestamp": "2026-11-21T19:30:00.123Z",
+        "stateEnteredEventDetails": {"name": "P"},
+    }
     event = normalise_event(raw, id_offset=10)
     assert event["type"] == "PassStateEntered" and type(event["type"]) is str
-    assert event["timestamp"] == dt.datetime(2026, 11, 21, 19, 30, 0, 123000,
-                                             tzinfo=dt.timezone.utc)
+    assert event["timestamp"] == dt.datetime(
+        2026, 11, 21, 19, 30, 0, 123000, tzinfo=dt.timezone.utc
+    )
     assert (event["id"], event["previousEventId"]) == (12, 11)
     assert normalise_event({**raw, "previousEventId": 0}, 10)["previousEventId"] == 0
 
@@ -130,23 +162,52 @@ def test_normalise_event_shapes_like_boto():
 def test_missing_handlers_lists_every_unresolved_state():
     engine = LocalEngine()
     engine.register_lambda("known", lambda p, c: p)
-    definition = {"StartAt": "A", "States": {
-        "A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-              "Parameters": {"FunctionName": "known"}, "Next": "B"},
-        "B": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-              "Parameters": {"FunctionName.$": "$.fn"}, "Next": "C"},
-        "C": {"Type": "Parallel", "End": True, "Branches": [{"StartAt": "D", "States": {
-            "D": {"Type": "Task", "Resource": "arn:aws:states:us-east-1:1:activity:x",
-                  "End": True}}}]},
-    }}
+    definition = {
+        "StartAt": "A",
+        "States": {
+            "A": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "known"},
+                "Next": "B",
+            },
+            "B": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName.$": "$.fn"},
+                "Next": "C",
+            },
+            "C": {
+                "Type": "Parallel",
+                "End": True,
+                "Branches": [
+                    {
+                        "StartAt": "D",
+                        "States": {
+                            "D": {
+                                "Type": "Task",
+                                "Resource": "arn:aws:states:us-east-1:1:activity:x",
+                                "End": True,
+                            }
+                        },
+                    }
+                ],
+            },
+        },
+    }
     assert engine.missing_handlers(definition) == [
-        "state 'D': unsupported resource 'arn:aws:states:us-east-1:1:activity:x'"]
+        "state 'D': unsupported resource 'arn:aws:states:us-east-1:1:activity:x'"
+    ]
 
 
-@pytest.mark.parametrize(("definition", "match"), [
-    ("{not json", "not JSON"), ({"States": {}}, "no 'StartAt'"),
-    ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "not valid ASL"),
-])
+@pytest.mark.parametrize(
+    ("definition", "match"),
+    [
+        ("{not json", "not JSON"),
+        ({"States": {}}, "no 'StartAt'"),
+        ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "not valid ASL"),
+    ],
+)
 def test_bad_definitions_are_one_clear_error(definition, match):
     with pytest.raises(EngineError, match=match):
         LocalEngine().start_execution(definition)
@@ -158,27 +219,54 @@ def test_bad_engine_options_and_inputs():
     with pytest.raises(ValueError, match="poll_interval"):
         LocalEngine(poll_interval=0)
     with pytest.raises(EngineError, match="not JSON-serialisable"):
-        LocalEngine().start_execution({"StartAt": "A", "States": {
-            "A": {"Type": "Pass", "End": True}}}, {"x": object()})
+        LocalEngine().start_execution(
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}, {"x": object()}
+        )
 
 
 def _event(id_: int, prev: int, type_: str, **details: Any) -> dict[str, Any]:
-    return {"id": id_, "previousEventId": prev, "type": type_,
-            "timestamp": "2026-11-21T19:30:00.000Z", **details}
+    return {
+        "id": id_,
+        "previousEventId": prev,
+        "type": type_,
+        "timestamp": "2026-11-21T19:30:00.000Z",
+        **details,
+    }
 
 
 def test_plan_redrive_from_a_history():
-    definition = json.dumps({"StartAt": "A", "States": {
-        "A": {"Type": "Pass", "Next": "M"},
-        "M": {"Type": "Map", "Iterator": {"StartAt": "T", "States": {
-            "T": {"Type": "Task", "Resource": "arn:aws:states:::sns:publish", "End": True}}},
-            "End": True}}})
+    definition = json.dumps(
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "Next": "M"},
+                "M": {
+                    "Type": "Map",
+                    "Iterator": {
+                        "StartAt": "T",
+                        "States": {
+                            "T": {
+                                "Type": "Task",
+                                "Resource": "arn:aws:states:::sns:publish",
+                                "End": True,
+                            }
+                        },
+                    },
+                    "End": True,
+                },
+            },
+        }
+    )
     history = [
         _event(1, 0, "ExecutionStarted"),
         _event(2, 0, "PassStateEntered", stateEnteredEventDetails={"name": "A", "input": "{}"}),
         _event(3, 2, "PassStateExited", stateExitedEventDetails={"name": "A", "output": "{}"}),
-        _event(4, 3, "MapStateEntered",
-               stateEnteredEventDetails={"name": "M", "input": '{"xs": [1, 2]}'}),
+        _event(
+            4,
+            3,
+            "MapStateEntered",
+            stateEnteredEventDetails={"name": "M", "input": '{"xs": [1, 2]}'},
+        ),
         _event(5, 4, "TaskStateEntered", stateEnteredEventDetails={"name": "T", "input": "1"}),
         _event(6, 5, "TaskScheduled", taskScheduledEventDetails={"parameters": '{"M": 1}'}),
         _event(7, 6, "TaskStarted"),
@@ -188,12 +276,20 @@ def test_plan_redrive_from_a_history():
         _event(11, 10, "TaskFailed", taskFailedEventDetails={"error": "E"}),
         _event(12, 11, "ExecutionFailed"),
     ]
-    record = ExecutionRecord(name="n", arn="arn", state_machine_name="sm", definition=definition,
-                             input={"xs": [1, 2]}, start_time="t", status="FAILED",
-                             history=history)
+    record = ExecutionRecord(
+        name="n",
+        arn="arn",
+        state_machine_name="sm",
+        definition=definition,
+        input={"xs": [1, 2]},
+        start_time="t",
+        status="FAILED",
+        history=history,
+    )
     plan = plan_redrive(record)
     assert (plan.start_at, plan.state_input, plan.redrive_count) == ("M", {"xs": [1, 2]}, 1)
     assert {key: list(queue) for key, queue in plan.replays.items()} == {
-        ("T", "task", '{"M":1}'): [{"id": "m1"}]}
+        ("T", "task", '{"M":1}'): [{"id": "m1"}]
+    }
     with pytest.raises(RedriveError, match="only FAILED, TIMED_OUT or ABORTED"):
         plan_redrive(ExecutionRecord(**{**record.__dict__, "status": "SUCCEEDED"}))
