@@ -100,13 +100,15 @@ def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
     """Generate the synthetic data set into the store unless it is there; return its URIs.
 
     Returns:
-        ``{"TrainingData", "ValidationData", "TestData"}`` (``s3://`` prefixes ending in ``/``).
+        ``{"TrainingData", "ValidationData", "TestData", "TestImages"}`` (``s3://`` prefixes
+        ending in ``/``).
     """
     prefix = dataset_prefix(config)
     uris = {
         "TrainingData": prefix + "train/",
         "ValidationData": prefix + "validation/",
         "TestData": prefix + "test/",
+        "TestImages": prefix + "test/images/",
     }
     target = store.path(prefix)
     if (target / DATASET_MARKER).is_file():

@@ -89,6 +89,8 @@ class LocalRuntime:
         poll_interval: Seconds between ``.sync`` polls.
         use_docker: Force the Docker build on/off; ``None`` probes ``docker info``.
         stop_grace_seconds: SIGTERM-to-SIGKILL grace for jobs and servers.
+        reuse_servers: Let an endpoint adopt the warm serving process of a transform job of the
+            same model (saves a process start).
         echo: Print SNS messages and approval instructions on stderr.
     """
 
@@ -104,6 +106,7 @@ class LocalRuntime:
         poll_interval: float = 0.5,
         use_docker: bool | None = None,
         stop_grace_seconds: float = 10.0,
+        reuse_servers: bool = True,
         echo: bool = True,
     ) -> None:
         from workflow.local.engine import LocalEngine
@@ -142,6 +145,7 @@ class LocalRuntime:
                 region=config.region,
                 account_id=config.account_id,
                 stop_grace_seconds=stop_grace_seconds,
+                reuse_servers=reuse_servers,
             ),
             log_sink=log_sink,
         )
@@ -336,6 +340,7 @@ class LocalRuntime:
         self.watcher.close()
         self.builder.wait(timeout=30)
         self.endpoints.wait_idle(timeout=self.sagemaker.settings.ping_timeout_seconds)
+        self.sagemaker.warm.stop_all()
         if not keep_endpoints:
             for name in sorted(self._started_endpoints):
                 stop_endpoint(self.sagemaker, name, self.sagemaker.settings.stop_grace_seconds)

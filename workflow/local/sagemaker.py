@@ -93,6 +93,9 @@ class SageMakerSettings:
         stop_grace_seconds: Seconds between SIGTERM and SIGKILL when a job or server stops.
         ping_timeout_seconds: How long a serving process may take to answer ``/ping``.
         python: Interpreter that runs the container's programs.
+        reuse_servers: Keep a transform job's serving process warm for an endpoint of the same
+            model (same image, model data and environment) instead of starting another one.
+        warm_seconds: How long such a process waits to be reused before it is stopped.
     """
 
     region: str = "us-east-1"
@@ -100,6 +103,8 @@ class SageMakerSettings:
     stop_grace_seconds: float = 10.0
     ping_timeout_seconds: float = 180.0
     python: str = field(default_factory=lambda: sys.executable)
+    reuse_servers: bool = False
+    warm_seconds: float = 120.0
 
     def arn(self, kind: str, name: str) -> str:
         """Return the ARN of a SageMaker resource, e.g. ``training-job/<name>``."""
@@ -402,6 +407,7 @@ class LocalSageMaker:
 
     def __post_init__(self) -> None:
         self.records = Records(self.store)
+        self.warm = WarmServers(self.settings)
 
     def image_dir(self, image_uri: str) -> Path:
         """Resolve an image URI or fail the task with the reason."""
@@ -482,3 +488,73 @@ def validate_s3(uri: Any, what: str) -> str:
     except StoreError as exc:
         raise _task_failed(SAGEMAKER_ERROR, f"{what}: {exc}") from exc
     return str(uri)
+
+
+# Environment variables that only batch transform sets; a server started for a transform with
+# none of the others different serves an endpoint exactly the same way.
+_BATCH_ONLY = ("SAGEMAKER_BATCH", "SAGEMAKER_BATCH_STRATEGY", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")
+
+
+def server_key(code_dir: Path, model_data_url: str | None, environment: Mapping[str, str]) -> str:
+    """Return the identity of a serving process: image code, model data and environment."""
+    env = {k: v for k, v in environment.items() if k not in _BATCH_ONLY}
+    return json.dumps([str(code_dir), model_data_url or "", sorted(env.items())])
+
+
+class WarmServers:
+    """Serving processes kept warm between a transform job and an endpoint of the same model.
+
+    Starting ``serve`` costs seconds (torch import, model load); a local pipeline runs a batch
+    transform and then deploys the same model, so the transform's process is parked here and
+    adopted by the endpoint. A parked process not adopted within ``warm_seconds`` is stopped.
+    """
+
+    def __init__(self, settings: SageMakerSettings) -> None:
+        self.settings = settings
+        self._parked: dict[str, tuple[ServeProcess, threading.Timer]] = {}
+        self._lock = threading.Lock()
+
+    def park(self, key: str, server: ServeProcess) -> bool:
+        """Keep ``server`` for reuse; return ``False`` (caller stops it) when reuse is off."""
+        if not self.settings.reuse_servers or not server.alive():
+            return False
+        timer = threading.Timer(self.settings.warm_seconds, self._expire, args=(key, server.pid))
+        timer.daemon = True
+        with self._lock:
+            previous = self._parked.pop(key, None)
+            self._parked[key] = (server, timer)
+        if previous is not None:
+            previous[1].cancel()
+            previous[0].stop(self.settings.stop_grace_seconds)
+        timer.start()
+        return True
+
+    def adopt(self, key: str) -> ServeProcess | None:
+        """Take a parked server with this identity, if one is alive."""
+        with self._lock:
+            entry = self._parked.pop(key, None)
+        if entry is None:
+            return None
+        server, timer = entry
+        timer.cancel()
+        if not server.alive():
+            return None
+        logger.info("reusing the warm serving process %s at %s", server.pid, server.url)
+        return server
+
+    def stop_all(self) -> None:
+        """Stop every parked server."""
+        with self._lock:
+            entries = list(self._parked.values())
+            self._parked.clear()
+        for server, timer in entries:
+            timer.cancel()
+            server.stop(self.settings.stop_grace_seconds)
+
+    def _expire(self, key: str, pid: int) -> None:
+        with self._lock:
+            entry = self._parked.get(key)
+            if entry is None or entry[0].pid != pid:
+                return
+            del self._parked[key]
+        entry[0].stop(self.settings.stop_grace_seconds)

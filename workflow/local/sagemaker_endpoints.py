@@ -37,6 +37,7 @@ from workflow.local.sagemaker import (
     now_ms,
     pid_alive,
     require_param,
+    server_key,
     stop_process_group,
     tail,
 )
@@ -251,16 +252,20 @@ class EndpointHandlers:
             raise _task_failed(SAGEMAKER_ERROR, f'Could not find model "{model_name}".')
         container = model_container(model)
         code_dir = self.sm.image_dir(str(container.get("Image")))
+        model_data = container.get("ModelDataUrl")
+        environment = model_environment(model)
         deployment = f"{now_ms()}-{new_id()}"
+        warm = self.sm.warm.adopt(server_key(code_dir, model_data, environment))
+        if warm is not None:
+            return warm, deployment, warm.log_path.parent / "model"
         base = self.sm.store.folder("endpoints") / name / deployment
         model_dir = base / "model"
-        model_data = container.get("ModelDataUrl")
         if model_data:
             extract_model(self.sm.store, str(model_data), model_dir)
         else:
             model_dir.mkdir(parents=True)
         server = ServeProcess.start(
-            self.sm.settings, code_dir, base, base / "serve.log", model_environment(model)
+            self.sm.settings, code_dir, base, base / "serve.log", environment
         )
         return server, deployment, model_dir
 
@@ -346,6 +351,7 @@ def _is_serve(pid: int) -> bool:
 
 
 def _remove_deployment(record: Mapping[str, Any]) -> None:
-    model_dir = record.get("ModelDir")
-    if model_dir:
-        shutil.rmtree(Path(str(model_dir)).parent / "model", ignore_errors=True)
+    """Remove the extracted model of a deployment (kept when it belongs to a transform job)."""
+    model_dir = Path(str(record.get("ModelDir") or ""))
+    if model_dir.name == "model" and model_dir.parent.parent.parent.name == "endpoints":
+        shutil.rmtree(model_dir, ignore_errors=True)

@@ -35,6 +35,7 @@ from workflow.local.sagemaker import (
     model_environment,
     now_ms,
     require_param,
+    server_key,
     validate_s3,
 )
 from workflow.local.sagemaker_endpoints import MODELS
@@ -53,6 +54,7 @@ class _Job:
     thread: threading.Thread
     cancelled: threading.Event = field(default_factory=threading.Event)
     server: ServeProcess | None = None
+    key: str = ""
 
 
 class TransformJobHandler:
@@ -142,6 +144,8 @@ class TransformJobHandler:
             else:
                 status = "Failed"
             logger.error("transform job %s %s: %s", name, status.lower(), reason)
+            if job.server is not None:
+                job.server.stop(self.sm.settings.stop_grace_seconds)
             self.sm.records.update(
                 KIND,
                 name,
@@ -150,9 +154,7 @@ class TransformJobHandler:
                 TransformEndTime=now_ms(),
             )
             return
-        finally:
-            if job.server is not None:
-                job.server.stop(self.sm.settings.stop_grace_seconds)
+        server, job.server = job.server, None
         self.sm.records.update(
             KIND,
             name,
@@ -160,6 +162,12 @@ class TransformJobHandler:
             TransformEndTime=now_ms(),
             LocalRecordCount=count,
         )
+        # The job is done once its output is written; the server is parked for an endpoint of
+        # the same model, or stopped in the background (gunicorn takes seconds to shut down).
+        if server is not None and not self.sm.warm.park(job.key, server):
+            threading.Thread(
+                target=server.stop, args=(self.sm.settings.stop_grace_seconds,), daemon=True
+            ).start()
 
     def _transform(self, job: _Job, params: Mapping[str, Any]) -> int:
         model = self.sm.records.get(MODELS, str(params["ModelName"])) or {}
@@ -189,6 +197,7 @@ class TransformJobHandler:
                     if value == "MultiRecord"
                     else str(value)
                 )
+        job.key = server_key(code_dir, container.get("ModelDataUrl"), environment)
         job.server = ServeProcess.start(
             self.sm.settings, code_dir, base, base / "serve.log", environment
         )

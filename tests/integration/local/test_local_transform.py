@@ -65,9 +65,9 @@ def test_transform_writes_one_out_file_per_object(
     ]
     answer = json.loads(sm.store.get_bytes("s3://bucket/out/t1/sub/b.png.out"))
     assert answer == {"model": "tiny", "bytes": 20, "type": "image/png"}
-    # the server is stopped; the same output prefix is never overwritten
-    job = handler._jobs["t1"]
-    assert job.server is not None and not job.server.alive()
+    # the same output prefix is never overwritten
+    record = sm.records.get("transform-jobs", "t1")
+    assert record["LocalRecordCount"] == 2
     submitted = handler.start(
         transform_request("t2", "s3://bucket/in/", "s3://bucket/out/t1"), None
     )
@@ -114,3 +114,48 @@ def test_unknown_model_is_refused(fake_sagemaker: LocalSageMaker) -> None:
         TransformJobHandler(fake_sagemaker).start(
             transform_request("t6", "s3://bucket/in/", "s3://bucket/out/"), None
         )
+
+
+def test_server_is_parked_for_an_endpoint_of_the_same_model(
+    store: Any, fake_image: Any, model_tarball: Any
+) -> None:
+    from workflow.local.sagemaker import SageMakerSettings, server_key
+    from workflow.local.sagemaker_endpoints import (
+        EndpointConfigHandler,
+        EndpointHandlers,
+        stop_endpoint,
+    )
+
+    sm = LocalSageMaker(
+        store=store,
+        resolve_image=lambda uri: fake_image,
+        settings=SageMakerSettings(stop_grace_seconds=3, reuse_servers=True, warm_seconds=60),
+        log_sink=None,
+    )
+    uri = model_tarball(store, "s3://bucket/models/w/model.tar.gz", "warm")
+    ModelHandler(sm).start(
+        {"ModelName": "m", "PrimaryContainer": {"Image": "f", "ModelDataUrl": uri}}, None
+    )
+    store.put_bytes("s3://bucket/in/a.png", b"1")
+    handler = TransformJobHandler(sm)
+    finish(
+        handler,
+        handler.start(transform_request("tw", "s3://bucket/in/", "s3://bucket/out/tw"), None),
+    )
+    key = server_key(fake_image, uri, {})
+    parked = sm.warm.adopt(key)
+    assert parked is not None and parked.alive()
+    assert sm.warm.park(key, parked)
+    EndpointConfigHandler(sm).start(
+        {"EndpointConfigName": "c", "ProductionVariants": [{"ModelName": "m"}]}, None
+    )
+    endpoints = EndpointHandlers(sm)
+    endpoints.create({"EndpointName": "e", "EndpointConfigName": "c"}, None)
+    endpoints.wait_idle()
+    record = sm.records.get("endpoints", "e")
+    assert record["EndpointStatus"] == "InService" and record["Pid"] == parked.pid
+    assert sm.warm.adopt(key) is None
+    stop_endpoint(sm, "e", grace=3)
+    assert not parked.alive()
+    # the transform job's extracted model is left alone
+    assert (store.root / "jobs" / "tw" / "model" / "model.txt").is_file()
