@@ -23,6 +23,7 @@ from workflow.errors import WorkflowError
 # One line per command module; each module adds its own sub-command(s).
 COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.render",
+    "workflow.commands.validate",
     "workflow.commands.infra",
 )
 

@@ -1,0 +1,312 @@
+"""The rendered ASL: golden files per configuration variant, and its semantics state by state."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from workflow.definition import (
+    ERROR_ENDPOINT,
+    ERROR_QUALITY_GATE,
+    ERROR_REJECTED,
+    StepId,
+    aws_partition,
+    build_workflow,
+    check_state_name,
+    render_definition,
+    render_json,
+)
+from workflow.errors import DefinitionError
+from workflow.validate import validate_definition
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
+MINIMAL = {
+    "evaluation.enabled": False,
+    "gate.enabled": False,
+    "approval.enabled": False,
+    "notification.enabled": False,
+}
+VARIANTS = {
+    "full": {},
+    "minimal": MINIMAL,
+    "ssm_spot": {
+        "training.hyperparameters_ssm_parameter": "/mask-r-cnn/hyperparameters",
+        "training.spot": True,
+        "approval.enabled": False,
+    },
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_golden(variant: str, make_config) -> None:
+    """Set WORKFLOW_UPDATE_GOLDEN=1 to rewrite the files after an intended change."""
+    rendered = render_json(make_config(VARIANTS[variant]))
+    path = GOLDEN / f"{variant}.json"
+    if os.environ.get("WORKFLOW_UPDATE_GOLDEN") == "1":
+        path.write_text(rendered + "\n", encoding="utf-8")
+    assert path.is_file(), f"{path} is missing: run with WORKFLOW_UPDATE_GOLDEN=1"
+    assert json.loads(rendered) == json.loads(path.read_text(encoding="utf-8"))
+    assert rendered + "\n" == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_is_valid(variant: str, make_config) -> None:
+    assert validate_definition(render_definition(make_config(VARIANTS[variant]))) == []
+
+
+def test_render_json_is_deterministic(make_config) -> None:
+    config = make_config()
+    assert render_json(config) == render_json(config)
+
+
+def test_rendering_uses_no_network(make_config, monkeypatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("rendering opened a socket")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    render_definition(make_config(region="eu-west-1"))
+
+
+def test_the_offline_workflow_refuses_aws_calls(make_config) -> None:
+    workflow = build_workflow(make_config())
+    with pytest.raises(DefinitionError, match="built offline and cannot call AWS"):
+        workflow.client.list_state_machines()
+
+
+def test_state_order_of_the_full_machine(make_config) -> None:
+    states = render_definition(make_config())["States"]
+    main = [name for name in states if not name.endswith("Failed") or name == "Failed"]
+    assert main == [
+        "CheckImage", "BuildImage", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
+        "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
+        "RequestApproval", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
+        "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
+        "EndpointNotInService", "NotifySuccess", "Succeeded", "NotifyFailure", "Failed",
+    ]  # fmt: skip
+
+
+def test_transitions_follow_the_issue_order(make_config) -> None:
+    s = render_definition(make_config())["States"]
+    assert s["CheckImage"]["Choices"] == [
+        {"Variable": "$.ImageUri", "IsPresent": True, "Next": "UseGivenImage"}
+    ]
+    assert s["CheckImage"]["Default"] == "BuildImage"
+    assert s["BuildImage"]["Next"] == "UseBuiltImage"
+    assert s["UseBuiltImage"]["Next"] == s["UseGivenImage"]["Next"] == "Train"
+    assert s["Train"]["Next"] == "CreateModel"
+    assert s["CreateModel"]["Next"] == "BatchTransform"
+    assert s["BatchTransform"]["Next"] == "ComputeMetrics"
+    assert s["ComputeMetrics"]["Next"] == "QualityGate"
+    assert s["QualityGate"]["Choices"][0]["Next"] == "RequestApproval"
+    assert s["QualityGate"]["Default"] == "QualityGateNotMet"
+    assert s["RequestApproval"]["Next"] == "CreateEndpointConfig"
+    assert s["CreateEndpointConfig"]["Next"] == "FindEndpoint"
+    assert s["FindEndpoint"]["Next"] == "UpdateEndpoint"
+    assert s["FindEndpoint"]["Catch"][0] == {
+        "ErrorEquals": ["SageMaker.SageMakerException"],
+        "ResultPath": "$.ExistingEndpoint",
+        "Next": "CreateEndpoint",
+    }
+    assert s["CreateEndpoint"]["Next"] == s["UpdateEndpoint"]["Next"] == "WaitForEndpoint"
+    assert s["WaitForEndpoint"] == {
+        "Comment": s["WaitForEndpoint"]["Comment"],
+        "SecondsPath": "$.EndpointPollSeconds",
+        "Type": "Wait",
+        "Next": "DescribeEndpoint",
+    }
+    assert s["DescribeEndpoint"]["Next"] == "CheckEndpoint"
+    assert s["CheckEndpoint"]["Choices"][0]["Next"] == "NotifySuccess"
+    assert s["CheckEndpoint"]["Choices"][1]["Next"] == "EndpointNotInService"
+    assert s["CheckEndpoint"]["Default"] == "WaitForEndpoint"
+    assert s["NotifySuccess"]["Next"] == "Succeeded"
+    assert s["NotifyFailure"]["Next"] == "Failed"
+
+
+def test_resources(make_config) -> None:
+    s = render_definition(make_config())["States"]
+    assert s["BuildImage"]["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert s["Train"]["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    assert s["CreateModel"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
+    assert s["BatchTransform"]["Resource"] == "arn:aws:states:::sagemaker:createTransformJob.sync"
+    assert s["ComputeMetrics"]["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert s["RequestApproval"]["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert (
+        s["CreateEndpointConfig"]["Resource"] == "arn:aws:states:::sagemaker:createEndpointConfig"
+    )
+    assert (
+        s["FindEndpoint"]["Resource"]
+        == s["DescribeEndpoint"]["Resource"]
+        == ("arn:aws:states:::aws-sdk:sagemaker:describeEndpoint")
+    )
+    assert s["CreateEndpoint"]["Resource"] == "arn:aws:states:::sagemaker:createEndpoint"
+    assert s["UpdateEndpoint"]["Resource"] == "arn:aws:states:::sagemaker:updateEndpoint"
+    assert (
+        s["NotifySuccess"]["Resource"]
+        == s["NotifyFailure"]["Resource"]
+        == ("arn:aws:states:::sns:publish")
+    )
+
+
+def test_per_run_values_come_from_the_execution(make_config) -> None:
+    s = render_definition(make_config())["States"]
+    train = s["Train"]["Parameters"]
+    assert train["AlgorithmSpecification"]["TrainingImage.$"] == "$.Image.Uri"
+    assert "TrainingImage" not in train["AlgorithmSpecification"]
+    assert train["TrainingJobName.$"] == "$$.Execution.Input['TrainingJobName']"
+    assert train["HyperParameters.$"] == "$$.Execution.Input['HyperParameters']"
+    assert train["OutputDataConfig"] == {"S3OutputPath.$": "$$.Execution.Input['OutputPath']"}
+    assert train["CheckpointConfig"] == {
+        "S3Uri.$": "$$.Execution.Input['CheckpointPath']",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri.$"]
+                for c in train["InputDataConfig"]}  # fmt: skip
+    assert channels == {
+        "training": "$$.Execution.Input['TrainingData']",
+        "validation": "$$.Execution.Input['ValidationData']",
+    }
+    names = {m["Name"] for m in train["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert {"train:loss", "validation:segm_mAP", "validation:bbox_mAP"} <= names
+    model = s["CreateModel"]["Parameters"]
+    assert model["ModelName.$"] == "$$.Execution.Input['ModelName']"
+    assert model["PrimaryContainer"]["Image.$"] == "$.Image.Uri"
+    assert (
+        model["PrimaryContainer"]["ModelDataUrl.$"] == "$.Training.ModelArtifacts.S3ModelArtifacts"
+    )
+    transform = s["BatchTransform"]["Parameters"]
+    assert transform["TransformJobName.$"] == "$$.Execution.Input['TransformJobName']"
+    assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == (
+        "$$.Execution.Input['TestImages']"
+    )
+    assert transform["TransformOutput"]["S3OutputPath.$"] == "$$.Execution.Input['TransformOutput']"
+    assert s["CreateEndpointConfig"]["Parameters"]["EndpointConfigName.$"] == (
+        "$$.Execution.Input['EndpointConfigName']"
+    )
+    for state in ("CreateEndpoint", "UpdateEndpoint", "FindEndpoint", "DescribeEndpoint"):
+        assert s[state]["Parameters"]["EndpointName.$"] == "$$.Execution.Input['EndpointName']"
+
+
+def test_every_task_retries_and_catches(make_config) -> None:
+    for variant in VARIANTS.values():
+        states = render_definition(make_config(variant))["States"]
+        for name, state in states.items():
+            if state["Type"] != "Task":
+                continue
+            assert state.get("Retry"), f"{name} has no Retry"
+            assert all(r["BackoffRate"] >= 2.0 for r in state["Retry"])
+            assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+            assert "ResultPath" in state, name
+            marker = state["Catch"][-1]["Next"]
+            if name == "NotifyFailure":
+                assert marker == "Failed"
+                continue
+            assert marker == f"{name}Failed"
+            after = states[marker]["Next"]
+            assert after in ("NotifyFailure", "Failed")
+            assert states[marker]["Parameters"]["State"] == name
+
+
+def test_failures_end_with_the_recorded_named_error(make_config) -> None:
+    s = render_definition(make_config())["States"]
+    assert s["Failed"] == {
+        "Comment": s["Failed"]["Comment"],
+        "ErrorPath": "$.Failure.Error",
+        "CausePath": "$.Failure.Cause",
+        "Type": "Fail",
+    }
+    assert s["QualityGateNotMet"]["Parameters"]["Error"] == ERROR_QUALITY_GATE
+    assert s["EndpointNotInService"]["Parameters"]["Error"] == ERROR_ENDPOINT
+    assert s["RequestApproval"]["Catch"][0]["ErrorEquals"] == [ERROR_REJECTED]
+    assert s["NotifyFailure"]["Parameters"]["Message.$"] == "States.JsonToString($.Failure)"
+    # a failing notification still ends in Failed with the original error
+    assert s["NotifyFailure"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.NotificationError", "Next": "Failed"}
+    ]
+
+
+def test_gate_uses_the_configured_metric_and_threshold(make_config) -> None:
+    s = render_definition(make_config(gate__metric="bbox_mAP", gate__threshold=0.25))["States"]
+    rules = s["QualityGate"]["Choices"][0]["And"]
+    assert rules[-1] == {"Variable": "$.Metrics.Payload.bbox_mAP", "NumericGreaterThanEquals": 0.25}
+
+
+def test_endpoint_done_only_on_this_runs_configuration(make_config) -> None:
+    rule = render_definition(make_config())["States"]["CheckEndpoint"]["Choices"][0]
+    assert rule["And"][1] == {
+        "Variable": "$.EndpointStatus.EndpointConfigName",
+        "StringEqualsPath": "$.EndpointConfigName",
+    }
+
+
+def test_minimal_chain_of_the_original_sample(make_config) -> None:
+    s = render_definition(make_config(MINIMAL))["States"]
+    assert not {"BatchTransform", "ComputeMetrics", "QualityGate", "RequestApproval",
+                "NotifySuccess", "NotifyFailure"} & set(s)  # fmt: skip
+    assert s["CreateModel"]["Next"] == "CreateEndpointConfig"
+    assert s["CheckEndpoint"]["Choices"][0]["Next"] == "Succeeded"
+    assert s["TrainFailed"]["Next"] == "Failed"
+
+
+def test_stages_switch_off_one_by_one(make_config) -> None:
+    s = render_definition(make_config(gate__enabled=False))["States"]
+    assert "QualityGate" not in s and s["ComputeMetrics"]["Next"] == "RequestApproval"
+    s = render_definition(make_config(approval__enabled=False))["States"]
+    assert "RequestApproval" not in s and s["QualityGate"]["Choices"][0]["Next"] == (
+        "CreateEndpointConfig"
+    )
+    s = render_definition(make_config(notification__enabled=False))["States"]
+    assert "NotifyFailure" not in s and s["CheckEndpoint"]["Choices"][0]["Next"] == "Succeeded"
+    assert "Metrics.$" in s["RequestApproval"]["Parameters"]["Payload"]
+    s = render_definition(make_config(evaluation__enabled=False, gate__enabled=False))["States"]
+    assert "Metrics.$" not in s["RequestApproval"]["Parameters"]["Payload"]
+    assert "Metrics" not in s["NotifySuccess"]["Parameters"]["Message.$"]
+
+
+def test_ssm_hyperparameters_are_merged_at_run_time(make_config) -> None:
+    s = render_definition(make_config(training__hyperparameters_ssm_parameter="/a/hp"))["States"]
+    assert s["UseBuiltImage"]["Next"] == "ReadHyperParameters"
+    assert s["ReadHyperParameters"]["Resource"] == "arn:aws:states:::aws-sdk:ssm:getParameter"
+    assert s["ReadHyperParameters"]["Parameters"]["Name"] == "/a/hp"
+    assert s["MergeHyperParameters"]["Next"] == "Train"
+    assert s["Train"]["Parameters"]["HyperParameters.$"] == "$.ResolvedHyperParameters.Values"
+
+
+def test_spot_training(make_config) -> None:
+    train = render_definition(make_config(training__spot=True))["States"]["Train"]["Parameters"]
+    assert train["EnableManagedSpotTraining"] is True
+    assert train["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 86400,
+        "MaxWaitTimeInSeconds": 172800,
+    }
+
+
+def test_partition_follows_the_region(make_config) -> None:
+    assert aws_partition("cn-north-1") == "aws-cn"
+    assert aws_partition("us-gov-west-1") == "aws-us-gov"
+    assert aws_partition("eu-west-1") == "aws"
+    s = render_definition(
+        make_config(region="cn-north-1", account_id="123456789012", s3__bucket="b-cn",
+                    roles__sagemaker="arn:aws-cn:iam::123456789012:role/sm",
+                    roles__state_machine="arn:aws-cn:iam::123456789012:role/sfn",
+                    notification__topic_arn="arn:aws-cn:sns:cn-north-1:123456789012:t")
+    )["States"]  # fmt: skip
+    assert s["Train"]["Resource"] == "arn:aws-cn:states:::sagemaker:createTrainingJob.sync"
+    assert s["FindEndpoint"]["Resource"] == "arn:aws-cn:states:::aws-sdk:sagemaker:describeEndpoint"
+
+
+def test_state_names() -> None:
+    assert check_state_name("Train") == "Train"
+    for step in StepId:
+        check_state_name(step.value)
+        check_state_name(step.failed())
+    with pytest.raises(DefinitionError, match="state name 'a b' is invalid"):
+        check_state_name("a b")
+    with pytest.raises(DefinitionError, match="is invalid"):
+        check_state_name("x" * 81)

@@ -1,0 +1,253 @@
+"""Offline validation: the rendered document passes; planted errors are each reported."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from workflow.cli import main
+from workflow.validate import validate_definition
+
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
+
+
+@pytest.fixture(scope="module")
+def full() -> dict:
+    return json.loads((GOLDEN / "full.json").read_text(encoding="utf-8"))
+
+
+def _problems(document: dict) -> list[str]:
+    return validate_definition(document, lint=False)
+
+
+def test_golden_documents_are_valid(full) -> None:
+    assert validate_definition(full) == []
+    for name in ("minimal", "ssm_spot"):
+        assert validate_definition(json.loads((GOLDEN / f"{name}.json").read_text())) == []
+
+
+def test_misspelled_training_field(full) -> None:
+    doc = copy.deepcopy(full)
+    params = doc["States"]["Train"]["Parameters"]
+    params["TrainingJobNam.$"] = params.pop("TrainingJobName.$")
+    assert _problems(doc) == [
+        "States.Train.Parameters.TrainingJobNam: not a member of CreateTrainingJobRequest "
+        "(did you mean 'TrainingJobName'?)",
+        "States.Train.Parameters: missing required member 'TrainingJobName' of "
+        "CreateTrainingJobRequest (give it statically or as 'TrainingJobName.$')",
+    ]
+
+
+def test_misspelled_nested_field_and_wrong_types(full) -> None:
+    doc = copy.deepcopy(full)
+    resources = doc["States"]["Train"]["Parameters"]["ResourceConfig"]
+    resources["InstanceTyp"] = resources.pop("InstanceType")
+    resources["InstanceCount"] = "1"
+    doc["States"]["CreateEndpointConfig"]["Parameters"]["ProductionVariants"][0]["InstanceType"] = (
+        "m5.large"
+    )
+    problems = _problems(doc)
+    assert (
+        "States.Train.Parameters.ResourceConfig.InstanceTyp: not a member of ResourceConfig (did you mean 'InstanceType'?)"
+        in problems
+    )
+    assert (
+        "States.Train.Parameters.ResourceConfig.InstanceCount: '1' must be an integer" in problems
+    )
+    assert any(
+        p.startswith(
+            "States.CreateEndpointConfig.Parameters.ProductionVariants[0].InstanceType: 'm5.large' is not one of"
+        )
+        for p in problems
+    )
+
+
+def test_lambda_sns_and_sdk_parameters(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["ComputeMetrics"]["Parameters"]["FunctionNam"] = "x"
+    doc["States"]["NotifyFailure"]["Parameters"]["Topic"] = "x"
+    doc["States"]["FindEndpoint"]["Parameters"] = {"Name": "x"}
+    problems = _problems(doc)
+    assert (
+        "States.ComputeMetrics.Parameters.FunctionNam: not a member of InvocationRequest (did you mean 'FunctionName'?)"
+        in problems
+    )
+    assert any(
+        p.startswith("States.NotifyFailure.Parameters.Topic: not a member of PublishInput")
+        for p in problems
+    )
+    assert (
+        "States.FindEndpoint.Parameters: missing required member 'EndpointName' of DescribeEndpointInput (give it statically or as 'EndpointName.$')"
+        in problems
+    )
+
+
+def test_codebuild_members_are_matched_capitalised() -> None:
+    doc = {
+        "StartAt": "Build",
+        "States": {
+            "Build": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::codebuild:startBuild.sync",
+                "Parameters": {"ProjectName": "p", "SourceVersion.$": "$.commit", "Colour": 1},
+                "ResultPath": "$.Build",
+                "End": True,
+            }
+        },
+    }
+    assert _problems(doc) == ["States.Build.Parameters.Colour: not a member of StartBuildInput"]
+
+
+def test_unknown_api(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["FindEndpoint"]["Resource"] = (
+        "arn:aws:states:::aws-sdk:sagemaker:describeEndpoints"
+    )
+    assert _problems(doc) == [
+        "States.FindEndpoint.Resource: sagemaker has no API 'describeEndpoints' (did you mean 'DescribeEndpoint'?)"
+    ]
+
+
+def test_dangling_next_and_unreachable_state(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["NotifySuccess"]["Next"] = "Succeded"
+    problems = _problems(doc)
+    assert problems == [
+        "States.NotifySuccess.Next: 'Succeded' is not a state (did you mean 'Succeeded'?)",
+        "States.Succeeded: unreachable from StartAt 'CheckImage' (no Next, Default, Choices or "
+        "Catch leads here); connect it or remove it",
+    ]
+
+
+def test_orphan_state(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["Orphan"] = {"Type": "Pass", "End": True}
+    assert _problems(doc) == [
+        "States.Orphan: unreachable from StartAt 'CheckImage' (no Next, Default, Choices or Catch "
+        "leads here); connect it or remove it"
+    ]
+
+
+def test_start_at_and_terminal_state() -> None:
+    assert _problems({"StartAt": "A", "States": {"B": {"Type": "Succeed"}}}) == [
+        "document: StartAt 'A' is not a state",
+    ]
+    loop = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "A"}}}
+    assert _problems(loop) == [
+        "document: no terminal state (Succeed, Fail or End: true) is reachable"
+    ]
+    assert _problems({"StartAt": "A"}) == [
+        "document: 'States' must be a non-empty object of states"
+    ]
+    assert _problems([]) == ["document: is a list, expected a JSON object"]  # type: ignore[arg-type]
+
+
+def test_state_fields_and_names() -> None:
+    doc = {
+        "StartAt": "A b",
+        "Colour": 1,
+        "States": {
+            "A b": {"Type": "Pass", "Nxt": "C", "End": True},
+            "C": {"Type": "Wait", "Seconds": 1, "SecondsPath": "$.x", "End": True},
+            "D": {"Type": "Teleport"},
+        },
+    }
+    problems = _problems(doc)
+    assert "document: unknown field 'Colour'" in problems
+    assert any(p.startswith("States.A b: invalid state name") for p in problems)
+    assert "States.A b: unknown field 'Nxt' for a Pass state (did you mean 'Next'?)" in problems
+    assert (
+        "States.C: needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath" in problems
+    )
+    assert any(p.startswith("States.D: Type = 'Teleport' is not one of") for p in problems)
+
+
+def test_next_and_end_exclusive() -> None:
+    doc = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B", "End": True},
+                                      "B": {"Type": "Pass"}}}  # fmt: skip
+    problems = _problems(doc)
+    assert "States.A: needs exactly one of 'Next' or 'End: true'" in problems
+    assert "States.B: needs exactly one of 'Next' or 'End: true'" in problems
+
+
+def test_choice_rules(full) -> None:
+    doc = copy.deepcopy(full)
+    rules = doc["States"]["QualityGate"]["Choices"][0]["And"]
+    rules[2] = {"Variable": "$.Metrics.Payload.segm_mAP", "NumericGreaterThanEquals": "0.5"}
+    rules.append({"Variable": "$.x", "NumericGreaterThanEqualsPath": "$$.Execution.Input.T"})
+    rules.append({"Variable": "x", "IsPresent": True, "StringEquals": "y"})
+    doc["States"]["CheckEndpoint"]["Choices"][1].pop("Next")
+    problems = _problems(doc)
+    assert (
+        "States.QualityGate.Choices[0].And[2].NumericGreaterThanEquals: '0.5' must be a number"
+        in problems
+    )
+    assert any(
+        "NumericGreaterThanEqualsPath: '$$.Execution.Input.T' is a context path" in p
+        for p in problems
+    )
+    assert any("And[4]: needs exactly one comparator" in p for p in problems)
+    assert "States.CheckEndpoint.Choices[1]: a top-level Choice rule needs 'Next'" in problems
+
+
+def test_retry_and_catch(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["Train"]["Retry"].append(
+        {"ErrorEquals": [], "BackoffRate": 0.5, "IntervalSeconds": 0}
+    )
+    doc["States"]["Train"]["Catch"].insert(
+        0, {"ErrorEquals": ["States.ALL"], "Next": "TrainFailed"}
+    )
+    doc["States"]["CreateModel"]["Catch"][0]["Next"] = "Nope"
+    problems = _problems(doc)
+    assert "States.Train.Retry[1].ErrorEquals: must be a non-empty list of error names" in problems
+    assert "States.Train.Retry[1].BackoffRate: 0.5 must be a number >= 1.0" in problems
+    assert "States.Train.Retry[1].IntervalSeconds: must be a positive integer" in problems
+    assert "States.Train.Catch[0]: States.ALL must be in the last entry" in problems
+    assert "States.CreateModel.Catch[0].Next: 'Nope' is not a state" in problems
+
+
+def test_local_engine_limits(full) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["NotifySuccess"]["Parameters"]["Message.$"] = "States.Format('it\\'s {}', $.x)"
+    del doc["States"]["CreateModel"]["ResultPath"]
+    doc["States"]["RequestApproval"]["Parameters"]["Payload"].pop("TaskToken.$")
+    problems = _problems(doc)
+    assert any("escapes inside intrinsic string literals" in p for p in problems)
+    assert any(p.startswith("States.CreateModel: no ResultPath") for p in problems)
+    assert any("a .waitForTaskToken task must pass '$$.Task.Token'" in p for p in problems)
+
+
+def test_cli_validate_reports_one_line_per_problem(full, tmp_path, capsys) -> None:
+    doc = copy.deepcopy(full)
+    doc["States"]["Orphan"] = {"Type": "Pass", "End": True}
+    params = doc["States"]["Train"]["Parameters"]
+    params["TrainingJobNam.$"] = params.pop("TrainingJobName.$")
+    path = tmp_path / "asl.json"
+    path.write_text(json.dumps(doc))
+    assert main(["validate", "--file", str(path), "--no-statelint"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "States.Train.Parameters.TrainingJobNam: not a member of CreateTrainingJobRequest (did you mean 'TrainingJobName'?)",
+        "States.Train.Parameters: missing required member 'TrainingJobName' of CreateTrainingJobRequest (give it statically or as 'TrainingJobName.$')",
+        "States.Orphan: unreachable from StartAt 'CheckImage' (no Next, Default, Choices or Catch leads here); connect it or remove it",
+    ]
+    assert "error: 3 problem(s)" in err
+    assert "Traceback" not in err
+
+
+def test_cli_validate_ok(full, tmp_path, capsys) -> None:
+    path = tmp_path / "asl.json"
+    path.write_text(json.dumps(full))
+    assert main(["validate", "--file", str(path)]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_cli_validate_bad_file(tmp_path, capsys) -> None:
+    path = tmp_path / "asl.json"
+    path.write_text("{")
+    assert main(["validate", "--file", str(path)]) == 1
+    assert "is not JSON" in capsys.readouterr().err
