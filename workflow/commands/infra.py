@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "--force", action="store_true", help="replace FILE and its lambda/ when they exist"
     )
     parser.add_argument(
-        "--overrides",
+        "--print-overrides",
+        dest="parameters_file",
         metavar="PARAMETERS_JSON",
         help=(
             "instead of the template, print the Key=Value list of a parameters file "
@@ -47,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     from workflow import infra
     from workflow.commands import config_from_args
 
-    if args.overrides:
-        values = infra.read_parameters(Path(args.overrides), infra.load_template())
+    if args.parameters_file:
+        values = infra.read_parameters(Path(args.parameters_file), infra.load_template())
         print(" ".join(shlex.quote(f"{key}={value}") for key, value in values.items()))
         return 0
     config = config_from_args(args)

@@ -1,0 +1,266 @@
+"""The rendered template: cfn-lint clean, least privilege, the issue's resources, names from config."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from workflow.config import WorkflowConfig
+
+CFN_LINT = Path(sys.executable).with_name("cfn-lint")
+# Actions that have no resource type in IAM, so "*" is their only form.
+STAR_ONLY_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
+    "cloudwatch:PutMetricData",
+}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def resources_of(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_cfn_lint_passes_on_the_rendered_template(rendered_file: Path) -> None:
+    result = subprocess.run(
+        [str(CFN_LINT), "--format", "parseable", str(rendered_file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in result.stdout.splitlines() if ":E" in line]
+    assert errors == [], result.stdout
+    assert result.returncode in (0, 4, 8, 12), result.stdout + result.stderr  # warnings/info only
+
+
+def test_cfn_lint_passes_on_the_source_template() -> None:
+    result = subprocess.run(
+        [str(CFN_LINT), "infra/template.yaml"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cfn_lint_catches_a_planted_error(rendered_file: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = rendered_file.read_text().replace(
+        "ImageTagMutability: IMMUTABLE", "ImageTagMutability: SOMETIMES"
+    )
+    bad.write_text(text)
+    result = subprocess.run([str(CFN_LINT), str(bad)], capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "SOMETIMES" in result.stdout
+
+
+def test_checkov_reports_no_failed_check(rendered_file: Path) -> None:
+    checkov = shutil.which("checkov")
+    if checkov is None:
+        pytest.skip(
+            "checkov is not installed; it pins boto3<1.36, so install it in its own venv "
+            "(python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30) "
+            "and put its bin/ on PATH"
+        )
+    result = subprocess.run(
+        [checkov, "-f", str(rendered_file), "--framework", "cloudformation", "--compact",
+         "--quiet", "--skip-download"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert "Failed checks: 0" in result.stdout, result.stdout[-4000:]
+
+
+def test_definition_is_the_rendered_asl_with_substitutions(
+    rendered: dict[str, Any], definition_json: str, config: WorkflowConfig
+) -> None:
+    machine = rendered["Resources"]["StateMachine"]["Properties"]
+    embedded = json.dumps(machine["Definition"])
+    substitutions = machine["DefinitionSubstitutions"]
+    used = set(re.findall(r"\$\{(\w+)\}", embedded))
+    assert used and used <= set(substitutions)
+    assert config.account_id not in embedded
+    # Putting the configured values back gives exactly what `render` prints.
+    values = {
+        "SageMakerRoleArn": config.roles.sagemaker,
+        "StartBuildFunction": config.lambdas.start_build,
+        "RequestApprovalFunction": config.lambdas.request_approval,
+        "EvaluateFunction": config.lambdas.evaluate,
+        "BuildProject": config.codebuild_project,
+        "NotificationTopicArn": config.notification.topic_arn,
+        "ArtifactBucket": config.s3.bucket,
+        "ImageRepositoryUri": config.image_repository_uri,
+    }
+    restored = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], embedded)
+    assert json.loads(restored) == json.loads(definition_json)
+
+
+def test_substitutions_point_at_the_stack_resources(rendered: dict[str, Any]) -> None:
+    subs = rendered["Resources"]["StateMachine"]["Properties"]["DefinitionSubstitutions"]
+    assert subs["SageMakerRoleArn"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert subs["StartBuildFunction"] == {"Ref": "StartBuildFunction"}
+    assert subs["NotificationTopicArn"] == {"Ref": "NotificationTopic"}
+    assert subs["BuildProject"] == {"Ref": "BuildProject"}
+
+
+def test_names_default_to_the_configuration(
+    rendered: dict[str, Any], config: WorkflowConfig
+) -> None:
+    params = {k: v.get("Default") for k, v in rendered["Parameters"].items()}
+    assert params["Name"] == config.name
+    assert params["StartBuildFunctionName"] == config.lambdas.start_build
+    assert params["RequestApprovalFunctionName"] == config.lambdas.request_approval
+    assert params["EvaluateFunctionName"] == config.lambdas.evaluate
+    assert params["CodeBuildProjectName"] == config.codebuild_project
+    assert params["ImageRepositoryName"] == config.ecr_repository
+    assert params["EndpointName"] == config.endpoint.name
+    assert params["ArtifactPrefix"] == config.s3.prefix
+    assert params["ArtifactBucketName"] == ""  # derived <name>-<account>-<region>, as config does
+    assert config.s3.bucket == f"{config.name}-{config.account_id}-{config.region}"
+    resources = rendered["Resources"]
+    role_names = {
+        "SageMakerExecutionRole": config.roles.sagemaker,
+        "StateMachineRole": config.roles.state_machine,
+    }
+    for resource, arn in role_names.items():
+        assert resources[resource]["Properties"]["RoleName"] == {
+            "Fn::Sub": "${Name}-" + arn.rsplit("/", 1)[1].removeprefix(config.name + "-")
+        }
+    topic = resources["NotificationTopic"]["Properties"]["TopicName"]
+    assert topic == {
+        "Fn::Sub": "${Name}-"
+        + config.notification.topic_arn.rsplit(":", 1)[1].removeprefix(config.name + "-")
+    }
+    assert resources["StateMachine"]["Properties"]["StateMachineName"] == {"Ref": "Name"}
+
+
+def test_explicit_bucket_becomes_the_parameter_default(make_config: Any) -> None:
+    from workflow.infra import render_template
+
+    config = make_config(**{"s3.bucket": "my-own-bucket"})
+    template = render_template(
+        config, definition_json='{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}'
+    )
+    assert template["Parameters"]["ArtifactBucketName"]["Default"] == "my-own-bucket"
+
+
+def test_no_administrator_access_and_no_managed_policies(rendered: dict[str, Any]) -> None:
+    text = json.dumps(rendered)
+    assert "AdministratorAccess" not in text
+    assert "PowerUserAccess" not in text
+    for resource in rendered["Resources"].values():
+        assert "ManagedPolicyArns" not in resource.get("Properties", {})
+
+
+def test_no_wildcard_actions_or_service_wide_grants(all_statements: list) -> None:
+    for name, statement in all_statements:
+        for action in as_list(statement["Action"]):
+            assert (action != "*" and not action.endswith(":*")) or statement["Effect"] == "Deny", (
+                name,
+                action,
+            )
+            assert action != "sagemaker:*"
+
+
+def test_star_resources_only_for_actions_without_resource_types(all_statements: list) -> None:
+    for name, statement in all_statements:
+        if statement["Effect"] != "Allow" or as_list(statement["Resource"]) != ["*"]:
+            continue
+        assert set(as_list(statement["Action"])) <= STAR_ONLY_ACTIONS, (name, statement)
+
+
+def test_pass_role_only_hands_the_sagemaker_role_to_sagemaker(all_statements: list) -> None:
+    passes = [(n, s) for n, s in all_statements if "iam:PassRole" in as_list(s["Action"])]
+    assert len(passes) == 1
+    name, statement = passes[0]
+    assert name == "StateMachineRole"
+    assert statement["Resource"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    assert as_list(statement["Action"]) == ["iam:PassRole"]
+
+
+def test_sagemaker_grants_are_scoped_to_the_pipeline_names(all_statements: list) -> None:
+    for _, statement in all_statements:
+        actions = as_list(statement["Action"])
+        if any(a.startswith("sagemaker:") for a in actions):
+            for resource in as_list(statement["Resource"]):
+                assert ":sagemaker:" in resource["Fn::Sub"]
+                assert resource["Fn::Sub"].endswith(("${Name}-*", "${EndpointName}"))
+
+
+def test_bucket_is_encrypted_versioned_private_and_tls_only(rendered: dict[str, Any]) -> None:
+    bucket = rendered["Resources"]["ArtifactBucket"]["Properties"]
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert len(bucket["PublicAccessBlockConfiguration"]) == 4
+    policy = rendered["Resources"]["ArtifactBucketPolicy"]["Properties"]["PolicyDocument"]
+    (deny,) = policy["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_ecr_scans_on_push_with_immutable_tags(rendered: dict[str, Any]) -> None:
+    repo = rendered["Resources"]["ImageRepository"]["Properties"]
+    assert repo["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert repo["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_codebuild_is_privileged_and_uses_the_repository_buildspec(
+    rendered: dict[str, Any],
+) -> None:
+    project = rendered["Resources"]["BuildProject"]["Properties"]
+    assert project["Environment"]["PrivilegedMode"] is True
+    assert project["Source"]["BuildSpec"] == "buildspec.yml"
+    names = {v["Name"] for v in project["Environment"]["EnvironmentVariables"]}
+    assert {"STATE_MACHINE_ARN", "MLOPS_NAME", "MLOPS_ACCOUNT_ID", "MLOPS_S3__BUCKET"} <= names
+    group = rendered["Resources"]["TestReportGroup"]["Properties"]
+    assert group["Name"] == {"Fn::Sub": "${CodeBuildProjectName}-tests"}
+
+
+def test_schedule_is_disabled_by_default(rendered: dict[str, Any]) -> None:
+    assert rendered["Parameters"]["ScheduleEnabled"]["Default"] == "false"
+    rule = rendered["Resources"]["RetrainingSchedule"]["Properties"]
+    assert rule["State"] == {"Fn::If": ["ScheduleOn", "ENABLED", "DISABLED"]}
+    assert rendered["Conditions"]["ScheduleOn"] == {
+        "Fn::Equals": [{"Ref": "ScheduleEnabled"}, "true"]
+    }
+
+
+def test_every_issue_resource_is_present(rendered: dict[str, Any]) -> None:
+    kinds = {r["Type"] for r in rendered["Resources"].values()}
+    assert {
+        "AWS::S3::Bucket", "AWS::ECR::Repository", "AWS::CodeBuild::Project",
+        "AWS::Serverless::Function", "AWS::Serverless::HttpApi", "AWS::SNS::Topic",
+        "AWS::StepFunctions::StateMachine", "AWS::Events::Rule", "AWS::IAM::Role",
+        "AWS::SecretsManager::Secret",
+    } <= kinds  # fmt: skip
+    handlers = {
+        r["Properties"]["Handler"]
+        for r in resources_of(rendered, "AWS::Serverless::Function").values()
+    }
+    assert handlers == {
+        "workflow.lambdas.start_build.handler",
+        "workflow.lambdas.approval.request_handler",
+        "workflow.lambdas.approval.api_handler",
+        "workflow.lambdas.evaluate.handler",
+    }
+    api = rendered["Resources"]["ApprovalApiFunction"]["Properties"]["Events"]
+    assert {e["Properties"]["Method"] for e in api.values()} == {"GET", "POST"}
+
+
+def test_rendered_file_is_plain_yaml(rendered_file: Path) -> None:
+    data = yaml.safe_load(rendered_file.read_text())
+    assert data["Transform"] == "AWS::Serverless-2016-10-31"
+    assert data["Globals"]["Function"]["CodeUri"] == "lambda/"
