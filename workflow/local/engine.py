@@ -32,7 +32,7 @@ import json
 import logging
 import threading
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -68,6 +68,7 @@ ABORTED: Final = "ABORTED"
 REDRIVABLE: Final = frozenset({FAILED, TIMED_OUT, ABORTED})
 
 _DEFAULT_ACCOUNT: Final = "123456789012"
+_PROGRAM_CACHE_SIZE: Final = 32
 
 
 class EngineError(WorkflowError):
@@ -202,6 +203,15 @@ def _parse_timestamp(value: Any) -> Any:
     return value
 
 
+def _copy_json(value: Any) -> Any:
+    # Much cheaper than copy.deepcopy for the dict/list/str trees of history events.
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
+
+
 def normalise_event(event: Mapping[str, Any], id_offset: int = 0) -> dict[str, Any]:
     """Return a history event shaped like boto3's `get_execution_history` returns it.
 
@@ -212,7 +222,7 @@ def normalise_event(event: Mapping[str, Any], id_offset: int = 0) -> dict[str, A
     Returns:
         A deep copy with `type` a plain str and `timestamp` a timezone-aware datetime.
     """
-    out = copy.deepcopy(dict(event))
+    out = _copy_json(dict(event))
     kind = out.get("type")
     out["type"] = str(getattr(kind, "value", kind))
     out["timestamp"] = _parse_timestamp(out.get("timestamp"))
@@ -566,6 +576,8 @@ class _Run:
 
     # Events -----------------------------------------------------------------------------
     def publish(self, raw_event: Mapping[str, Any]) -> None:
+        if not self.engine._has_listeners():
+            return
         event = normalise_event(raw_event, self.id_offset)
         if self.plan is not None and event["type"] == "ExecutionStarted":
             event = {
@@ -617,6 +629,7 @@ class _ObservedEventManager(mp.EventManager):  # type: ignore[misc]
             if self.closed or (
                 kind not in _TERMINAL_EVENTS
                 and self.root is not None
+                and not self.root.is_running()
                 and isinstance(self.root.program_state(), (mp.ProgramStopped, mp.ProgramTimedOut))
             ):
                 return 0
@@ -945,6 +958,7 @@ class LocalEngine:
         self._lambdas: dict[str, LambdaFn] = {}
         self._listeners: list[Listener] = []
         self._executions: list[LocalExecution] = []
+        self._programs: OrderedDict[str, Any] = OrderedDict()
 
     # Registration ------------------------------------------------------------------------
     def register_service(
@@ -1004,6 +1018,9 @@ class LocalEngine:
                 listener(event)
             except Exception:
                 logger.exception("an on_event listener failed on %s", event.event.get("type"))
+
+    def _has_listeners(self) -> bool:
+        return bool(self._listeners)
 
     def _service_handler(self, service: str, action: str) -> ServiceHandler | None:
         with self._lock:
@@ -1075,11 +1092,24 @@ class LocalEngine:
         missing = self.missing_handlers(document)
         if missing:
             raise UnknownResourceError(missing)
+        with self._lock:
+            cached = self._programs.get(text)
+            if cached is not None:
+                self._programs.move_to_end(text)
+                return cached
         try:
             with mp.parsing_for_engine():
-                return mp.AmazonStateLanguageParser.parse(text)[0]
+                program = mp.AmazonStateLanguageParser.parse(text)[0]
         except Exception as exc:
             raise EngineError(f"the definition is not valid ASL: {exc}") from exc
+        # ANTLR parsing dominates the cost of short runs (~1 ms per state); the parsed program
+        # holds no per-execution state (moto already evaluates one Map iterator in many
+        # threads), so it is reused for the same text.
+        with self._lock:
+            self._programs[text] = program
+            while len(self._programs) > _PROGRAM_CACHE_SIZE:
+                self._programs.popitem(last=False)
+        return program
 
     # Executions --------------------------------------------------------------------------
     def start_execution(
