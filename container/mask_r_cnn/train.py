@@ -97,6 +97,14 @@ MODEL_FILE = "model.pth"
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 METADATA_FORMAT = 1
+# SageMaker `MetricDefinitions` for the log lines above (the first group is the value).
+METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
+    {"Name": "train:loss", "Regex": r"\bloss=([-+0-9.eE]+|nan)"},
+    {"Name": "train:lr", "Regex": r"\blr=([-+0-9.eE]+)"},
+    {"Name": "train:epoch_loss", "Regex": r"\btrain_loss=([-+0-9.eE]+|nan)"},
+    {"Name": "validation:bbox_mAP", "Regex": r"validation: .*\bbbox_mAP=([0-9.]+)"},
+    {"Name": "validation:segm_mAP", "Regex": r"validation: .*\bsegm_mAP=([0-9.]+)"},
+)
 
 
 _ERROR_TYPES = (

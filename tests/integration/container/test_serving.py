@@ -1,0 +1,234 @@
+"""`serve` as a process (gunicorn alone) on the session's trained model, over real HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
+
+
+def _test_image(synthetic_data: Path, index: int = 0) -> tuple[bytes, dict[str, Any]]:
+    doc = json.loads((synthetic_data / "test" / "annotations.json").read_text())
+    record = doc["images"][index]
+    return (synthetic_data / "test" / record["file_name"]).read_bytes(), record
+
+
+def _check_predictions(reply: requests.Response, width: int, height: int) -> list[dict[str, Any]]:
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("application/json")
+    doc = reply.json()
+    assert doc["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert doc["model"]["source_commit"] == "0123abc"
+    predictions = doc["predictions"]
+    scores = [p["score"] for p in predictions]
+    assert scores == sorted(scores, reverse=True)
+    for p in predictions:
+        assert set(p) == {"label", "category", "score", "box", "mask"}
+        assert (p["label"], p["category"]) in {(1, "circle"), (2, "square"), (3, "triangle")}
+        assert p["mask"]["size"] == [height, width]
+        decoded = mask_utils.decode(
+            {"size": p["mask"]["size"], "counts": p["mask"]["counts"].encode()}
+        )
+        assert decoded.shape == (height, width)
+        x1, y1, x2, y2 = p["box"]
+        assert 0 <= x1 <= x2 <= width and 0 <= y1 <= y2 <= height
+    return predictions
+
+
+ALL = {"X-Amzn-SageMaker-Custom-Attributes": "score_threshold=0"}
+
+
+def test_ping_is_200_once_loaded(server: Any) -> None:
+    reply = requests.get(f"{server.url}/ping", timeout=10)
+    assert reply.status_code == 200
+
+
+def test_jpeg_png_and_grayscale_images(server: Any, synthetic_data: Path) -> None:
+    jpeg, record = _test_image(synthetic_data, 0)
+    assert jpeg[:2] == b"\xff\xd8"
+    got = _check_predictions(
+        requests.post(
+            f"{server.url}/invocations",
+            data=jpeg,
+            headers={"Content-Type": "image/jpeg", **ALL},
+            timeout=60,
+        ),
+        record["width"],
+        record["height"],
+    )
+    assert got, "threshold 0 keeps every detection of the barely trained model"
+    png, record = _test_image(synthetic_data, 1)
+    assert png[:4] == b"\x89PNG"
+    _check_predictions(
+        requests.post(
+            f"{server.url}/invocations",
+            data=png,
+            headers={"Content-Type": "image/png", **ALL},
+            timeout=60,
+        ),
+        record["width"],
+        record["height"],
+    )
+    gray = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).convert("L").save(gray, format="PNG")
+    _check_predictions(
+        requests.post(
+            f"{server.url}/invocations",
+            data=gray.getvalue(),
+            headers={"Content-Type": "application/x-image", **ALL},
+            timeout=60,
+        ),
+        Image.open(io.BytesIO(jpeg)).width,
+        Image.open(io.BytesIO(jpeg)).height,
+    )
+
+
+def test_json_base64_and_custom_attribute_threshold(server: Any, synthetic_data: Path) -> None:
+    jpeg, record = _test_image(synthetic_data, 2)
+    body = {"image": base64.b64encode(jpeg).decode(), "score_threshold": 0.0}
+    everything = _check_predictions(
+        requests.post(f"{server.url}/invocations", json=body, timeout=60),
+        record["width"],
+        record["height"],
+    )
+    assert everything
+    strict = requests.post(
+        f"{server.url}/invocations",
+        json=body,
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "score_threshold=0.99"},
+        timeout=60,
+    )
+    kept = _check_predictions(strict, record["width"], record["height"])
+    assert strict.json()["model"]["score_threshold"] == 0.99
+    assert all(p["score"] >= 0.99 for p in kept)
+    default = requests.post(
+        f"{server.url}/invocations", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=60
+    )
+    assert default.json()["model"]["score_threshold"] == 0.3  # the training job's score_threshold
+
+
+def _big_body() -> bytes:
+    return b"\x00" * (6 * 1024 * 1024 + 10)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "words"),
+    [
+        ("text/csv", b"1,2,3", 415, "is not supported"),
+        ("image/jpeg", b"", 400, "request body is empty"),
+        ("image/jpeg", "TRUNCATED", 400, "truncated or damaged"),
+        ("image/png", b"GIF89a not a png at all", 400, "not a JPEG or PNG image"),
+        ("application/json", b'{"image": ', 400, "not valid JSON"),
+        ("application/json", b'{"image": "***"}', 400, "not valid base64"),
+        ("image/jpeg", "BIG", 413, "over the limit of 6 MB"),
+    ],
+)
+def test_bad_requests_get_4xx_and_the_server_keeps_serving(
+    server: Any, synthetic_data: Path, content_type: str, body: bytes | str, status: int, words: str
+) -> None:
+    if body == "TRUNCATED":
+        jpeg, _ = _test_image(synthetic_data, 0)
+        body = jpeg[: len(jpeg) // 2]
+    elif body == "BIG":
+        body = _big_body()
+    reply = requests.post(
+        f"{server.url}/invocations", data=body, headers={"Content-Type": content_type}, timeout=60
+    )
+    assert reply.status_code == status
+    assert words in reply.json()["error"]
+    assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
+
+
+def test_decompression_bomb_is_refused(server: Any) -> None:
+    bomb = io.BytesIO()
+    Image.new("L", (8000, 6000)).save(bomb, format="PNG")  # 48 Mpixel in a few kB
+    assert len(bomb.getvalue()) < 200_000
+    reply = requests.post(
+        f"{server.url}/invocations",
+        data=bomb.getvalue(),
+        headers={"Content-Type": "image/png"},
+        timeout=60,
+    )
+    assert reply.status_code == 413
+    assert "pixels, over the limit" in reply.json()["error"]
+    assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
+
+
+def test_execution_parameters_for_batch_transform(server: Any) -> None:
+    reply = requests.get(f"{server.url}/execution-parameters", timeout=10)
+    assert reply.json() == {
+        "MaxConcurrentTransforms": 1,
+        "BatchStrategy": "SINGLE_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+
+
+def test_serve_without_a_model_exits_with_one_sentence(tmp_path: Path, processes: Any) -> None:
+    result = subprocess.run(
+        [sys.executable, str(processes.programs / "serve")],
+        env=processes.environ(SAGEMAKER_BASE_DIR=str(tmp_path), MASK_R_CNN_NGINX="0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "holds no metadata.json" in result.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None, reason="nginx is not installed (the image has it)"
+)
+def test_nginx_fronts_gunicorn_when_installed(
+    trained_model: Any, tmp_path: Path, synthetic_data: Path, processes: Any
+) -> None:
+    running = processes.start_server(
+        trained_model.base, tmp_path / "serve.log", MASK_R_CNN_NGINX="1"
+    )
+    try:
+        assert "nginx+gunicorn" in running.log_path.read_text()
+        jpeg, record = _test_image(synthetic_data, 0)
+        reply = requests.post(
+            f"{running.url}/invocations",
+            data=jpeg,
+            headers={"Content-Type": "image/jpeg", **ALL},
+            timeout=60,
+        )
+        _check_predictions(reply, record["width"], record["height"])
+        big = requests.post(
+            f"{running.url}/invocations",
+            data=_big_body(),
+            headers={"Content-Type": "image/jpeg"},
+            timeout=60,
+        )
+        assert big.status_code == 413 and "over the limit" in big.json()["error"]
+        assert requests.get(f"{running.url}/nothing", timeout=10).status_code == 404
+        assert requests.get(f"{running.url}/execution-parameters", timeout=10).status_code == 200
+    finally:
+        assert processes.stop_server(running.process) == 0
+
+
+@pytest.mark.slow
+def test_sigterm_stops_server_and_workers(
+    trained_model: Any, tmp_path: Path, processes: Any
+) -> None:
+    running = processes.start_server(trained_model.base, tmp_path / "serve.log")
+    assert processes.stop_server(running.process) == 0
+    log = running.log_path.read_text()
+    assert "serve: signal 15, stopping" in log
+    assert "Shutting down: Master" in log

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from mask_r_cnn.model import ModelSpec, build_model
+from mask_r_cnn.train import METRIC_DEFINITIONS, run
+from PIL import Image
+
+pytestmark = pytest.mark.integration
+
+
+def test_training_writes_everything_serve_needs(trained_model: Any) -> None:
+    assert trained_model.returncode == 0, trained_model.log[-3000:]
+    model_dir = trained_model.base / "model"
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "metadata.json",
+        "metrics.json",
+        "model.pth",
+    ]
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    assert [c["name"] for c in metadata["categories"]] == ["circle", "square", "triangle"]
+    assert metadata["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert metadata["model"]["num_classes"] == 4
+    assert (metadata["model"]["min_size"], metadata["model"]["max_size"]) == (64, 96)
+    assert metadata["source_commit"] == "0123abc"
+    assert metadata["training_job_name"] == "mrcnn-test-job"
+    assert metadata["score_threshold"] == 0.3
+    assert {"torch", "torchvision", "python", "mask_r_cnn"} <= set(metadata["versions"])
+    state = torch.load(model_dir / "model.pth", weights_only=True)
+    build_model(ModelSpec.from_dict(metadata["model"])).load_state_dict(state)
+
+
+def test_metrics_json_holds_loss_and_validation_map(trained_model: Any) -> None:
+    metrics = json.loads((trained_model.base / "model" / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["steps"] == 2
+    assert np.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+    for key in ("bbox_mAP", "segm_mAP", "bbox_AP50", "segm_AP50"):
+        assert 0.0 <= metrics[key] <= 1.0
+
+
+def test_log_lines_match_the_metric_definitions(trained_model: Any) -> None:
+    log = trained_model.log
+    assert re.search(r"epoch=1 step=1 loss=[0-9.]+ lr=[0-9.e-]+", log)
+    assert re.search(r"epoch=1 step=2 train_loss=[0-9.]+", log)
+    assert re.search(r"validation: bbox_mAP=[0-9.]+ segm_mAP=[0-9.]+", log)
+    for definition in METRIC_DEFINITIONS:
+        assert re.findall(definition["Regex"], log), definition["Name"]
+
+
+def test_checkpoints_are_written_and_no_failure_file(trained_model: Any) -> None:
+    assert [p.name for p in (trained_model.base / "checkpoints").iterdir()] == [
+        "checkpoint-000000002.pth"
+    ]
+    assert not (trained_model.base / "output" / "failure").exists()
+
+
+def test_an_existing_model_is_never_overwritten(trained_model: Any, tmp_path: Path) -> None:
+    before = (trained_model.base / "model" / "model.pth").read_bytes()
+    code = run({"SAGEMAKER_BASE_DIR": str(trained_model.base)})
+    assert code == 2
+    assert (trained_model.base / "model" / "model.pth").read_bytes() == before
+    failure = (trained_model.base / "output" / "failure").read_text()
+    assert "already exists from an earlier run and is never overwritten" in failure.splitlines()[0]
+    (trained_model.base / "output" / "failure").unlink()
+
+
+def _write_pretrained(path: Path, *, backbone_only: bool) -> dict[str, torch.Tensor]:
+    torch.manual_seed(123)
+    donor = build_model(
+        ModelSpec(
+            backbone="mobilenet_v3_large_fpn", num_classes=91, min_size=64, max_size=96, fast=True
+        )
+    )
+    state = donor.backbone.state_dict() if backbone_only else donor.state_dict()
+    path.mkdir(parents=True)
+    torch.save(state, path / "weights.pth")
+    return state
+
+
+@pytest.mark.parametrize("backbone_only", [False, True], ids=["full-model", "backbone"])
+def test_pretrained_state_dict_is_loaded(
+    ml_tree: Callable[..., Path],
+    synthetic_data: Path,
+    tmp_path: Path,
+    backbone_only: bool,
+    capsys: pytest.CaptureFixture[str],
+    tiny_hp: dict[str, str],
+) -> None:
+    state = _write_pretrained(tmp_path / "pretrained", backbone_only=backbone_only)
+    base = ml_tree(
+        {**tiny_hp, "max_steps": "1", "trainable_backbone_layers": "0"},
+        {"training": synthetic_data / "train", "pretrained": tmp_path / "pretrained"},
+    )
+    assert run({"SAGEMAKER_BASE_DIR": str(base)}) == 0
+    log = capsys.readouterr().err
+    kind = "backbone" if backbone_only else "full_model"
+    assert re.search(rf"pretrained=weights.pth kind={kind} loaded=\d+", log)
+    metadata = json.loads((base / "model" / "metadata.json").read_text())
+    assert metadata["model"]["norm_layer"] == "frozen_batch_norm"
+    trained = torch.load(base / "model" / "model.pth", weights_only=True)
+    prefix = "" if backbone_only else "backbone."
+    key = "body.0.0.weight"  # the frozen MobileNet stem: it must equal the pretrained tensor
+    assert torch.equal(trained[f"backbone.{key}"], state[f"{prefix}{key}"])
+
+
+def test_pennfudan_layout_trains(
+    ml_tree: Callable[..., Path], tmp_path: Path, tiny_hp: dict[str, str]
+) -> None:
+    root = tmp_path / "penn"
+    (root / "PNGImages").mkdir(parents=True)
+    (root / "PedMasks").mkdir()
+    rng = np.random.default_rng(1)
+    for i in (1, 2):
+        Image.fromarray(rng.integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(
+            root / "PNGImages" / f"FudanPed{i:05d}.png"
+        )
+        mask = np.zeros((64, 80), dtype=np.uint8)
+        mask[4:50, 6:30] = 1
+        mask[10:60, 40:75] = 2
+        Image.fromarray(mask).save(root / "PedMasks" / f"FudanPed{i:05d}_mask.png")
+    base = ml_tree({**tiny_hp, "max_steps": "1"}, {"training": root, "validation": root})
+    assert run({"SAGEMAKER_BASE_DIR": str(base)}) == 0
+    metadata = json.loads((base / "model" / "metadata.json").read_text())
+    assert metadata["categories"] == [{"id": 1, "name": "person", "label": 1}]
+    assert "segm_mAP" in json.loads((base / "model" / "metrics.json").read_text())
