@@ -24,6 +24,10 @@ from workflow.errors import WorkflowError
 COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.render",
     "workflow.commands.validate",
+    "workflow.commands.deploy",
+    "workflow.commands.start",
+    "workflow.commands.approve",
+    "workflow.commands.redrive",
     "workflow.commands.infra",
 )
 

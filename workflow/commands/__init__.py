@@ -62,4 +62,28 @@ def config_from_args(
     )
 
 
-__all__ = ["config_from_args", "parse_overrides"]
+def add_endpoint_url(parser: argparse.ArgumentParser) -> None:
+    """Add ``--endpoint-url`` (Step Functions only; ``AWS_ENDPOINT_URL_SFN`` works too)."""
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="Step Functions endpoint, e.g. a local emulator at http://127.0.0.1:5000 "
+        "(default: AWS_ENDPOINT_URL_SFN, else AWS)",
+    )
+
+
+def sfn_client(region: str, endpoint_url: str | None = None) -> Any:
+    """Return a boto3 Step Functions client for ``region`` (and ``endpoint_url`` if given).
+
+    Without ``endpoint_url`` botocore honours ``AWS_ENDPOINT_URL_SFN`` itself, so only Step
+    Functions is redirected to an emulator while every other service stays on AWS.
+    """
+    import boto3
+
+    kwargs: dict[str, Any] = {"region_name": region}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    return boto3.client("stepfunctions", **kwargs)
+
+
+__all__ = ["add_endpoint_url", "config_from_args", "parse_overrides", "sfn_client"]
