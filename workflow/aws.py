@@ -311,7 +311,9 @@ def wait_for_execution(
     current_state = "-"
     events: list[dict[str, Any]] = []
     url = console_url(region, execution_arn)
-    while True:
+
+    def report_new_events() -> None:
+        nonlocal last_id, current_state, last_line
         for event in iter_new_events(client, execution_arn, last_id):
             last_id = max(last_id, int(event.get("id", 0)))
             events.append(event)
@@ -322,11 +324,15 @@ def wait_for_execution(
             if line:
                 say(f"[{_elapsed(clock() - started)}] {line}")
                 last_line = clock()
+
+    while True:
+        report_new_events()
         description = _call(
             "DescribeExecution", client.describe_execution, executionArn=execution_arn
         )
         status = str(description.get("status", "RUNNING"))
         if status in TERMINAL_STATUSES and status != "PENDING_REDRIVE":
+            report_new_events()  # the events between the last read and the end
             output = description.get("output")
             return ExecutionResult(
                 execution_arn=execution_arn,

@@ -175,6 +175,7 @@ def test_wait_reports_transitions_and_heartbeats_then_fails(stubbed) -> None:
         {**running, "status": "FAILED", "stopDate": NOW, "error": "States.TaskFailed", "cause": "bad data"},
         describe,
     )  # fmt: skip
+    stub.add_response("get_execution_history", {"events": [failed]}, history)  # final read
     lines: list[str] = []
     clock = FakeClock()
     result = wait_for_execution(
@@ -202,6 +203,9 @@ def test_wait_returns_output_on_success_and_times_out(stubbed) -> None:
         "get_execution_history", {"events": [_event(1, "ExecutionSucceeded")]}, history
     )
     stub.add_response("describe_execution", done, {"executionArn": EX_ARN})
+    stub.add_response(
+        "get_execution_history", {"events": [_event(1, "ExecutionSucceeded")]}, history
+    )
     result = wait_for_execution(client, EX_ARN, report=lambda line: None, sleep=lambda s: None)
     assert result.succeeded and result.output == {"ok": 1}
     result.raise_for_status()
