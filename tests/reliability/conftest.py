@@ -1,0 +1,351 @@
+"""Shared fixtures of the reliability suite: the tally, a live `serve`, process and memory probes.
+
+Every reliability test counts what it tried and what broke into the session's `tally`. At the end
+of the session the tally is written as JSON (to `$RELIABILITY_RESULTS`, a file path, when set;
+otherwise to pytest's temporary directory) and printed as a table in the terminal summary, so
+the figures of docs/reliability.md come from a real run:
+
+    RELIABILITY_RESULTS=reliability.json .venv/bin/pytest tests/reliability
+
+`RELIABILITY_SCALE` (default 1) multiplies the number of generated cases and
+`RELIABILITY_LOAD_SECONDS` (default 20) sets the length of the load test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAMS = REPO / "container" / "mask_r_cnn"
+_CLEARED = ("MLOPS_", "AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB_", "MASTER_", "MODEL_SERVER_")
+
+# The server under test: 2 workers, a 1 MB body limit and a 1 Mpx decoded-image limit, so that
+# oversized bodies and bombs are cheap to send and an accepted image is cheap to run.
+SERVE_WORKERS = 2
+SERVE_MAX_PAYLOAD_MB = 1
+SERVE_MAX_IMAGE_PIXELS = 1_000_000
+
+
+def scale() -> float:
+    """The case-count multiplier (`RELIABILITY_SCALE`, default 1)."""
+    try:
+        return max(float(os.environ.get("RELIABILITY_SCALE", "1")), 0.01)
+    except ValueError:
+        return 1.0
+
+
+def examples(base: int) -> int:
+    """`base` generated cases times the scale (at least 10)."""
+    return max(int(base * scale()), 10)
+
+
+# ---------------------------------------------------------------------------------------------
+# the tally
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One line of the reliability table."""
+
+    area: str
+    what: str
+    tried: int = 0
+    broke: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def count(self, outcome: str, broke: bool = False) -> None:
+        """Count one case with its outcome (e.g. an HTTP status) and whether it broke."""
+        self.tried += 1
+        self.broke += int(broke)
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+class Tally:
+    """Counts of every reliability test of the session (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Row] = {}
+        self.lock = threading.Lock()
+
+    def row(self, area: str, what: str) -> Row:
+        """Return the row `(area, what)`, creating it."""
+        with self.lock:
+            return self.rows.setdefault((area, what), Row(area, what))
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Return the rows as JSON-ready dicts."""
+        return [vars(row) for row in self.rows.values()]
+
+
+TALLY = Tally()
+
+
+@pytest.fixture(scope="session")
+def tally() -> Tally:
+    """The session's reliability tally."""
+    return TALLY
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the tally as JSON."""
+    if not TALLY.rows:
+        return
+    target = os.environ.get("RELIABILITY_RESULTS")
+    if target:
+        path = Path(target)
+    else:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = (
+            Path(tempfile.gettempdir()) / "mlops-reliability" / f"tally-{stamp}-{os.getpid()}.json"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(TALLY.to_json(), indent=1) + "\n")
+    session.config.stash[_RESULTS_PATH] = str(path)
+
+
+_RESULTS_PATH = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print the tally as a table."""
+    if not TALLY.rows:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("reliability tally")
+    width = max(len(f"{r.area}: {r.what}") for r in TALLY.rows.values())
+    for row in TALLY.rows.values():
+        outcomes = ", ".join(f"{k}={v}" for k, v in sorted(row.outcomes.items()))
+        write(
+            f"{row.area + ': ' + row.what:<{width}}  tried={row.tried:<6} broke={row.broke:<4} "
+            f"{outcomes}"
+        )
+    write(
+        f"total tried={sum(r.tried for r in TALLY.rows.values())} "
+        f"broke={sum(r.broke for r in TALLY.rows.values())}"
+    )
+    path = config.stash.get(_RESULTS_PATH, None)
+    if path:
+        write(f"written to {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# processes and memory
+# ---------------------------------------------------------------------------------------------
+
+
+def child_environ(**extra: str) -> dict[str, str]:
+    """The environment of a `train`/`serve` child: ours minus SageMaker/AWS variables."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED)}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name may hold spaces and parentheses: the fields follow the last ')'
+    return int(text.rsplit(")", 1)[1].split()[1])
+
+
+def process_tree(root: int) -> list[int]:
+    """Return `root` and all its living descendants (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent = _ppid(int(entry.name))
+            if parent is not None:
+                parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        if Path(f"/proc/{pid}").exists():
+            found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of one process in KiB (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_mib(root: int) -> float:
+    """The summed resident memory of a process tree in MiB."""
+    return sum(rss_kib(pid) for pid in process_tree(root)) / 1024
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# ---------------------------------------------------------------------------------------------
+# a live server on a tiny model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """A running `serve` process (gunicorn alone) on 127.0.0.1."""
+
+    url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+    max_payload_bytes: int
+    max_image_pixels: int
+
+    def rss_mib(self) -> float:
+        """Resident memory of serve + gunicorn master + workers, in MiB."""
+        return tree_rss_mib(self.process.pid)
+
+    def pids(self) -> list[int]:
+        """serve and every process below it."""
+        return process_tree(self.process.pid)
+
+    def ping(self, timeout: float = 30) -> int:
+        """The status of GET /ping."""
+        return requests.get(f"{self.url}/ping", timeout=timeout).status_code
+
+
+def write_tiny_model(model_dir: Path) -> Path:
+    """Write an untrained tiny Mask R-CNN as `train` would (model.pth + metadata.json)."""
+    import torch
+    from mask_r_cnn.model import ModelSpec, build_model
+
+    spec = ModelSpec(
+        backbone="mobilenet_v3_large_fpn",
+        num_classes=4,
+        min_size=64,
+        max_size=96,
+        fast=True,
+        detections_per_image=5,
+        norm_layer="batch_norm",
+    )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(build_model(spec).state_dict(), model_dir / "model.pth")
+    metadata = {
+        "format": 1,
+        "model": spec.to_dict(),
+        "categories": [
+            {"id": 1, "name": "circle", "label": 1},
+            {"id": 2, "name": "square", "label": 2},
+            {"id": 3, "name": "triangle", "label": 3},
+        ],
+        "score_threshold": 0.5,
+        "source_commit": "reliab1",
+        "training_job_name": "reliability",
+    }
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    return model_dir
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 30) -> int:
+    """SIGTERM a process and wait for it (SIGKILL after `grace` seconds)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`container/mask_r_cnn/serve` on a tiny untrained model, 2 gunicorn workers."""
+    base = tmp_path_factory.mktemp("serve-ml")
+    write_tiny_model(base / "model")
+    port = free_port()
+    env = child_environ(
+        SAGEMAKER_BASE_DIR=str(base),
+        SAGEMAKER_BIND_TO_HOST="127.0.0.1",
+        SAGEMAKER_BIND_TO_PORT=str(port),
+        MODEL_SERVER_WORKERS=str(SERVE_WORKERS),
+        MODEL_SERVER_THREADS="1",
+        MODEL_SERVER_TIMEOUT="60",
+        SAGEMAKER_MAX_PAYLOAD_IN_MB=str(SERVE_MAX_PAYLOAD_MB),
+        MASK_R_CNN_MAX_IMAGE_PIXELS=str(SERVE_MAX_IMAGE_PIXELS),
+        MASK_R_CNN_NGINX="0",
+    )
+    log_path = base / "serve.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(PROGRAMS / "serve")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    server = LiveServer(
+        url=f"http://127.0.0.1:{port}",
+        process=process,
+        log_path=log_path,
+        max_payload_bytes=SERVE_MAX_PAYLOAD_MB * 1024 * 1024,
+        max_image_pixels=SERVE_MAX_IMAGE_PIXELS,
+    )
+    deadline = time.monotonic() + 240
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"serve exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                # every worker loads its own model: wait until /ping is 200 a few times in a row
+                if all(server.ping() == 200 for _ in range(4)):
+                    break
+            except requests.RequestException:
+                pass  # not listening yet, or a worker still loading its model
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve did not answer /ping in 240 s:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        yield server
+    finally:
+        stop_process(process)
+
+
+def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
+    """Poll `predicate()` until it is true or `timeout` seconds passed; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return bool(value)
+        time.sleep(interval)
