@@ -67,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
     document = _read_json(args.input, "input") if args.input else {}
     config = config_from_args(args)
     progress = Progress()
-    runtime = LocalRuntime(config, approve=args.approve, log_sink=progress.log_sink)
+    runtime = LocalRuntime(
+        config, approve=args.approve, log_sink=progress.log_sink, say=progress.print
+    )
     unsubscribe = runtime.engine.on_event(progress)
     try:
         runtime.install()

@@ -20,6 +20,7 @@ resumes it from the state that failed (see :func:`redrive_record`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -260,8 +261,7 @@ def redrive_record(store: LocalStore) -> Any:
         )
     data = json.loads(pointer.read_text())
     record = ExecutionRecord.from_dict(json.loads(Path(data["record"]).read_text()))
-    record.history = cut_at_failure(record.history)
-    return record
+    return dataclasses.replace(record, history=cut_at_failure(record.history))
 
 
 def cut_at_failure(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -330,7 +330,12 @@ def run_pipeline(
 
     progress = progress or Progress()
     runtime = LocalRuntime(
-        config, root, approve=approve, log_sink=progress.log_sink, **runtime_options
+        config,
+        root,
+        approve=approve,
+        log_sink=progress.log_sink,
+        say=progress.print,
+        **runtime_options,
     )
     unsubscribe = runtime.engine.on_event(progress)
     started = time.monotonic()

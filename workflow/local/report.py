@@ -188,9 +188,27 @@ def metrics_of(output: Any) -> dict[str, Any]:
     return {}
 
 
+def last_state_document(history: Iterable[Mapping[str, Any]]) -> Any:
+    """Return the JSON document the last state entered received (``None`` when unknown)."""
+    document = None
+    for event in history:
+        details = event.get("stateEnteredEventDetails")
+        if isinstance(details, Mapping) and details.get("input"):
+            document = details["input"]
+    if isinstance(document, str):
+        try:
+            return json.loads(document)
+        except ValueError:
+            return None
+    return document
+
+
 def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Collect what the summary shows from a finished execution."""
     output = execution.output
+    history = execution.history()
+    if output is None:  # a failed run: what the last state saw holds the results so far
+        output = last_state_document(history)
     summary: dict[str, Any] = {
         "execution": execution.name,
         "execution_arn": execution.arn,
@@ -199,7 +217,7 @@ def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[st
         "metrics": metrics_of(output),
     }
     if execution.status != "SUCCEEDED":
-        state, error, cause = failing_state(execution.history())
+        state, error, cause = failing_state(history)
         summary.update(
             failed_state=state,
             error=error or execution.error,

@@ -91,7 +91,8 @@ class LocalRuntime:
         stop_grace_seconds: SIGTERM-to-SIGKILL grace for jobs and servers.
         reuse_servers: Let an endpoint adopt the warm serving process of a transform job of the
             same model (saves a process start).
-        echo: Print SNS messages and approval instructions on stderr.
+        echo: Print SNS messages and approval instructions.
+        say: Prints one such line (default: stderr).
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class LocalRuntime:
         stop_grace_seconds: float = 10.0,
         reuse_servers: bool = True,
         echo: bool = True,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         from workflow.local.engine import LocalEngine
 
@@ -118,6 +120,7 @@ class LocalRuntime:
                 [f"approve mode {self.approve!r} is unknown; use one of {', '.join(APPROVE_MODES)}"]
             )
         self.echo = echo
+        self.say: Callable[[str], None] = say or _print_stderr
         self.store = LocalStore(store_root(config, root))
         self.root = self.store.root
         self.engine = LocalEngine(
@@ -126,7 +129,7 @@ class LocalRuntime:
             time_scale=time_scale,
             poll_interval=poll_interval,
         )
-        self.outbox = Outbox(self.root, echo=echo)
+        self.outbox = Outbox(self.root, echo=self.say if echo else False)
         self.images = LocalImages(
             self.store, container_dir or default_container_dir(), config.ecr_repository
         )
@@ -282,12 +285,10 @@ class LocalRuntime:
         else:
             path = self.watcher.watch(token, execution, state)
             if self.echo:
-                print(
-                    "\n[approval] the model waits for your decision (request: "
+                self.say(
+                    "[approval] the model waits for your decision (request: "
                     f"{path}).\n  approve:  python -m workflow approve {token}\n"
-                    f"  reject:   python -m workflow reject {token}\n",
-                    file=sys.stderr,
-                    flush=True,
+                    f"  reject:   python -m workflow reject {token}"
                 )
         return result
 
@@ -304,7 +305,7 @@ class LocalRuntime:
                     self.engine.send_task_failure(token, "Rejected", reason)
                 if self.echo:
                     word = "approved" if approved else "rejected"
-                    print(f"[approval] auto-{word}: {reason}", file=sys.stderr, flush=True)
+                    self.say(f"[approval] auto-{word}: {reason}")
                 return
             except Exception as exc:  # the task may not wait on the token yet
                 if time.monotonic() > deadline:
@@ -322,7 +323,7 @@ class LocalRuntime:
             )
             outcome = "rejected"
         if self.echo:
-            print(f"[approval] {outcome} from the command line", file=sys.stderr, flush=True)
+            self.say(f"[approval] {outcome} from the command line")
 
     # -- lifecycle ----------------------------------------------------------------------------
     def install(self) -> None:
@@ -368,6 +369,10 @@ class LocalRuntime:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _print_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def auto_verdict(config: WorkflowConfig, payload: Mapping[str, Any]) -> tuple[bool, str]:

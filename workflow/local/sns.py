@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,10 @@ class Outbox:
 
     Args:
         root: The local store root; the outbox is ``<root>/outbox.jsonl``.
-        echo: Whether to print one line per message on stderr.
+        echo: Whether to print one line per message on stderr, or a function printing it.
     """
 
-    def __init__(self, root: Path | str, echo: bool = True) -> None:
+    def __init__(self, root: Path | str, echo: bool | Callable[[str], None] = True) -> None:
         self.path = Path(root) / OUTBOX_FILE
         self._echo = echo
         self._lock = threading.Lock()
@@ -65,9 +65,11 @@ class Outbox:
         if self._echo:
             topic = topic_arn.rsplit(":", 1)[-1] if topic_arn else "?"
             first = subject or (message.splitlines()[0] if message else "")
-            print(
-                f"[sns] {topic}: {first[:120]}  (outbox: {self.path})", file=sys.stderr, flush=True
-            )
+            line = f"[sns] {topic}: {first[:120]}  (outbox: {self.path})"
+            if callable(self._echo):
+                self._echo(line)
+            else:
+                print(line, file=sys.stderr, flush=True)
         return message_id
 
     def messages(self) -> list[dict[str, Any]]:

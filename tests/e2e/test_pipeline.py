@@ -1,0 +1,165 @@
+"""The whole pipeline on the local runtime, on a tiny data set and model (marked e2e + slow).
+
+One store is shared by the module, as `make run` keeps `.mlops/` across runs: the data set and
+the image are built once and reused, and every run must leave the others' artifacts untouched.
+Scenarios: a rejected approval, then its redrive deploying the model (endpoint, prediction PNG);
+a second run of the same commit failing the quality gate without overwriting anything; a
+training failure caught and notified; a training job stopped by MaxRuntimeInSeconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflow.config import WorkflowConfig, load_config
+from workflow.local import callbacks
+from workflow.local.pipeline import RunResult, run_pipeline
+from workflow.local.report import Progress
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+COMMIT = "e2e0000000000000000000000000000000000001"
+TINY = {
+    "epochs": "1",
+    "backbone": "mobilenet_v3_large_fpn",
+    "min_size": "64",
+    "max_size": "64",
+    "batch_size": "2",
+    "fast": "true",
+    "warmup_steps": "1",
+    "trainable_backbone_layers": "0",
+}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlops")
+
+
+def make_config(root: Path, **overrides: Any) -> WorkflowConfig:
+    values: dict[str, Any] = {
+        "local.root": str(root),
+        "gate.threshold": "0.0",
+        "local.dataset.train": "4",
+        "local.dataset.validation": "2",
+        "local.dataset.test": "4",
+        "local.dataset.size": "64",
+        "local.hyperparameters": dict(TINY),
+    }
+    values.update(overrides)
+    return load_config(None, environ={}, overrides=values)
+
+
+def run(config: WorkflowConfig, **options: Any) -> tuple[RunResult, str]:
+    out = io.StringIO()
+    result = run_pipeline(
+        config,
+        progress=Progress(stream=out),
+        time_scale=0.2,
+        stop_grace_seconds=3,
+        environ={},
+        **options,
+    )
+    return result, out.getvalue()
+
+
+def outbox(root: Path) -> list[dict[str, Any]]:
+    path = root / "outbox.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def reject_when_asked(root: Path, stop: threading.Event) -> None:
+    while not stop.is_set():
+        for request in callbacks.pending_requests(root):
+            callbacks.respond_if_pending(root, request["token"], "reject", cause="masks look wrong")
+            return
+        time.sleep(0.1)
+
+
+def test_rejected_approval_then_redrive_deploys(root: Path) -> None:
+    config = make_config(root)
+    stop = threading.Event()
+    reviewer = threading.Thread(target=reject_when_asked, args=(root, stop), daemon=True)
+    reviewer.start()
+    try:
+        result, log = run(config, approve="manual", commit=COMMIT)
+    finally:
+        stop.set()
+    summary = result.summary
+    assert result.exit_code == 1, log
+    assert summary["failed_state"] == "RequestApproval"
+    assert summary["error"] == "Rejected" and summary["cause"] == "masks look wrong"
+    assert "python -m workflow approve" in log and "> Train" in log
+    subjects = [m["Subject"] for m in outbox(root)]
+    assert any(s.startswith("Approve model") for s in subjects)
+    assert subjects[-1].endswith("execution failed")
+    assert "RequestApproval" in outbox(root)[-1]["Message"]
+    model_tar = Path(config.local.root) / "s3" / summary["model_artifact"][len("s3://") :]
+    assert model_tar.is_file()
+
+    # the redrive resumes at the approval (auto this time) and deploys; Train is not run again
+    result, log = run(config, approve="auto", redrive=True)
+    summary = result.summary
+    assert result.exit_code == 0, log
+    assert summary["execution"] == result.summary["execution"]
+    assert "redriven" in log and "> Train" not in log and "> RequestApproval" in log
+    assert summary["endpoint_url"].startswith("http://127.0.0.1:")
+    png = Path(summary["prediction_png"])
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = json.loads(Path(summary["history"]).read_text())
+    assert any(e["type"] == "ExecutionRedriven" for e in history)
+    assert len(list((root / "sagemaker" / "training-jobs").glob("*.json"))) == 1
+    assert outbox(root)[-1]["Subject"].endswith("model deployed")
+    # the endpoint was stopped at the end of the run and its record removed
+    assert not list((root / "sagemaker" / "endpoints").glob("*.json"))
+    assert not (root / "runs" / "last-failed.json").exists()
+
+
+def test_same_commit_again_fails_the_gate_and_overwrites_nothing(root: Path) -> None:
+    before = {p: digest(p) for p in (root / "s3").rglob("*") if p.is_file()}
+    assert before, "runs after the first test of the module"
+    result, log = run(make_config(root, **{"gate.threshold": "1.0"}), commit=COMMIT)
+    assert result.exit_code == 1, log
+    assert result.summary["execution_error"] == "QualityGateFailed"
+    assert "> QualityGate" in log and "> RequestApproval" not in log
+    after = {p: digest(p) for p in (root / "s3").rglob("*") if p.is_file()}
+    assert {p: after[p] for p in before} == before  # nothing changed
+    assert len(after) > len(before)  # the new run wrote its own artifacts
+    assert len(list((root / "s3").rglob("dataset.json"))) == 1  # the data set was reused
+    assert len(list((root / "images" / "mask-r-cnn").iterdir())) == 1  # so was the image
+    assert "QualityGateFailed" in outbox(root)[-1]["Message"]
+
+
+def test_training_failure_is_caught_and_notified(root: Path) -> None:
+    config = make_config(root, **{"local.hyperparameters": {**TINY, "epochs": "zero"}})
+    result, log = run(config, commit=COMMIT)
+    summary = result.summary
+    assert result.exit_code == 1, log
+    assert summary["failed_state"] == "Train"
+    assert summary["error"] == "States.TaskFailed"
+    assert "epochs" in summary["cause"] and "zero" in summary["cause"]
+    message = json.loads(outbox(root)[-1]["Message"])
+    assert message["State"] == "Train" and "zero" in message["Cause"]
+
+
+def test_max_runtime_stops_the_training_job(root: Path) -> None:
+    config = make_config(
+        root,
+        **{"training.max_runtime_seconds": "2", "local.hyperparameters": {**TINY, "epochs": "100"}},
+    )
+    result, log = run(config, commit=COMMIT)
+    assert result.exit_code == 1, log
+    assert result.summary["failed_state"] == "Train"
+    assert result.summary["cause"].startswith("MaxRuntimeExceeded")
