@@ -53,6 +53,7 @@ def save_checkpoint(directory: Path, state: dict[str, Any], global_step: int, ke
         return path
     fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide checkpoints from other users
         with os.fdopen(fd, "wb") as handle:
             torch.save(state, handle)
             handle.flush()
