@@ -5,15 +5,20 @@
 #
 # Registries are unreachable here, so `FROM python:...` cannot be pulled. This script runs
 # debootstrap (minbase variant) into a temporary directory and `docker import`s the tree as TAG.
-# It is cached: when TAG already exists in the engine, nothing is rebuilt. Pass the tag to the
-# container build with `--build-arg BASE_IMAGE=<TAG>`. Needs root and a running engine
-# (DOCKER_HOST, e.g. from scripts/docker-engine.sh start).
+# It is cached: when TAG already exists in the engine with this script's BASE_VERSION label,
+# nothing is rebuilt. Pass the tag to the container build with `--build-arg BASE_IMAGE=<TAG>`.
+# Needs root and a running engine (DOCKER_HOST, e.g. from scripts/docker-engine.sh start).
+#
+# The image trusts the CAs this host trusts (MLOPS_CA_BUNDLE, default the system bundle), so pip
+# inside `docker build --network host` works where the registries sit behind a TLS proxy.
 set -euo pipefail
 
 TAG="${1:-mlops-base:bookworm}"
 SUITE="${MLOPS_BASE_SUITE:-bookworm}"
 MIRROR="${MLOPS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES="python3,python3-venv,python3-pip,ca-certificates"
+HOST_CA="${MLOPS_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+BASE_VERSION="2"
 
 log() { echo "build-base-image: $*" >&2; }
 
@@ -22,7 +27,8 @@ if ! docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
     exit 2
 fi
 
-if docker image inspect "$TAG" >/dev/null 2>&1; then
+existing="$(docker image inspect --format '{{ index .Config.Labels "org.mlops.base-version" }}' "$TAG" 2>/dev/null || true)"
+if [ "$existing" = "$BASE_VERSION" ]; then
     log "$TAG exists; skipping the build"
     echo "$TAG"
     exit 0
@@ -46,9 +52,17 @@ debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$ROOTFS" "$MIRROR"
 # Drop the package cache and give the image the same apt sources as a normal Debian image.
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
 echo "deb $MIRROR $SUITE main" > "$ROOTFS/etc/apt/sources.list"
+if [ -f "$HOST_CA" ]; then
+    # Kept across update-ca-certificates runs inside later builds, too.
+    cp "$HOST_CA" "$ROOTFS/usr/local/share/ca-certificates/host-trust.crt"
+    cp "$HOST_CA" "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+fi
 
 log "importing the tree as $TAG"
 tar -C "$ROOTFS" -c . | docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt' \
+    --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+    --change "LABEL org.mlops.base-version=$BASE_VERSION" \
     --change 'CMD ["/bin/bash"]' - "$TAG" >/dev/null
 echo "$TAG"
