@@ -26,7 +26,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PHASES = ("install", "pre_build", "build", "post_build")
-IMAGE_REPOSITORY_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn"
 
 FAKE_AWS = r"""#!/usr/bin/env bash
 printf '%s\n' "$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@")" >> "$FAKE_LOG/aws.jsonl"
@@ -39,19 +38,17 @@ esac
 exit "${FAKE_AWS_RC:-0}"
 """
 FAKE_DOCKER = r"""#!/usr/bin/env bash
-cat > /dev/null
+[ -t 0 ] || cat > /dev/null
 echo "$*" >> "$FAKE_LOG/docker.log"
-exit "${FAKE_DOCKER_RC:-0}"
+case "$1" in
+  login) exit "${FAKE_DOCKER_RC:-0}" ;;
+  build) exit "${FAKE_BUILD_RC:-0}" ;;
+esac
+exit 0
 """
 FAKE_PYTHON = r"""#!/usr/bin/env bash
 if [ "$1 $2" = "-m pip" ]; then echo "$*" >> "$FAKE_LOG/pip.log"; exit "${FAKE_PIP_RC:-0}"; fi
 exec "$REAL_PYTHON" "$@"
-"""
-FAKE_BUILD_AND_PUSH = r"""#!/usr/bin/env bash
-printf '%s\n' "$*" >> "$FAKE_LOG/build_and_push.log"
-[ "${FAKE_BUILD_RC:-0}" = 0 ] || { echo "docker build failed" >&2; exit "$FAKE_BUILD_RC"; }
-tag=""; while [ $# -gt 0 ]; do [ "$1" = "--tag" ] && tag="$2"; shift; done
-echo "IMAGE_REPOSITORY_URI:${tag}"
 """
 FAKE_INVOKE = r"""import json, os, sys
 with open(os.path.join(os.environ["FAKE_LOG"], "invoke_sfn.jsonl"), "a") as f:
@@ -85,9 +82,10 @@ class BuildResult:
         path = self.logs / "invoke_sfn.jsonl"
         return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
-    def build_and_push_calls(self) -> list[str]:
-        path = self.logs / "build_and_push.log"
-        return path.read_text().splitlines() if path.exists() else []
+    def docker_calls(self, command: str) -> list[str]:
+        path = self.logs / "docker.log"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [line for line in lines if line.split()[0] == command]
 
 
 def _script(spec: dict[str, Any]) -> str:
@@ -149,10 +147,10 @@ def run_buildspec(tmp_path: Path, buildspec: dict[str, Any]) -> Callable[..., Bu
         # The real scripts the buildspec calls, fakes for what needs AWS or Docker.
         shutil.copytree(REPO / "scripts", source / "scripts")
         shutil.copytree(REPO / "infra", source / "infra")
-        _write_exe(
-            source / "container" / "build_and_push.sh",
-            FAKE_BUILD_AND_PUSH.replace("IMAGE_REPOSITORY_URI", IMAGE_REPOSITORY_URI),
-        )
+        # The real build script, with fake docker and aws underneath.
+        (source / "container").mkdir()
+        for name in ("build_and_push.sh", "Dockerfile"):
+            shutil.copy2(REPO / "container" / name, source / "container" / name)
         (source / "invoke_sfn.py").write_text(FAKE_INVOKE)
         _write_exe(bin_dir / "aws", FAKE_AWS)
         _write_exe(bin_dir / "docker", FAKE_DOCKER)

@@ -121,8 +121,10 @@ def test_state_machine_build_answers_success_with_the_image(run_buildspec: Any) 
     assert output["CommitId"] == COMMIT
     assert result.calls_of("stepfunctions", "send-task-failure") == []
     assert result.invoke_calls() == []  # the state machine is already running
-    (push,) = result.build_and_push_calls()
-    assert "--tag 0123456-20261121193000" in push and f"--commit {COMMIT}" in push
+    (build,) = result.docker_calls("build")
+    assert f"-t {IMAGE}:0123456-20261121193000" in build
+    assert "--build-arg SOURCE_COMMIT=0123456-20261121193000" in build
+    assert result.docker_calls("push") == [f"push {IMAGE}:0123456-20261121193000"]
     artifacts = result.source / "build" / "artifacts"
     assert json.loads((artifacts / "build-info.json").read_text())["image"] == output["ImageUri"]
     assert json.loads((artifacts / "state-machine.asl.json").read_text())["StartAt"] == "Deployed"
@@ -144,7 +146,7 @@ def test_state_machine_build_answers_failure_from_any_phase(
     assert result.calls_of("stepfunctions", "send-task-success") == []
     if failed_phase != "build":  # CodeBuild skips the later phases
         assert "build" not in result.phases
-        assert result.build_and_push_calls() == []
+        assert result.docker_calls("build") == []
 
 
 def test_jenkins_build_runs_invoke_sfn_and_waits(run_buildspec: Any) -> None:
@@ -179,8 +181,8 @@ def test_failed_image_build_does_not_start_the_state_machine(run_buildspec: Any)
 
 def test_image_tag_is_short_commit_plus_utc_timestamp(run_buildspec: Any) -> None:
     result = run_buildspec()
-    (push,) = result.build_and_push_calls()
-    tag = push.split("--tag ")[1].split()[0]
+    (push,) = result.docker_calls("push")
+    tag = push.split(":")[-1]
     assert re.fullmatch(r"0123456-\d{14}", tag), tag
     login = result.calls_of("ecr", "get-login-password")
     assert login and result.option(login[0], "--region") == "us-east-1"
