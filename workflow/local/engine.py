@@ -222,7 +222,7 @@ def normalise_event(event: Mapping[str, Any], id_offset: int = 0) -> dict[str, A
     Returns:
         A deep copy with `type` a plain str and `timestamp` a timezone-aware datetime.
     """
-    out = _copy_json(dict(event))
+    out: dict[str, Any] = _copy_json(dict(event))
     kind = out.get("type")
     out["type"] = str(getattr(kind, "value", kind))
     out["timestamp"] = _parse_timestamp(out.get("timestamp"))
@@ -534,7 +534,7 @@ class _Run:
         return self.engine.poll_interval * self.engine.time_scale
 
     def task_context(self, env: mp.Environment, resource_arn: str) -> TaskContext:
-        data = env.states.context_object.context_object_data
+        data: Any = env.states.context_object.context_object_data
         task = data.get("Task") or {}
         return TaskContext(
             execution_arn=data["Execution"]["Id"],
@@ -564,7 +564,8 @@ class _Run:
             return True, copy.deepcopy(queue.popleft())
 
     def sleep(self, env: mp.Environment, seconds: float, reason: str) -> None:
-        state = str(env.states.context_object.context_object_data.get("State", {}).get("Name"))
+        data: Any = env.states.context_object.context_object_data
+        state = str((data.get("State") or {}).get("Name"))
         with self._lock:
             self.waits.append(WaitRecord(state_name=state, reason=reason, seconds=seconds))
         deadline = mp.monotonic() + seconds * self.engine.time_scale
@@ -604,12 +605,15 @@ class _Run:
         self.engine._dispatch(EngineEvent(self.arn, self.name, event, name, duration))
 
 
+# moto's TypedDicts declare every key as required; the constructors accept any subset.
+_EventDetails: Any = mp.EventDetails
+
 _TERMINAL_EVENTS: Final = frozenset(
     {"ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"}
 )
 
 
-class _ObservedEventManager(mp.EventManager):  # type: ignore[misc]
+class _ObservedEventManager(mp.EventManager):
     """moto's event manager, telling the run about each event after it is recorded.
 
     Once the execution stopped or timed out, threads still winding down (a task whose
@@ -645,7 +649,7 @@ class _ObservedEventManager(mp.EventManager):  # type: ignore[misc]
         return self._run._lock
 
 
-class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
+class _EngineWorker(mp.ExecutionWorker):
     """moto's execution worker, bound to a `_Run` (dispatch, events, redrive start)."""
 
     def __init__(
@@ -669,6 +673,12 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
             env.states.reset(input_value=self.run.plan.state_input)
         return env
 
+    def stop(self, stop_date: dt.datetime, error: str | None, cause: str | None) -> None:
+        """Stop the execution and wake the tasks that wait for a token."""
+        super().stop(stop_date=stop_date, error=error, cause=cause)
+        if self.env is not None:
+            mp.interrupt_callbacks(self.env)
+
     def _execution_logic(self) -> None:
         details = self._evaluation_details
         mp.bind_host(self.run.arn, self.run)
@@ -689,7 +699,7 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
             self.env.event_manager.add_event(
                 context=self.env.event_history_context,
                 event_type=mp.HistoryEventType.ExecutionStarted,
-                event_details=mp.EventDetails(
+                event_details=_EventDetails(
                     executionStartedEventDetails=mp.ExecutionStartedEventDetails(
                         input=mp.to_json_str(details.execution_details.inpt),
                         inputDetails=mp.HistoryEventExecutionDataDetails(truncated=False),
@@ -700,13 +710,14 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
             )
             if failure is None:
                 program.eval(self.env)
+                mp.interrupt_callbacks(self.env)
                 if isinstance(self.env.program_state(), mp.ProgramTimedOut):
                     # moto's program thread records ExecutionTimedOut only once the running
                     # state returns, which a blocked task may never do.
                     self.env.event_manager.add_event(
                         context=self.env.event_history_context,
                         event_type=mp.HistoryEventType.ExecutionTimedOut,
-                        event_details=mp.EventDetails(executionTimedOutEventDetails={}),
+                        event_details=_EventDetails(executionTimedOutEventDetails={}),
                     )
             else:
                 failed = mp.ExecutionFailedEventDetails(error="States.Runtime", cause=failure)
@@ -714,7 +725,7 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
                 self.env.event_manager.add_event(
                     context=self.env.event_history_context,
                     event_type=mp.HistoryEventType.ExecutionFailed,
-                    event_details=mp.EventDetails(executionFailedEventDetails=failed),
+                    event_details=_EventDetails(executionFailedEventDetails=failed),
                 )
         finally:
             mp.unbind_host(self.run.arn)
@@ -727,7 +738,7 @@ class _EngineWorker(mp.ExecutionWorker):  # type: ignore[misc]
 # --------------------------------------------------------------------------------------------
 
 
-class _Comm(mp.ExecutionWorkerCommunication):  # type: ignore[misc]
+class _Comm(mp.ExecutionWorkerCommunication):
     def __init__(self, execution: LocalExecution) -> None:
         self._execution = execution
 
@@ -812,13 +823,13 @@ class LocalExecution:
             ),
         )
         self._worker = _EngineWorker(self._run, details, _Comm(self), program=program)
-        self._worker.start()
+        self._worker.start()  # type: ignore[no-untyped-call]
 
     def _on_terminated(self) -> None:
         env = self._worker.env if self._worker else None
         state = env.program_state() if env is not None else None
         self.stop_date = dt.datetime.now(tz=dt.timezone.utc)
-        if isinstance(state, mp.ProgramEnded):
+        if isinstance(state, mp.ProgramEnded) and env is not None:
             self.status, self.output = SUCCEEDED, env.states.get_input()
         elif isinstance(state, mp.ProgramStopped):
             self.status, self.error, self.cause = ABORTED, state.error, state.cause

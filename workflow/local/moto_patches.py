@@ -37,6 +37,9 @@ Bugs 6-8 of the research (a `$$` path in a `*Path` Choice comparator, escapes in
 string literals, `States.Format` rendering of objects) are not patched; see README.
 """
 
+# This module replaces attributes of moto's untyped private modules on purpose.
+# mypy: disable-error-code="method-assign,attr-defined,typeddict-item,assignment,no-untyped-call,arg-type,override,unused-ignore,index,dict-item,no-any-return"
+
 from __future__ import annotations
 
 import contextlib
@@ -175,6 +178,7 @@ with _light_import():
             CallbackNotifyConsumerError,
             CallbackOutcomeFailure,
             CallbackOutcomeSuccess,
+            CallbackPoolManager,
         )
         from moto.stepfunctions.parser.asl.eval.environment import Environment
         from moto.stepfunctions.parser.asl.eval.evaluation_details import (
@@ -245,6 +249,15 @@ _PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
 )
 
 
+def _instance_attributes() -> list[str]:
+    problems = []
+    if not hasattr(CallbackPoolManager(activity_store={}), "_pool"):
+        problems.append("CallbackPoolManager._pool is missing")
+    if not hasattr(EventManager(), "_history_event_list"):
+        problems.append("EventManager._history_event_list is missing")
+    return problems
+
+
 def check_compat() -> None:
     """Verify that the installed moto provides the private interpreter API the engine uses.
 
@@ -258,6 +271,7 @@ def check_compat() -> None:
         if not hasattr(owner, attribute):
             owner_name = getattr(owner, "__name__", repr(owner))
             problems.append(f"{owner_name}.{attribute} is missing")
+    problems += _instance_attributes()
     if problems:
         raise EngineCompatError(
             "the local ASL engine relies on private moto internals that changed ("
@@ -277,9 +291,17 @@ check_compat()
 class ServiceHandlerLike(Protocol):
     """A registered service integration (see `workflow.local.engine.ServiceHandler`)."""
 
-    start: Callable[[dict[str, Any], Any], Any]
-    poll: Callable[[Any, Any], Any] | None
-    cancel: Callable[[Any, Any], None] | None
+    @property
+    def start(self) -> Callable[[dict[str, Any], Any], Any]:
+        """`start(params, ctx)`."""
+
+    @property
+    def poll(self) -> Callable[[Any, Any], Any] | None:
+        """`poll(submitted, ctx)` for `.sync`."""
+
+    @property
+    def cancel(self) -> Callable[[Any, Any], None] | None:
+        """`cancel(submitted, ctx)`."""
 
 
 class ExecutionHost(Protocol):
@@ -348,6 +370,17 @@ def prune_threads() -> None:
     """Drop finished threads from moto's `TMP_THREADS` list, which moto never clears."""
     threads = moto_utils.TMP_THREADS
     threads[:] = [thread for thread in threads if thread.is_alive()]
+
+
+def interrupt_callbacks(env: Environment) -> None:
+    """Wake every task of the execution that waits for a task token or a heartbeat.
+
+    moto's token wait ignores StopExecution and the execution timeout (it waits up to
+    99999999 s), which leaves the execution RUNNING forever; woken, the wait ends as a timeout
+    that the stopped execution no longer records.
+    """
+    for endpoint in list(env.callback_pool_manager._pool.values()):
+        endpoint.interrupt_all()
 
 
 def silence_moto_logs() -> None:
@@ -1082,6 +1115,7 @@ __all__ = [
     "client_error_name",
     "error_name_for",
     "host_for",
+    "interrupt_callbacks",
     "parsing_for_engine",
     "prune_threads",
     "set_backend_worker_factory",
