@@ -17,8 +17,8 @@ raising `TaskFailed(error, cause)`, whose error name `Retry`/`Catch` match. Lamb
 that raise fail like an unhandled Lambda error (error = exception class name).
 
 A FAILED, TIMED_OUT or ABORTED execution can be redriven (`LocalEngine.redrive`), in this or in
-a later process (`LocalExecution.to_record()` / `ExecutionRecord.from_dict()`); see
-`workflow.local.redrive` semantics in `LocalEngine.redrive`.
+a later process (`LocalExecution.to_record()` / `ExecutionRecord.from_dict()`); the semantics
+and their limits are in `LocalEngine.redrive`.
 
 The moto internals, the compat check and the guarded patches live in
 `workflow.local.moto_patches`.
@@ -44,6 +44,11 @@ from workflow.local.moto_patches import EngineCompatError, TaskFailed, check_com
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ABORTED",
+    "FAILED",
+    "RUNNING",
+    "SUCCEEDED",
+    "TIMED_OUT",
     "EngineCompatError",
     "EngineError",
     "EngineEvent",
@@ -58,6 +63,11 @@ __all__ = [
     "UnknownResourceError",
     "WaitRecord",
     "check_compat",
+    "history_to_json",
+    "lambda_function_name",
+    "normalise_event",
+    "parse_service_resource",
+    "plan_redrive",
 ]
 
 RUNNING: Final = "RUNNING"
