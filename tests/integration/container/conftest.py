@@ -159,16 +159,16 @@ class Server:
 
 
 def start_server(base: Path, log_path: Path, **extra: str) -> Server:
-    """Start `serve` (gunicorn alone) on a free loopback port and wait until /ping is 200."""
+    """Start `serve` (gunicorn alone unless `MASK_R_CNN_NGINX="1"`) on a free loopback port; wait for /ping."""
     port = free_port()
-    env = child_environ(
-        SAGEMAKER_BASE_DIR=str(base),
-        SAGEMAKER_BIND_TO_HOST="127.0.0.1",
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        MODEL_SERVER_WORKERS="1",
-        MASK_R_CNN_NGINX="0",
-        **extra,
-    )
+    settings = {
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SAGEMAKER_BIND_TO_HOST": "127.0.0.1",
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "MODEL_SERVER_WORKERS": "1",
+        "MASK_R_CNN_NGINX": "0",
+    }
+    env = child_environ(**{**settings, **extra})
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, str(PROGRAMS / "serve")],
