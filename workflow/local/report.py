@@ -15,6 +15,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -291,7 +292,9 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
                 "size": list(rle["size"]),
                 "counts": counts.encode() if isinstance(counts, str) else counts,
             }
-            mask = mask_utils.decode(encoded).astype(bool)
+            with warnings.catch_warnings():  # pycocotools' numpy-2 copy= deprecation
+                warnings.simplefilter("ignore", DeprecationWarning)
+                mask = mask_utils.decode(encoded).astype(bool)
             if mask.shape == canvas.shape[:2]:
                 canvas[mask] = canvas[mask] * 0.5 + color * 0.5
     drawn = Image.fromarray(canvas.clip(0, 255).astype("uint8"))

@@ -27,6 +27,7 @@ with AWS's message ``Could not find endpoint "<arn>".`` (see docs/architecture.m
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -47,7 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflow.local.store import LocalStore, StoreError, parse_s3_uri, write_json_atomic
+from workflow.local.store import (
+    LocalStore,
+    StoreError,
+    parse_s3_uri,
+    publish_dir,
+    temporary_sibling,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -363,7 +371,12 @@ def tail(path: Path, lines: int = 5) -> str:
 
 
 def extract_model(store: LocalStore, model_data_url: str, destination: Path) -> None:
-    """Extract a ``model.tar.gz`` of the store into ``destination`` (as SageMaker does)."""
+    """Place the files of a ``model.tar.gz`` of the store into ``destination`` (as SageMaker does).
+
+    An archive is extracted once into ``<root>/cache/models/<key>/`` (the key covers its path,
+    size and modification time) and hard-linked from there, so the transform job and the
+    endpoint of one model do not each unpack ~100 MB.
+    """
     try:
         archive = store.path(model_data_url)
     except StoreError as exc:
@@ -373,9 +386,53 @@ def extract_model(store: LocalStore, model_data_url: str, destination: Path) -> 
             SAGEMAKER_ERROR,
             f"Could not find model data at {model_data_url}; check the model's ModelDataUrl.",
         )
+    cache = model_cache_dir(store, archive)
+    if not cache.is_dir():
+        tmp = temporary_sibling(cache)
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                tar.extractall(tmp, filter="data")
+            with contextlib.suppress(StoreError):
+                publish_dir(tmp, cache, str(cache))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    link_tree(cache, destination)
+
+
+def model_cache_dir(store: LocalStore, archive: Path) -> Path:
+    """Return the extraction cache folder of a model archive."""
+    stat = archive.stat()
+    key = hashlib.sha256(f"{archive}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    return store.root / "cache" / "models" / key[:24]
+
+
+def seed_model_cache(store: LocalStore, archive: Path, model_dir: Path) -> None:
+    """Fill the extraction cache of a new archive from the folder it was made of."""
+    cache = model_cache_dir(store, archive)
+    if cache.is_dir():
+        return
+    tmp = temporary_sibling(cache)
+    try:
+        link_tree(model_dir, tmp)
+        with contextlib.suppress(StoreError):
+            publish_dir(tmp, cache, str(cache))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def link_tree(source: Path, destination: Path) -> None:
+    """Hard-link (else copy) every file of ``source`` into ``destination``."""
     destination.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:*") as tar:
-        tar.extractall(destination, filter="data")
+    for path in sorted(source.rglob("*")):
+        target = destination / path.relative_to(source)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
 
 
 def model_environment(model: Mapping[str, Any]) -> dict[str, str]:

@@ -41,6 +41,7 @@ from workflow.local.sagemaker import (
     now_ms,
     pump_lines,
     require_param,
+    seed_model_cache,
     stop_process_group,
     uri_join,
     validate_s3,
@@ -352,12 +353,18 @@ class TrainingJobHandler:
         prefix = uri_join(str(record.get("OutputPath")), run.name, "output")
         try:
             model_uri = uri_join(prefix, "model.tar.gz")
-            self.sm.store.put_file(model_uri, _tar(base / "model", run.job_dir / "model.tar.gz"))
+            archive = self.sm.store.put_file(
+                model_uri, _tar(base / "model", run.job_dir / "model.tar.gz"), link=True
+            )
+            seed_model_cache(self.sm.store, archive, base / "model")
+            (run.job_dir / "model.tar.gz").unlink()
             extra: dict[str, Any] = {}
             data_dir = base / "output" / "data"
             if any(p.is_file() for p in data_dir.rglob("*")):
                 output_uri = uri_join(prefix, "output.tar.gz")
-                self.sm.store.put_file(output_uri, _tar(data_dir, run.job_dir / "output.tar.gz"))
+                self.sm.store.put_file(
+                    output_uri, _tar(data_dir, run.job_dir / "output.tar.gz"), link=True
+                )
                 extra["OutputDataConfig"] = {
                     **dict(record.get("OutputDataConfig") or {}),
                     "LocalOutputArtifacts": output_uri,

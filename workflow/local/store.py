@@ -174,12 +174,20 @@ class LocalStore:
         """Write a new JSON object (indented, UTF-8)."""
         return self.put_bytes(uri, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
-    def put_file(self, uri: str, source: Path) -> Path:
-        """Copy a local file into a new object."""
+    def put_file(self, uri: str, source: Path, link: bool = False) -> Path:
+        """Copy a local file into a new object (``link``: hard-link it when possible)."""
         path = self.path(uri)
         if path.exists():
             raise _exists(uri)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if link:
+            try:
+                link_exclusive(Path(source), path, uri)
+                return path
+            except ObjectExistsError:
+                raise
+            except OSError:
+                pass  # another file system: copy below
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
         os.close(fd)
         try:

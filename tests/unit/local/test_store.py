@@ -109,3 +109,13 @@ def test_records_are_json(tmp_path: Path) -> None:
     write_json_atomic(path, {"b": 2})
     write_json_atomic(path, {"b": 3})
     assert json.loads(path.read_text()) == {"b": 3}
+
+
+def test_put_file_link_is_exclusive(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "root")
+    source = tmp_path / "model.tar.gz"
+    source.write_bytes(b"tar")
+    path = store.put_file("s3://b/m/model.tar.gz", source, link=True)
+    assert path.read_bytes() == b"tar" and path.stat().st_ino == source.stat().st_ino
+    with pytest.raises(ObjectExistsError):
+        store.put_file("s3://b/m/model.tar.gz", source, link=True)
