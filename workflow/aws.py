@@ -255,7 +255,9 @@ def describe_event(event: Mapping[str, Any]) -> str | None:
         name = event.get("stateEnteredEventDetails", {}).get("name", "?")
         return f"-> {name}"
     if kind.endswith(("Failed", "TimedOut", "Aborted")) or kind == "ExecutionSucceeded":
-        details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+        details: Mapping[str, Any] = (
+            next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+        )
         error, cause = details.get("error"), details.get("cause")
         text = kind
         if error:

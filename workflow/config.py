@@ -9,9 +9,9 @@ underscore) for a nested one, upper-case, e.g. ``MLOPS_REGION=eu-west-1``,
 ``MLOPS_S3__BUCKET=my-bucket``, ``MLOPS_GATE__THRESHOLD=0.4``, ``MLOPS_APPROVAL__ENABLED=false``,
 ``MLOPS_TRAINING__HYPERPARAMETERS__EPOCHS=20`` (one hyperparameter; its name is lower-cased) or
 ``MLOPS_TRAINING__HYPERPARAMETERS='{epochs: "20", lr: "0.01"}'`` (the whole mapping, YAML).
-``null`` or an empty value unsets an optional key. ``MLOPS_CONFIG`` names the file (default:
-``workflow.yaml`` in the current directory, if it exists; without a file the defaults apply, which
-is enough for everything local).
+``null`` or an empty value unsets an optional key. ``MLOPS_CONFIG`` names the file (default: the
+first ``workflow.yaml`` in the current directory or its parents; without a file the defaults
+apply, which is enough for everything local).
 
 The keys (defaults in brackets; ``<name>`` etc. are the values of those keys)::
 
@@ -452,8 +452,8 @@ def load_config(
     """Load, merge and validate the configuration.
 
     Args:
-        path: The YAML file. None: ``$MLOPS_CONFIG``, else ``workflow.yaml`` in the current
-            directory when it exists, else the defaults alone.
+        path: The YAML file. None: ``$MLOPS_CONFIG``, else the first ``workflow.yaml`` in the
+            current directory or its parents, else the defaults alone.
         environ: The environment to read ``MLOPS_*`` overrides from.
         overrides: Values on top of everything (CLI flags), as dotted keys
             (``{"gate.threshold": 0.4}``) or nested mappings (``{"gate": {"threshold": 0.4}}``).
@@ -489,8 +489,13 @@ def _resolve_path(path: str | os.PathLike[str] | None, environ: Mapping[str, str
         return Path(path)
     if environ.get(ENV_CONFIG):
         return Path(environ[ENV_CONFIG])
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.is_file() else None
+    # The current directory, then its parents (a notebook runs in notebooks/).
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        candidate = folder / DEFAULT_CONFIG_FILE
+        if candidate.is_file():
+            return candidate if folder != here else Path(DEFAULT_CONFIG_FILE)
+    return None
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

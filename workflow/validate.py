@@ -443,7 +443,13 @@ def _check_task(state: Mapping[str, Any], path: str, problems: list[str]) -> Non
         if field in state and not _positive_int(state[field]):
             problems.append(f"{path}.{field}: {state[field]!r} must be a positive integer")
     timeout, heartbeat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
-    if _positive_int(timeout) and _positive_int(heartbeat) and heartbeat >= timeout:
+    if (
+        isinstance(timeout, int)
+        and isinstance(heartbeat, int)
+        and _positive_int(timeout)
+        and _positive_int(heartbeat)
+        and heartbeat >= timeout
+    ):
         problems.append(f"{path}.HeartbeatSeconds: must be smaller than TimeoutSeconds")
     if "ResultPath" not in state:
         problems.append(

@@ -257,3 +257,13 @@ def test_to_dict_round_trips(make_config, write_config) -> None:
     again = load_config(write_config(config.to_dict()), environ={})
     assert isinstance(again, WorkflowConfig)
     assert again == config
+
+
+def test_file_is_found_in_a_parent_directory(write_config, tmp_path, monkeypatch) -> None:
+    write_config({"name": "from-parent"})
+    child = tmp_path / "notebooks"
+    child.mkdir()
+    monkeypatch.chdir(child)
+    config = load_config(environ={})
+    assert config.name == "from-parent"
+    assert config.source == str(tmp_path / "workflow.yaml")
