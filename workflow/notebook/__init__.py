@@ -1,0 +1,80 @@
+"""Helpers the notebooks in ``notebooks/`` call; no logic lives only in a notebook.
+
+The notebooks import this package as ``nb`` and only orchestrate and show::
+
+    from workflow import notebook as nb
+    session = nb.start(mode, config_file=config_file, root=root, overrides=overrides)
+
+- :mod:`workflow.notebook.session`: the configuration, mode and local store of a notebook.
+- :mod:`workflow.notebook.data`: COCO splits (local folder, local store or S3), class counts.
+- :mod:`workflow.notebook.runs`: editing the SDK workflow, the local Step Functions API, AWS
+  deployment, progress and history tables, the run record notebook 03 reads.
+- :mod:`workflow.notebook.evaluate`: invoking the endpoint, COCO mAP, latency figures.
+- :mod:`workflow.notebook.viz`: the matplotlib figures (PNG outputs in executed notebooks).
+- :mod:`workflow.notebook.tables`: small HTML/Markdown tables without pandas.
+
+Heavy libraries (matplotlib, torch, boto3, stepfunctions) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from workflow.notebook.data import (
+    CocoSplit,
+    class_counts,
+    dataset_splits,
+    load_split,
+    split_summary,
+)
+from workflow.notebook.evaluate import (
+    EndpointInvoker,
+    Prediction,
+    coco_metrics,
+    endpoint_invoker,
+    latency_summary,
+    metrics_table,
+    predict_split,
+)
+from workflow.notebook.runs import (
+    LocalStepFunctions,
+    deploy,
+    follow,
+    history_rows,
+    insert_step_after,
+    last_run,
+    remember_run,
+    state_names,
+    state_rows,
+    state_visits,
+)
+from workflow.notebook.session import NotebookError, Session, setup_logging, start
+from workflow.notebook.tables import Table
+
+__all__ = [
+    "CocoSplit",
+    "EndpointInvoker",
+    "LocalStepFunctions",
+    "NotebookError",
+    "Prediction",
+    "Session",
+    "Table",
+    "class_counts",
+    "coco_metrics",
+    "dataset_splits",
+    "deploy",
+    "endpoint_invoker",
+    "follow",
+    "history_rows",
+    "insert_step_after",
+    "last_run",
+    "latency_summary",
+    "load_split",
+    "metrics_table",
+    "predict_split",
+    "remember_run",
+    "setup_logging",
+    "split_summary",
+    "start",
+    "state_names",
+    "state_rows",
+    "state_visits",
+]
