@@ -673,6 +673,8 @@ class _EngineWorker(mp.ExecutionWorker):
         )
         self.run = run
         self._program = program
+        self.env_ready = threading.Event()
+        self.finished = threading.Event()
 
     def _get_evaluation_environment(self) -> mp.Environment:
         env = super()._get_evaluation_environment()
@@ -706,6 +708,7 @@ class _EngineWorker(mp.ExecutionWorker):
                 except Exception as exc:
                     failure = str(exc)
             self.env = self._get_evaluation_environment()
+            self.env_ready.set()
             self.env.event_manager.add_event(
                 context=self.env.event_history_context,
                 event_type=mp.HistoryEventType.ExecutionStarted,
@@ -740,6 +743,8 @@ class _EngineWorker(mp.ExecutionWorker):
         finally:
             mp.unbind_host(self.run.arn)
             mp.prune_threads()
+            self.finished.set()
+            self.env_ready.set()
             self._execution_communication.terminated()
 
 
@@ -867,7 +872,10 @@ class LocalExecution:
     def stop(self, error: str | None = None, cause: str | None = None) -> None:
         """Stop the execution (ABORTED); a `.sync` job it waits on is cancelled."""
         worker = self._worker
-        if worker is None or worker.env is None or self.done:
+        if worker is None or self.done:
+            return
+        worker.env_ready.wait(30)  # a stop right after the start waits for the environment
+        if worker.env is None or self.done:
             return
         worker.stop(stop_date=dt.datetime.now(tz=dt.timezone.utc), error=error, cause=cause)
 
@@ -980,6 +988,7 @@ class LocalEngine:
         self._listeners: list[Listener] = []
         self._executions: list[LocalExecution] = []
         self._programs: OrderedDict[str, Any] = OrderedDict()
+        self._served: list[_EngineWorker] = []  # executions started over the served HTTP API
 
     # Registration ------------------------------------------------------------------------
     def register_service(
@@ -1243,9 +1252,10 @@ class LocalEngine:
     # Task tokens ------------------------------------------------------------------------
     def _notify(self, token: str, deliver: Callable[[Any], bool]) -> None:
         with self._lock:
-            running = [e for e in self._executions if not e.done]
-        for execution in running:
-            worker = execution._worker
+            workers = [e._worker for e in self._executions if not e.done]
+            self._served = [w for w in self._served if not w.finished.is_set()]
+            workers += self._served
+        for worker in workers:
             if worker is None or worker.env is None:
                 continue
             try:
@@ -1294,6 +1304,9 @@ class LocalEngine:
     def _backend_worker(self, evaluation_details: Any, exec_comm: Any) -> _EngineWorker:
         """Build the worker moto's backend uses for an execution served over HTTP."""
         execution = evaluation_details.execution_details
-        return _EngineWorker(
+        worker = _EngineWorker(
             _Run(self, execution.arn, execution.name), evaluation_details, exec_comm
         )
+        with self._lock:
+            self._served.append(worker)
+        return worker

@@ -965,3 +965,11 @@ def test_stop_while_waiting_stays_aborted_with_no_event_after(engine, inbox, res
     assert execution.status == ABORTED
     types = [e["type"] for e in execution.history()]
     assert types[-1] == "ExecutionAborted" and "TaskSucceeded" not in types
+
+
+def test_stop_right_after_start(engine):
+    execution = engine.start_execution(
+        machine({"W": {"Type": "Wait", "Seconds": 3600, "End": True}})
+    )
+    execution.stop(error="Early")
+    assert execution.wait(30).status == ABORTED
