@@ -168,3 +168,42 @@ def write_model_tarball(store: LocalStore, uri: str, text: str) -> str:
         tar.addfile(info, io.BytesIO(data))
     store.put_bytes(uri, buffer.getvalue())
     return uri
+
+
+FAKE_TRAIN = '''#!/usr/bin/env python3
+"""A stand-in train program: records what it saw; 'sleep' hyperparameter keeps it running."""
+import json, os, sys, time
+from pathlib import Path
+
+base = Path(os.environ["SAGEMAKER_BASE_DIR"])
+config = base / "input" / "config"
+hp = json.loads((config / "hyperparameters.json").read_text())
+resource = json.loads((config / "resourceconfig.json").read_text())
+seen = {
+    "host": resource["current_host"],
+    "hosts": resource["hosts"],
+    "master": [os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")],
+    "job": os.environ.get("TRAINING_JOB_NAME"),
+    "commit": os.environ.get("SOURCE_COMMIT"),
+    "files": sorted(p.relative_to(base / "input" / "data").as_posix()
+                    for p in (base / "input" / "data").rglob("*") if p.is_file()),
+    "checkpoints": sorted(p.name for p in (base / "checkpoints").iterdir()),
+}
+print("epoch=1 step=1 loss=0.5 lr=0.1", flush=True)
+(base / "checkpoints" / f"ckpt-{len(seen['checkpoints'])}.txt").write_text("x")
+if hp.get("fail"):
+    (base / "output" / "failure").write_text(hp["fail"] + "\\nTraceback: details")
+    sys.exit(2)
+time.sleep(float(hp.get("sleep", "0")))
+(base / "model" / "seen.json").write_text(json.dumps(seen))
+(base / "model" / "metrics.json").write_text(json.dumps({"train_loss": 0.5}))
+'''
+
+
+@pytest.fixture
+def fake_train_image(fake_image: Path) -> Path:
+    """The fake image with a fake train program as well."""
+    train = fake_image / "mask_r_cnn" / "train"
+    train.write_text(FAKE_TRAIN)
+    train.chmod(0o755)
+    return fake_image

@@ -223,3 +223,35 @@ def test_run_requires_local(main: Any, capsys: pytest.CaptureFixture[str]) -> No
     assert "add --local" in capsys.readouterr().err
     assert main("run", "--local", "--redrive") == 1
     assert "no failed local run to redrive" in capsys.readouterr().err
+
+
+def test_endpoints_list_and_stop_a_kept_endpoint(
+    main: Any, fake_sagemaker: Any, model_tarball: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workflow.local.sagemaker import pid_alive
+    from workflow.local.sagemaker_endpoints import (
+        EndpointConfigHandler,
+        EndpointHandlers,
+        ModelHandler,
+    )
+
+    sm = fake_sagemaker
+    uri = model_tarball(sm.store, "s3://bucket/models/k/model.tar.gz", "kept")
+    ModelHandler(sm).start(
+        {"ModelName": "k", "PrimaryContainer": {"Image": "f", "ModelDataUrl": uri}}, None
+    )
+    EndpointConfigHandler(sm).start(
+        {"EndpointConfigName": "kc", "ProductionVariants": [{"ModelName": "k"}]}, None
+    )
+    handlers = EndpointHandlers(sm)
+    handlers.create({"EndpointName": "kept", "EndpointConfigName": "kc"}, None)
+    handlers.wait_idle()
+    assert main("endpoints", "list") == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(e["name"], e["status"], e["running"]) for e in listed] == [("kept", "InService", True)]
+    pid = listed[0]["pid"]
+    assert main("endpoints", "stop", "--all") == 0
+    assert "stopped kept" in capsys.readouterr().err
+    assert not pid_alive(pid)
+    assert main("endpoints", "list") == 0
+    assert capsys.readouterr().out == ""

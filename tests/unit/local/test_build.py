@@ -98,3 +98,36 @@ def test_failed_build_sends_task_failure(tmp_path: Path) -> None:
     builder.wait(10)
     assert failures and failures[0][:2] == ("t", "BuildFailed")
     assert "mask_r_cnn/train" in failures[0][2]
+
+
+def test_docker_build_when_an_engine_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workflow.local import build
+
+    calls = tmp_path / "calls.txt"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(
+        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = build ] && [ -n "$FAIL" ] && exit 1\nexit 0\n'
+    )
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    assert build.docker_available()
+    source = make_source(tmp_path)
+    images = LocalImages(LocalStore(tmp_path / "root"), source, "mask-r-cnn")
+    builder = LocalBuilder(images, lambda *a: None, lambda *a: None)
+    uri = builder.build("abc1234")
+    assert f"build -t {uri} {source.resolve()}" in calls.read_text()
+    monkeypatch.setenv("FAIL", "1")
+    (source / "Dockerfile").write_text("FROM scratch\nRUN false\n")
+    with pytest.raises(ImageError, match=r"docker build of local/mask-r-cnn:abc1234-.* failed"):
+        builder.build("abc1234")
+
+
+def test_no_docker_means_snapshot_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflow.local import build
+
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not build.docker_available()
