@@ -63,6 +63,7 @@ __all__ = [
     "UnknownResourceError",
     "WaitRecord",
     "check_compat",
+    "check_execution_name",
     "history_to_json",
     "lambda_function_name",
     "normalise_event",
@@ -329,6 +330,24 @@ def parse_service_resource(resource: str) -> tuple[str, str, str] | None:
     if len(pieces) == 2:
         return pieces[0], pieces[1], pattern
     return None
+
+
+_NAME_FORBIDDEN: Final = frozenset(' <>{}[]?*"#%\\^|~`$&,;:/')
+
+
+def check_execution_name(name: str) -> None:
+    """Refuse an execution name AWS would refuse (1-80 characters, no special characters).
+
+    Raises:
+        EngineError: The name is empty, too long, or has a forbidden character.
+    """
+    bad = sorted({c for c in name if c in _NAME_FORBIDDEN or ord(c) < 32 or 127 <= ord(c) < 160})
+    if not 1 <= len(name) <= 80 or bad:
+        raise EngineError(
+            f"execution name {name!r} is not valid on AWS ("
+            + (f"characters {''.join(bad)!r} are not allowed" if bad else "1-80 characters")
+            + "); use letters, digits, '-' and '_'"
+        )
 
 
 def lambda_function_name(reference: str) -> str:
@@ -1167,6 +1186,8 @@ class LocalEngine:
         """
         if redrive_from is not None:
             return self.redrive(redrive_from)
+        if name is not None:
+            check_execution_name(name)
         text = definition if isinstance(definition, str) else json.dumps(definition)
         execution_input = {} if input is None else input
         try:

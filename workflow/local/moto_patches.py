@@ -798,9 +798,19 @@ def _invoke_local_lambda(host: ExecutionHost, env: Environment, parameters: dict
                 "Unhandled", json.dumps(body)
             ) from exc
         # Round-trip through JSON, as the Lambda service does with the returned value.
+        try:
+            returned = json.loads(json.dumps(result))
+        except (TypeError, ValueError) as exc:
+            body = {
+                "errorMessage": f"Unable to marshal response: {exc}",
+                "errorType": "Runtime.MarshalError",
+            }
+            raise lambda_eval_utils.LambdaFunctionErrorException(
+                "Unhandled", json.dumps(body)
+            ) from exc
         output = {
             "ExecutedVersion": "$LATEST",
-            "Payload": json.loads(json.dumps(result)),
+            "Payload": returned,
             "SdkHttpMetadata": {
                 "HttpHeaders": {"X-Amz-Executed-Version": "$LATEST"},
                 "HttpStatusCode": 200,

@@ -973,3 +973,10 @@ def test_stop_right_after_start(engine):
     )
     execution.stop(error="Early")
     assert execution.wait(30).status == ABORTED
+
+
+def test_lambda_result_that_is_not_json_is_a_marshal_error(engine, run):
+    engine.register_lambda("odd", lambda p, c: {"value": object()})
+    execution = run(machine({"T": task(LAMBDA, {"FunctionName": "odd"})}))
+    assert (execution.status, execution.error) == (FAILED, "Runtime.MarshalError")
+    assert "Unable to marshal response" in json.loads(execution.cause)["errorMessage"]

@@ -293,3 +293,13 @@ def test_plan_redrive_from_a_history():
     }
     with pytest.raises(RedriveError, match="only FAILED, TIMED_OUT or ABORTED"):
         plan_redrive(ExecutionRecord(**{**record.__dict__, "status": "SUCCEEDED"}))
+
+
+@pytest.mark.parametrize("name", ["a b", "x/y", "", "a" * 81, "tab\there"])
+def test_execution_names_aws_refuses_are_refused(name):
+    engine = LocalEngine()
+    with pytest.raises(EngineError, match="not valid on AWS"):
+        engine.start_execution(
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}, name=name
+        )
+    assert engine.executions == []
