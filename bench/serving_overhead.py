@@ -1,0 +1,408 @@
+"""Serving overhead: `POST /invocations` against the raw model forward of the same image.
+
+Set-up: the demo's model (the spec `train` derives from the demo hyperparameters and the
+synthetic categories; untrained, seeded weights) written as `train` writes `model/`, and one
+synthetic test image of the demo's size. The container's `serve` program runs on 127.0.0.1 on a
+free port with one worker and the same torch thread count as this process
+(`MODEL_SERVER_WORKERS=1`, `MODEL_SERVER_THREADS`); nginx fronts it only when it is installed.
+
+Per round, side by side: N raw forwards in this process (`model([tensor])` under
+`torch.inference_mode()`, with the score threshold the server applies to the request), then N
+requests at concurrency 1 from a second process (`bench.load_client`, a new connection per
+request). The p50 overhead ratio is the median over rounds of p50(HTTP) / p50(raw). Then one
+bounded run at concurrency 4 gives requests/s under load (one sync worker queues them).
+
+Where the time goes is measured in the same process: the predictor (`Predictor.predict`: to
+tensor, forward, RLE of the masks) and the Flask app through its test client (request parsing,
+image decoding, JSON) add their layers over the raw forward; the HTTP figure adds gunicorn, the
+socket and the client.
+
+Target: p50 overhead ratio at most 1.10 at concurrency 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    BenchError,
+    BenchSettings,
+    Figure,
+    Measurement,
+    at_most,
+    clean_env,
+    median,
+    percentile,
+    python_argv,
+    summary,
+)
+
+NAME = "serving_overhead"
+TITLE = "Serving overhead"
+TARGET_RATIO = 1.10
+START_TIMEOUT_S = 180
+LOAD_MAX_SECONDS = 90.0
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def write_model(folder: Path, settings: BenchSettings) -> tuple[Path, Path, float]:
+    """Write the demo model as `train` writes `model/`, and one test image.
+
+    Returns:
+        (the SAGEMAKER_BASE_DIR, the test image, the model's score threshold).
+    """
+    import torch
+    import torchvision
+    from mask_r_cnn.data import load_channel
+    from mask_r_cnn.hyperparams import parse_hyperparameters
+    from mask_r_cnn.model import build_model
+    from mask_r_cnn.synthetic import generate
+    from mask_r_cnn.train import build_spec
+
+    from bench.train_throughput import demo_hyperparameters
+
+    hyperparameters, size, _ = demo_hyperparameters(settings.repo_root)
+    if settings.smoke:
+        size = 64
+        hyperparameters.update(min_size="64", max_size="64", fast="true")
+    config = parse_hyperparameters(hyperparameters)
+    data = folder / "data"
+    generate(data, train=1, validation=0, test=1, size=size, seed=0)
+    index = load_channel(data / "train", "training")
+    spec = build_spec(config, index, pretrained=False)
+    torch.manual_seed(config.seed)
+    model = build_model(spec)
+    base_dir = folder / "ml"
+    model_dir = base_dir / "model"
+    model_dir.mkdir(parents=True)
+    torch.save(model.state_dict(), model_dir / "model.pth")
+    metadata = {
+        "format": 1,
+        "model": spec.to_dict(),
+        "categories": [
+            {"id": c.id, "name": c.name, "label": index.label_of[c.id]} for c in index.categories
+        ],
+        "score_threshold": config.score_threshold,
+        "hyperparameters": config.as_strings(),
+        "source_commit": "bench",
+        "training_job_name": "bench-serving-overhead",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    (model_dir / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    test = json.loads((data / "test" / "annotations.json").read_text(encoding="utf-8"))
+    image = data / "test" / test["images"][0]["file_name"]
+    return base_dir, image, float(config.score_threshold)
+
+
+@contextlib.contextmanager
+def serving(base_dir: Path, threads: int, repo_root: Path, log: Path) -> Iterator[str]:
+    """Run the container's `serve` on 127.0.0.1 until the block ends; yield its URL.
+
+    Raises:
+        BenchError: it exited or did not answer /ping with 200 within START_TIMEOUT_S.
+    """
+    port = free_port()
+    env = clean_env(
+        {
+            "SAGEMAKER_BASE_DIR": str(base_dir),
+            "SAGEMAKER_BIND_TO_HOST": "127.0.0.1",
+            "SAGEMAKER_BIND_TO_PORT": str(port),
+            "MODEL_SERVER_WORKERS": "1",
+            "MODEL_SERVER_THREADS": str(threads),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    url = f"http://127.0.0.1:{port}"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            python_argv(str(repo_root / "container" / "mask_r_cnn" / "serve")),
+            cwd=repo_root,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_healthy(url, process, log)
+            yield url
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+            raise BenchError(
+                f"serve exited with code {process.returncode} before answering /ping ({tail}); "
+                "run container/mask_r_cnn/serve by hand with the same model folder"
+            )
+        try:
+            with urllib.request.urlopen(url + "/ping", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.25)
+    raise BenchError(
+        f"serve did not answer /ping within {START_TIMEOUT_S} s; the machine may be overloaded, "
+        "see the serve log"
+    )
+
+
+def load(url: str, image: Path, concurrency: int, requests: int, repo_root: Path) -> dict[str, Any]:
+    """Run `bench.load_client` as a second process and return its JSON result.
+
+    Raises:
+        BenchError: the client failed or a request failed.
+    """
+    argv = python_argv(
+        "-m",
+        "bench.load_client",
+        "--url",
+        url,
+        "--image",
+        str(image),
+        "--concurrency",
+        str(concurrency),
+        "--requests",
+        str(requests),
+        "--max-seconds",
+        str(LOAD_MAX_SECONDS),
+    )
+    result = subprocess.run(
+        argv,
+        cwd=repo_root,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=LOAD_MAX_SECONDS + 120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchError(f"the load client failed: {result.stderr.strip()[-300:]}")
+    answer: dict[str, Any] = json.loads(result.stdout)
+    if answer["errors"] or not answer["completed"]:
+        raise BenchError(
+            f"{answer['errors']} of the requests at concurrency {concurrency} failed "
+            f"({answer['error_samples']}); look at the serve log"
+        )
+    return answer
+
+
+class InProcess:
+    """The raw model, the predictor and the Flask app of the same model folder, in-process."""
+
+    def __init__(self, base_dir: Path, image: Path, threshold: float, threads: int) -> None:
+        """Load the model twice (raw and predictor) and the app; decode the image once."""
+        import torch
+        from mask_r_cnn.model import ModelSpec, build_model
+        from mask_r_cnn.predictor import Predictor, create_app
+        from mask_r_cnn.settings import ServeSettings
+        from mask_r_cnn.transforms import image_to_tensor
+        from PIL import Image
+
+        model_dir = base_dir / "model"
+        metadata = json.loads((model_dir / "metadata.json").read_text(encoding="utf-8"))
+        model = build_model(ModelSpec.from_dict(metadata["model"]))
+        model.load_state_dict(torch.load(model_dir / "model.pth", weights_only=True))
+        self.model = model.eval()
+        # The server raises the score threshold before the box and mask heads; so does the
+        # raw forward, or it would do the mask work the server skips.
+        base = float(self.model.roi_heads.score_thresh)
+        self.model.roi_heads.score_thresh = max(base, threshold - 1e-6)
+        self.body = image.read_bytes()
+        self.content_type = "image/png" if image.suffix == ".png" else "image/jpeg"
+        with Image.open(io.BytesIO(self.body)) as decoded:
+            self.pil = (
+                decoded.convert("RGB") if decoded.mode not in ("RGB", "L") else decoded.copy()
+            )
+        self.tensor = image_to_tensor(self.pil)
+        self.threshold = threshold
+        self.predictor = Predictor(model_dir)
+        self.predictor.warm_up()
+        serve_settings = ServeSettings(model_dir=model_dir, threads=threads, use_nginx=False)
+        self.client = create_app(serve_settings, self.predictor).test_client()
+        torch.set_num_threads(threads)
+        self.detections = 0
+
+    def raw(self) -> float:
+        """One raw forward; return ms."""
+        import torch
+
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model([self.tensor])[0]
+        elapsed = (time.perf_counter() - started) * 1000
+        self.detections = int(output["scores"].numel())
+        return elapsed
+
+    def predict(self) -> float:
+        """One `Predictor.predict` of the decoded image; return ms."""
+        started = time.perf_counter()
+        self.predictor.predict(self.pil, self.threshold)
+        return (time.perf_counter() - started) * 1000
+
+    def flask(self) -> float:
+        """One POST through the Flask test client (no socket); return ms."""
+        started = time.perf_counter()
+        response = self.client.post(
+            "/invocations", data=self.body, headers={"Content-Type": self.content_type}
+        )
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise BenchError(
+                f"the Flask app answered {response.status_code}: {response.get_data(as_text=True)}"
+            )
+        return elapsed
+
+
+def run(settings: BenchSettings) -> Measurement:
+    """Measure the serving overhead (see the module docstring)."""
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    rounds = settings.count(default=3, smoke=1)
+    per_round = 2 if settings.smoke else 15
+    c4_requests = 4 if settings.smoke else 40
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        folder = Path(tmp)
+        base_dir, image, threshold = write_model(folder, settings)
+        local = InProcess(base_dir, image, threshold, settings.threads)
+        for _ in range(1 if settings.smoke else 2):  # warm-up of each layer
+            local.raw(), local.predict(), local.flask()
+        log = folder / "serve.log"
+        series: dict[str, list[list[float]]] = {"raw": [], "predict": [], "flask": [], "http": []}
+        c1_rps = []
+        with serving(base_dir, settings.threads, settings.repo_root, log) as url:
+            load(url, image, 1, 1 if settings.smoke else 3, settings.repo_root)  # warm-up
+            for _ in range(rounds):
+                series["raw"].append([local.raw() for _ in range(per_round)])
+                http = load(url, image, 1, per_round, settings.repo_root)
+                series["http"].append(http["latencies_ms"])
+                c1_rps.append(http["requests_per_s"])
+                series["predict"].append([local.predict() for _ in range(per_round)])
+                series["flask"].append([local.flask() for _ in range(per_round)])
+            c4 = load(url, image, 4, c4_requests, settings.repo_root)
+        front = "nginx+gunicorn" if shutil.which("nginx") else "gunicorn"
+        model_spec = json.loads((base_dir / "model" / "metadata.json").read_text())["model"]
+    p50 = {name: [median(r) for r in rounds_] for name, rounds_ in series.items()}
+    p95 = {name: [percentile(r, 95) for r in rounds_] for name, rounds_ in series.items()}
+    ratios = [h / r for h, r in zip(p50["http"], p50["raw"], strict=True)]
+    ratio = median(ratios)
+    verdict = at_most(ratio, TARGET_RATIO)
+    raw50, http50 = median(p50["raw"]), median(p50["http"])
+    layers = {
+        "raw forward": raw50,
+        "Predictor.predict": median(p50["predict"]),
+        "Flask app (test client)": median(p50["flask"]),
+        f"HTTP via {front}": http50,
+    }
+    breakdown = "; ".join(f"{name} {ms:.1f} ms" for name, ms in layers.items())
+    findings = [f"p50 by layer (same image, same threads): {breakdown}."]
+    if verdict == "missed":
+        steps = list(layers.items())
+        added = [
+            f"{name} +{ms - steps[i - 1][1]:.1f} ms" for i, (name, ms) in enumerate(steps) if i
+        ]
+        findings.append(
+            f"the overhead ratio {ratio:.2f} is over {TARGET_RATIO}: " + ", ".join(added) + "."
+        )
+    figures = [
+        Figure(
+            figure="`POST /invocations` p50 latency, concurrency 1",
+            target=f"ratio <= {TARGET_RATIO:.2f}",
+            result=round(http50, 2),
+            unit="ms",
+            ratio=round(ratio, 3),
+            verdict=verdict,
+            note=f"raw forward p50 {raw50:.1f} ms; median of {rounds} rounds of {per_round}",
+        ),
+        Figure(
+            figure="`POST /invocations` p95 latency, concurrency 1",
+            target="",
+            result=round(median(p95["http"]), 2),
+            unit="ms",
+            ratio=round(median(p95["http"]) / median(p95["raw"]), 3),
+            verdict="info",
+            note=f"raw forward p95 {median(p95['raw']):.1f} ms",
+        ),
+        Figure(
+            figure="requests/s, concurrency 1",
+            target="",
+            result=round(median(c1_rps), 3),
+            unit="req/s",
+            verdict="info",
+            note="1 sync worker",
+        ),
+        Figure(
+            figure="requests/s, concurrency 4",
+            target="",
+            result=round(c4["requests_per_s"], 3),
+            unit="req/s",
+            verdict="info",
+            note=(
+                f"{c4['completed']} requests, p50 {median(c4['latencies_ms']):.0f} ms "
+                "(queued behind 1 worker)"
+            ),
+        ),
+    ]
+    return Measurement(
+        figures=figures,
+        settings={
+            "rounds": rounds,
+            "requests_per_round": per_round,
+            "concurrency_4_requests": c4_requests,
+            "load_max_seconds": LOAD_MAX_SECONDS,
+            "threads": settings.threads,
+            "workers": 1,
+            "front": front,
+            "image": {"name": image.name, "bytes": len(local.body), "size": list(local.pil.size)},
+            "score_threshold": threshold,
+            "detections_per_forward": local.detections,
+            "model": model_spec,
+            "cpu_count": os.cpu_count(),
+        },
+        details={
+            "p50_ms": {name: summary(values) for name, values in p50.items()},
+            "p95_ms": {name: summary(values) for name, values in p95.items()},
+            "ratio_per_round": summary(ratios),
+            "concurrency_1_rps": summary(c1_rps),
+            "concurrency_4": {k: v for k, v in c4.items() if k != "latencies_ms"}
+            | {"latency_ms": summary(c4["latencies_ms"])},
+            "findings": findings,
+        },
+    )
