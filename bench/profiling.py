@@ -50,6 +50,21 @@ def py_spy() -> str | None:
     return shutil.which("py-spy")
 
 
+def _split_frames(stack: str) -> list[str]:
+    """Split a collapsed stack at `;`, except inside a quoted process command line."""
+    frames, current, quoted = [], [], False
+    for char in stack:
+        if char == '"':
+            quoted = not quoted
+        if char == ";" and not quoted:
+            frames.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    frames.append("".join(current))
+    return frames
+
+
 def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
     """Parse py-spy's raw output into `(frames root first, sample count)` pairs."""
     stacks = []
@@ -57,9 +72,13 @@ def parse_collapsed(text: str) -> list[tuple[list[str], int]]:
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [f for f in stack.split(";") if not f.startswith("thread (")]
+        frames = [f for f in _split_frames(stack) if not f.startswith("thread (")]
         stacks.append((frames, int(count)))
     return stacks
+
+
+def _is_process(frame: str) -> bool:
+    return frame.startswith("process ")
 
 
 def _key(frame: str) -> str:
@@ -97,7 +116,7 @@ def hot_functions(
         if skip_imports and any(f.startswith("_find_and_load ") for f in frames):
             continue
         total += samples
-        for key in {_key(f) for f in frames}:
+        for key in {_key(f) for f in frames if not _is_process(f)}:
             inclusive[key] += samples
         own[_key(frames[-1])] += samples
     if not total:
@@ -112,6 +131,43 @@ def hot_functions(
     return ranked[:count]
 
 
+def _program(frame: str) -> str:
+    """A short name for a `process PID:"command line"` frame."""
+    command = frame.split(":", 1)[1].strip('"') if ":" in frame else frame
+    words = command.split()
+    for marker in ("mask_r_cnn/train", "mask_r_cnn/serve", "gunicorn", "mask_r_cnn.synthetic"):
+        if any(marker in word for word in words):
+            return marker.rsplit("/", 1)[-1]
+    if "-m" in words and words.index("-m") + 1 < len(words):
+        return " ".join(words[words.index("-m") + 1 : words.index("-m") + 3])
+    return " ".join(words[1:3]) if len(words) > 1 else command
+
+
+def process_shares(stacks: Iterable[tuple[list[str], int]]) -> dict[str, float]:
+    """Share of busy samples per program (`py-spy --subprocesses` stacks), largest first."""
+    shares: Counter[str] = Counter()
+    total = 0
+    for frames, samples in stacks:
+        if not frames or _is_idle(frames):
+            continue
+        processes = [f for f in frames if _is_process(f)]
+        total += samples
+        shares[_program(processes[-1]) if processes else "main"] += samples
+    return {name: count / total for name, count in shares.most_common()} if total else {}
+
+
+def import_share(stacks: Iterable[tuple[list[str], int]]) -> float:
+    """Share of busy samples spent importing modules."""
+    busy = importing = 0
+    for frames, samples in stacks:
+        if not frames or _is_idle(frames):
+            continue
+        busy += samples
+        if any(f.startswith("_find_and_load ") for f in frames):
+            importing += samples
+    return importing / busy if busy else 0.0
+
+
 def profile_command(
     argv: Sequence[str],
     *,
@@ -119,6 +175,7 @@ def profile_command(
     env: Mapping[str, str] | None = None,
     rate: int = 250,
     timeout: float = 300,
+    subprocesses: bool = False,
 ) -> list[tuple[list[str], int]] | None:
     """Run `argv` under `py-spy record` and return its parsed stacks (None without py-spy).
 
@@ -131,6 +188,8 @@ def profile_command(
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         out = Path(tmp) / "profile.txt"
         command = [executable, "record", "--format", "raw", "--rate", str(rate), "--nonblocking"]
+        if subprocesses:
+            command.append("--subprocesses")
         command += ["--output", str(out), "--", *argv]
         try:
             subprocess.run(
@@ -161,7 +220,7 @@ def top_self(
         if skip_imports and any(f.startswith("_find_and_load ") for f in frames):
             continue
         total += samples
-        for key in {_key(f) for f in frames}:
+        for key in {_key(f) for f in frames if not _is_process(f)}:
             inclusive[key] += samples
         own[_key(frames[-1])] += samples
     if not total:
@@ -178,4 +237,7 @@ def describe_profile(stacks: list[tuple[list[str], int]] | None, count: int = 5)
         return "no profile (py-spy is not installed or could not attach)"
     hot = "; ".join(h.describe() for h in hot_functions(stacks, count=count))
     leaves = "; ".join(h.describe() for h in top_self(stacks, count=count))
-    return f"busiest functions (py-spy, all threads): {hot}. Self time ends in: {leaves}"
+    return (
+        f"busiest functions outside imports (py-spy, all threads): {hot}. "
+        f"Self time ends in: {leaves}"
+    )

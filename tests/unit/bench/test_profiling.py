@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from bench.profiling import describe_profile, hot_functions, parse_collapsed, top_self
+from bench.profiling import (
+    describe_profile,
+    hot_functions,
+    import_share,
+    parse_collapsed,
+    process_shares,
+    top_self,
+)
 
 RAW = """\
 thread (1): MainThread;main (bench/x.py:10);wait (threading.py:320);Condition.wait (threading.py:355) 50
@@ -33,3 +40,18 @@ def test_hot_functions_skip_idle_and_import_samples() -> None:
 def test_describe_profile_without_samples() -> None:
     assert "no profile" in describe_profile(None)
     assert "jsonpath_ng/parser.py:parse 75% (self 75%)" in describe_profile(parse_collapsed(RAW))
+
+
+SUBPROCESSES = """\
+process 1:"python -c import a; import b";process 2:"python container/mask_r_cnn/train";fit (mask_r_cnn/train.py:1) 60
+process 1:"python -c import a; import b";process 3:"python -m gunicorn --bind x";predict (mask_r_cnn/predictor.py:9) 30
+process 1:"python -c import a; import b";main (workflow/cli.py:3);_find_and_load (<frozen importlib._bootstrap>:1) 10
+"""
+
+
+def test_process_shares_and_import_share() -> None:
+    stacks = parse_collapsed(SUBPROCESSES)
+    assert stacks[0][0][-1] == "fit (mask_r_cnn/train.py:1)"
+    assert process_shares(stacks) == {"train": 0.6, "gunicorn": 0.3, "-c import": 0.1}
+    assert import_share(stacks) == 0.1
+    assert hot_functions(stacks)[0].where == "mask_r_cnn/train.py:fit"
