@@ -47,7 +47,7 @@ class Outbox:
     ) -> str:
         """Append one message and print a short line; return its MessageId."""
         message_id = str(uuid.uuid4())
-        record = {
+        record: dict[str, Any] = {
             "MessageId": message_id,
             "TopicArn": topic_arn,
             "Subject": subject,

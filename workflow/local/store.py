@@ -20,6 +20,7 @@ Layout of the root::
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import shutil
@@ -146,7 +147,7 @@ class LocalStore:
             if object_key.startswith(key) and not _is_temporary(path):
                 yield f"{S3_SCHEME}{bucket}/{object_key}", path
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> builtins.list[str]:
         """Return the URIs of every object under the prefix, sorted."""
         return [uri for uri, _ in self.iter_objects(prefix)]
 
@@ -197,7 +198,7 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
         return path
 
-    def put_tree(self, prefix: str, source: Path) -> list[str]:
+    def put_tree(self, prefix: str, source: Path) -> builtins.list[str]:
         """Copy every file under a local folder to ``prefix`` + relative path; all keys must be new.
 
         Returns:
