@@ -30,12 +30,13 @@ through :mod:`workflow.local.callbacks`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -165,6 +166,7 @@ class LocalRuntime:
             parameters=self._ssm_parameters(),
         )
         self._started_endpoints: set[str] = set()
+        self._approval_server: Any = None
         self._previous_factory: Any = None
         self._installed = False
         self._register()
@@ -250,11 +252,33 @@ class LocalRuntime:
                 "APPROVAL_SECRET_ID": APPROVAL_SECRET_ID,
                 "APPROVAL_BUCKET": config.s3.bucket,
                 "APPROVAL_PREFIX": f"{config.s3.prefix.strip('/')}/approvals/",
-                "APPROVAL_API_URL": LOCAL_APPROVAL_URL,
+                "APPROVAL_API_URL": self.approval_api_url(),
                 "APPROVAL_TOPIC_ARN": config.notification.topic_arn,
                 "APPROVAL_LINK_TTL_SECONDS": str(config.approval.link_ttl_seconds),
             }
         return {}
+
+    def approval_api_url(self) -> str:
+        """The approval API's URL: a loopback server in manual mode (started on first use)."""
+        if self.approve != "manual":
+            return LOCAL_APPROVAL_URL
+        if self._approval_server is None:
+            from workflow.local.approval_server import ApprovalServer
+
+            self._approval_server = ApprovalServer(self._approval_api).start()
+        return str(self._approval_server.url)
+
+    def _approval_api(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        from workflow.lambdas import approval
+
+        environ = self.lambda_environment("request_approval")
+        with self._clients_installed():
+            return approval.api_handler(event, None, environ=environ)
+
+    def _clients_installed(self) -> Any:
+        from workflow.lambdas import clients
+
+        return clients.use_clients(self.clients) if not self._installed else _nothing()
 
     def _start_build(self, payload: Any, ctx: Any) -> Any:
         from workflow.lambdas import start_build
@@ -288,7 +312,9 @@ class LocalRuntime:
                 self.say(
                     "[approval] the model waits for your decision (request: "
                     f"{path}).\n  approve:  python -m workflow approve {token}\n"
-                    f"  reject:   python -m workflow reject {token}"
+                    f"  reject:   python -m workflow reject {token}\n"
+                    f"  or open the links of the email in {self.outbox.path} (served locally "
+                    f"at {self.approval_api_url()})"
                 )
         return result
 
@@ -342,6 +368,9 @@ class LocalRuntime:
         self.builder.wait(timeout=30)
         self.endpoints.wait_idle(timeout=self.sagemaker.settings.ping_timeout_seconds)
         self.sagemaker.warm.stop_all()
+        if self._approval_server is not None:
+            self._approval_server.stop()
+            self._approval_server = None
         if not keep_endpoints:
             for name in sorted(self._started_endpoints):
                 stop_endpoint(self.sagemaker, name, self.sagemaker.settings.stop_grace_seconds)
@@ -369,6 +398,11 @@ class LocalRuntime:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _print_stderr(line: str) -> None:
