@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.approve",
     "workflow.commands.redrive",
     "workflow.commands.infra",
+    "workflow.commands.notebooks",
 )
 
 logger = logging.getLogger(__name__)

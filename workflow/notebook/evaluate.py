@@ -253,3 +253,44 @@ def latency_summary(seconds: Sequence[float]) -> Table:
     return Table(
         ["requests", "mean (ms)", "p50 (ms)", "p95 (ms)", "max (ms)"], [row], title="latency"
     )
+
+
+def time_requests(
+    invoke: EndpointInvoker,
+    split: CocoSplit,
+    count: int,
+    score_threshold: float | None = None,
+) -> list[float]:
+    """Send ``count`` requests (the split's images in turn) and return their durations (s).
+
+    Raises:
+        NotebookError: When ``count`` < 1 or the split has no images.
+    """
+    if count < 1 or not split.images:
+        raise NotebookError(
+            f"cannot time {count} requests over {len(split.images)} images of {split.location}; "
+            "send at least one request to a split with images."
+        )
+    seconds = []
+    for number in range(count):
+        image = split.images[number % len(split.images)]
+        body = split.image_bytes(image)
+        _, took = invoke(body, content_type(str(image["file_name"])), score_threshold)
+        seconds.append(took)
+    return seconds
+
+
+def stop_local_endpoint(session: Session, name: str = "") -> bool:
+    """Stop a local endpoint of the session's store (as ``python -m workflow endpoints stop``).
+
+    Returns:
+        ``False`` when no such endpoint is recorded.
+    """
+    from workflow.local.sagemaker import LocalSageMaker
+    from workflow.local.sagemaker_endpoints import stop_endpoint
+
+    def no_images(uri: str) -> Any:
+        raise NotebookError(f"image {uri} is not needed to stop an endpoint")
+
+    sm = LocalSageMaker(store=session.store(), resolve_image=no_images, log_sink=None)
+    return bool(stop_endpoint(sm, name or session.config.endpoint.name))

@@ -43,6 +43,8 @@ FAILURE_EVENTS = (
     "ExecutionTimedOut",
     "ExecutionAborted",
 )
+# Statuses of a state in the progress table, least to most notable.
+STATUS_ORDER = ("succeeded", "retried", "caught", "running", "failed")
 # Credentials that the local endpoint accepts; real ones must never be sent to it.
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
@@ -122,6 +124,87 @@ def insert_step_after(workflow: Any, after: str, step: Any) -> Any:
         comment=workflow.comment,
         client=workflow.client,
     )
+
+
+def with_client(workflow: Any, client: Any) -> Any:
+    """Return a ``Workflow`` with the same definition that talks to ``client``."""
+    from stepfunctions.workflow import Workflow
+
+    return Workflow(
+        name=workflow.name,
+        definition=workflow.definition,
+        role=workflow.role,
+        timeout_seconds=workflow.timeout_seconds,
+        comment=workflow.comment,
+        client=client,
+    )
+
+
+def document_of(workflow: Any) -> dict[str, Any]:
+    """Return the ASL document of a ``Workflow`` as a dict."""
+    document: dict[str, Any] = json.loads(workflow.definition.to_json())
+    return document
+
+
+def compare_workflows(before: Any, after: Any) -> Table:
+    """Return the states added, removed or changed between two workflows."""
+    old, new = document_of(before)["States"], document_of(after)["States"]
+    rows = []
+    for name in [*old, *(n for n in new if n not in old)]:
+        if name not in new:
+            rows.append([name, "removed", old[name].get("Type")])
+        elif name not in old:
+            rows.append([name, "added", new[name].get("Type")])
+        elif old[name] != new[name]:
+            changed = sorted(
+                k for k in {*old[name], *new[name]} if old[name].get(k) != new[name].get(k)
+            )
+            rows.append([name, "changed: " + ", ".join(changed), new[name].get("Type")])
+    return Table(["state", "change", "type"], rows, title="differences")
+
+
+def check(workflow: Any, source: str = "the workflow") -> list[str]:
+    """Validate a workflow's ASL offline (structure and task Parameters); return the states.
+
+    Raises:
+        ValidationError: With every problem found.
+    """
+    from workflow.errors import ValidationError
+    from workflow.validate import validate_definition
+
+    document = document_of(workflow)
+    problems = validate_definition(document)
+    if problems:
+        raise ValidationError(problems, source=source)
+    return list(document["States"])
+
+
+def graph_png(workflow: Any, folder: Path, name: str = "") -> Path:
+    """Draw a workflow's graph offline (``python -m workflow render --graph``) into a new PNG.
+
+    Args:
+        workflow: The SDK workflow.
+        folder: Where to write; an existing file is never overwritten (a number is appended).
+        name: The file stem (default: the workflow's name).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = name or workflow.name
+    path = folder / f"{stem}.png"
+    number = 1
+    while path.exists():
+        number += 1
+        path = folder / f"{stem}-{number}.png"
+    try:
+        from workflow.graph import draw_graph
+    except ImportError:  # the render command's drawing is not installed: draw it here
+        from workflow.notebook.viz import state_graph
+
+        figure = state_graph(document_of(workflow))
+        with path.open("xb") as handle:
+            figure.savefig(handle, format="png", dpi=100, bbox_inches="tight")
+        return path
+    draw_graph(document_of(workflow), path)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +287,6 @@ class LocalStepFunctions:
                 region_name=self.session.config.region,
                 **LOCAL_CREDENTIALS,
             )
-            _answer_tokens_through(self.runtime, self.client)
         except BaseException:
             self.close()
             raise
@@ -255,39 +337,6 @@ class LocalStepFunctions:
         return self.runtime.endpoint_url(name or self.session.config.endpoint.name)
 
 
-def _answer_tokens_through(runtime: Any, client: Any) -> None:
-    """Let the local build and approval answer task tokens of executions served over HTTP.
-
-    `LocalEngine.send_task_success/failure` reach the executions that the engine started
-    itself, not those the API server runs, so an answer the engine does not take is sent
-    through the served API (``SendTaskSuccess``/``SendTaskFailure``), as a real CodeBuild job or
-    approval link would.
-    """
-    from workflow.local.engine import TaskTokenError
-
-    engine = runtime.engine
-    engine_success = engine.send_task_success
-    engine_failure = engine.send_task_failure
-
-    def success(token: str, output: Any) -> None:
-        try:
-            engine_success(token, output)
-        except TaskTokenError:
-            client.send_task_success(taskToken=token, output=json.dumps(output))
-
-    def failure(token: str, error: str | None = None, cause: str | None = None) -> None:
-        try:
-            engine_failure(token, error, cause)
-        except TaskTokenError:
-            client.send_task_failure(taskToken=token, error=error or "", cause=cause or "")
-
-    engine.send_task_success = success
-    engine.send_task_failure = failure
-    # The builder got the engine's methods when the runtime was built.
-    runtime.builder._on_success = success
-    runtime.builder._on_failure = failure
-
-
 # ---------------------------------------------------------------------------------------------
 # 3. AWS
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +358,20 @@ def deploy(workflow: Any) -> Any:
     )
     workflow.state_machine_arn = result.arn
     return result
+
+
+def aws_execution_input(session: Session, commit: str = "", image_uri: str = "") -> dict[str, Any]:
+    """Return the execution input of a run in the account (data under ``s3.bucket``/``prefix``).
+
+    Args:
+        session: An ``aws`` session.
+        commit: The commit to build (default: CodeBuild's source version or ``git rev-parse``).
+        image_uri: An image in ECR to use instead of building one.
+    """
+    from workflow.naming import execution_input, resolve_commit
+
+    commit = commit or resolve_commit(os.environ, cwd=session.project)
+    return execution_input(session.config, commit, image_uri=image_uri or None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -391,8 +454,9 @@ class StateVisit:
 def state_visits(events: Sequence[Mapping[str, Any]]) -> list[StateVisit]:
     """Return every state visit of an execution history, in the order they started.
 
-    ``status`` is ``succeeded``, ``failed`` (a task error happened in it, caught or not) or
-    ``running`` (not left before the history ended).
+    ``status`` of a visit: ``succeeded``; ``retried`` (a task error, then a retry succeeded);
+    ``caught`` (a task error routed on by a ``Catch``, e.g. "endpoint missing -> create it");
+    ``failed`` (a task error and the state was not left); ``running`` (not left yet).
     """
     if not events:
         return []
@@ -403,23 +467,34 @@ def state_visits(events: Sequence[Mapping[str, Any]]) -> list[StateVisit]:
         kind = str(event.get("type", ""))
         name = _state_name(event)
         at = _seconds(event["timestamp"]) - origin
+        current = list(open_visits.values())[-1] if open_visits else None
         if kind.endswith("StateEntered") and name:
-            visit = {"name": name, "start": at, "end": None, "failed": False}
+            visit = {"name": name, "start": at, "end": None, "failed": False, "recovered": False}
             visits.append(visit)
             open_visits[name] = visit
         elif kind.endswith("StateExited") and name and name in open_visits:
             open_visits.pop(name)["end"] = at
-        elif kind in FAILURE_EVENTS and not kind.startswith("Execution") and open_visits:
-            list(open_visits.values())[-1]["failed"] = True
+        elif kind in FAILURE_EVENTS and not kind.startswith("Execution") and current:
+            current["failed"], current["recovered"] = True, False
+        elif kind.endswith("Succeeded") and current and current["failed"]:
+            current["recovered"] = True
     return [
         StateVisit(
             name=v["name"],
             start=round(v["start"], 3),
             seconds=None if v["end"] is None else round(v["end"] - v["start"], 3),
-            status="failed" if v["failed"] else "running" if v["end"] is None else "succeeded",
+            status=_visit_status(v),
         )
         for v in visits
     ]
+
+
+def _visit_status(visit: Mapping[str, Any]) -> str:
+    if visit["end"] is None:
+        return "failed" if visit["failed"] else "running"
+    if visit["failed"]:
+        return "retried" if visit["recovered"] else "caught"
+    return "succeeded"
 
 
 def state_rows(events: Sequence[Mapping[str, Any]]) -> Table:
@@ -433,7 +508,7 @@ def state_rows(events: Sequence[Mapping[str, Any]]) -> Table:
         row[1] += 1
         if visit.seconds is not None:
             row[3] = (row[3] or 0.0) + visit.seconds
-        row[4] = "failed" if "failed" in (row[4], visit.status) else visit.status
+        row[4] = max(row[4], visit.status, key=STATUS_ORDER.index)
     for row in rows.values():
         row[3] = None if row[3] is None else round(row[3], 2)
     return Table(
@@ -465,6 +540,35 @@ def history_rows(events: Sequence[Mapping[str, Any]], limit: int = 200) -> Table
             [event.get("id"), round(_seconds(event["timestamp"]) - origin, 2), kind, current, text]
         )
     return Table(["id", "t (s)", "type", "state", "details"], rows, title="execution history")
+
+
+def run_summary(status: str, output: Any) -> Table:
+    """Return the outcome of an execution: status, model artifact, metrics, endpoint."""
+    from workflow.local.report import find_key, metrics_of
+
+    rows: list[list[Any]] = [["status", status]]
+    rows.append(["model artifact", find_key(output, "S3ModelArtifacts")])
+    for key, value in sorted(metrics_of(output).items()):
+        rows.append([f"metric {key}", value])
+    rows.append(["endpoint", find_key(output, "EndpointName")])
+    return Table(["", "value"], rows, title="run summary")
+
+
+def require_success(status: str, events: Sequence[Mapping[str, Any]]) -> None:
+    """Raise when an execution did not succeed, naming the state, error and cause.
+
+    Raises:
+        NotebookError: When ``status`` is not ``SUCCEEDED``.
+    """
+    if status == "SUCCEEDED":
+        return
+    from workflow.local.report import failing_state, shorten
+
+    state, error, cause = failing_state(events)
+    raise NotebookError(
+        f"the execution ended {status} in state {state or '-'} with {error or 'no error'}: "
+        f"{shorten(cause, 400)}; fix the cause (see the history above) and run the cell again."
+    )
 
 
 # ---------------------------------------------------------------------------------------------

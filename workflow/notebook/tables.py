@@ -9,13 +9,13 @@ from typing import Any
 
 
 def format_cell(value: Any) -> str:
-    """Format one value: floats with 4 significant decimals, ``None`` as ``-``."""
+    """Format one value: floats with 4 significant digits, ``None`` as ``-``."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.1f}"
     return str(value)
 
 

@@ -25,7 +25,13 @@ PALETTE = (
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60),
 )  # fmt: skip
-STATUS_COLORS = {"succeeded": "#3cb44b", "failed": "#e6194b", "running": "#f58231"}
+STATUS_COLORS = {
+    "succeeded": "#3cb44b",
+    "retried": "#bfef45",
+    "caught": "#ffe119",
+    "running": "#f58231",
+    "failed": "#e6194b",
+}
 
 
 def png(figure: Figure, dpi: int = 100) -> Any:
@@ -227,4 +233,78 @@ def metrics_chart(metrics: Mapping[str, float]) -> Figure:
     axes.set_ylim(0, 1)
     axes.set_title("COCO metrics of the held-out images")
     axes.legend(fontsize=8)
+    return figure
+
+
+def _transitions(state: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Return ``(target, kind)`` of a state's transitions: next, choice, default or catch."""
+    found = [(str(state["Next"]), "next")] if state.get("Next") else []
+    if state.get("Default"):
+        found.append((str(state["Default"]), "default"))
+    found += [(str(c["Next"]), "choice") for c in state.get("Choices", []) if c.get("Next")]
+    found += [(str(c["Next"]), "catch") for c in state.get("Catch", []) if c.get("Next")]
+    return found
+
+
+def _reading_order(document: Mapping[str, Any]) -> list[str]:
+    """Return the state names depth-first from ``StartAt`` (next before branches, catches last)."""
+    states: Mapping[str, Any] = document["States"]
+    order: list[str] = []
+    catches: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order or name not in states:
+            return
+        order.append(name)
+        for target, kind in _transitions(states[name]):
+            if kind == "catch":
+                catches.append(target)
+            else:
+                visit(target)
+
+    visit(str(document.get("StartAt")))
+    for name in catches:
+        visit(name)
+    return order + [n for n in states if n not in order]
+
+
+def state_graph(document: Mapping[str, Any]) -> Figure:
+    """Draw an ASL document's states and transitions (used when ``workflow.graph`` is absent).
+
+    The states run down the left column in document order; the failure markers and the failure
+    tail run down the right column; catches are dashed red arrows.
+    """
+    states: Mapping[str, Any] = document["States"]
+    order = _reading_order(document)
+    tail = ("NotifyFailure", "Failed")
+    failure = [n for n in order if n.endswith("Failed") and n not in tail]
+    failure += [n for n in tail if n in states]
+    main = [n for n in order if n not in failure]
+    position = {name: (0.0, -float(i)) for i, name in enumerate(main)}
+    position.update({name: (1.0, -float(i) * len(main) / max(len(failure), 1))
+                     for i, name in enumerate(failure)})  # fmt: skip
+    figure = _figure(9.0, 0.45 * max(len(main), len(failure)) + 1.0)
+    axes = figure.add_subplot(1, 1, 1)
+    styles = {"next": ("#333333", "-"), "default": ("#333333", "-"), "choice": ("#0082c8", "-"),
+              "catch": ("#e6194b", "--")}  # fmt: skip
+    for name, state in states.items():
+        x0, y0 = position[name]
+        for target, kind in _transitions(state):
+            if target not in position:
+                continue
+            x1, y1 = position[target]
+            line_color, style = styles[kind]
+            bend = 0.0 if x0 != x1 else (0.35 if y1 > y0 else -0.35)
+            axes.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                          arrowprops={"arrowstyle": "->", "color": line_color, "linestyle": style,
+                                      "connectionstyle": f"arc3,rad={bend}", "alpha": 0.6})  # fmt: skip
+    for name, (x, y) in position.items():
+        kind = str(states[name].get("Type"))
+        face = {"Choice": "#fff3b0", "Fail": "#ffc9c9", "Succeed": "#c3f0c8"}.get(kind, "#e8eefc")
+        axes.text(x, y, f"{name}\n({kind})", ha="center", va="center", fontsize=7,
+                  bbox={"boxstyle": "round", "facecolor": face, "edgecolor": "#555555"})  # fmt: skip
+    axes.set_xlim(-0.6, 1.6)
+    axes.set_ylim(-max(len(main), 1), 1)
+    axes.set_axis_off()
+    axes.set_title(f"StartAt {document.get('StartAt')}: {len(states)} states")
     return figure

@@ -1,0 +1,106 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Evaluate the endpoint
+#
+# Send the held-out images to the endpoint that notebook 02 deployed (the local `serve` process
+# in `local` mode, the SageMaker endpoint in `aws` mode), draw the predicted masks and scores
+# beside the ground truth, score them with pycocotools (bbox and segm mAP) and time the
+# requests.
+
+# %% tags=["parameters"]
+mode = "local"  # "local": the local endpoint of the store; "aws": the SageMaker endpoint
+config_file = ""  # workflow.yaml; empty: $MLOPS_CONFIG, else ./workflow.yaml, else defaults
+root = ""  # the local store; empty: local.root of the configuration
+overrides = {  # configuration keys: the same as in 02
+    "local.dataset.train": 4,
+    "local.dataset.validation": 2,
+    "local.dataset.test": 3,
+    "local.dataset.size": 64,
+}
+endpoint_name = ""  # empty: the endpoint of the last run of notebook 02
+endpoint_url = ""  # local mode: a serve URL instead of the store's endpoint
+test_data = ""  # empty: the held-out split of the last run; else a folder or s3:// prefix
+images = 0  # held-out images to send (0: all)
+score_threshold = 0.05  # detections below it are dropped by the endpoint
+samples = 3  # images drawn beside their ground truth
+latency_requests = 20  # timed requests for the latency figures
+stop_endpoint = False  # local mode: stop the endpoint at the end
+
+# %%
+from IPython.display import display
+
+from workflow import notebook as nb
+from workflow.notebook import viz
+
+nb.setup_logging()
+session = nb.start(mode, config_file=config_file, root=root, overrides=overrides)
+print(f"mode={session.mode} store={session.root} config={session.config.source}")
+
+# %% [markdown]
+# ## The endpoint and the held-out data
+# Notebook 02 recorded its run in the store: the endpoint's name and the test split, whose
+# images the model never saw in training.
+
+# %%
+run = {} if (endpoint_name and test_data) else nb.last_run(session)
+name = endpoint_name or run.get("endpoint_name") or session.config.endpoint.name
+test = nb.load_split(session, test_data or run["test_data"])
+invoke = nb.endpoint_invoker(session, name, endpoint_url)
+nb.Table(
+    ["", "value"],
+    [
+        ["endpoint", name],
+        ["run", run.get("execution_arn", "-")],
+        ["held-out split", test.location],
+        ["images", len(test.images)],
+        ["objects", len(test.annotations)],
+    ],
+)
+
+# %% [markdown]
+# ## Predictions beside the ground truth
+
+# %%
+results = nb.predict_split(invoke, test, limit=images, score_threshold=score_threshold)
+viz.png(viz.prediction_grid(test, results, count=samples))
+
+# %% [markdown]
+# ## Metrics
+# COCO mAP over IoU 0.50:0.95 (and at 0.50, 0.75), for boxes and for masks, over the images
+# sent. A model trained for one step scores near zero; train longer for real numbers.
+
+# %%
+metrics = nb.coco_metrics(test, results)
+display(nb.metrics_table(metrics))
+viz.png(viz.metrics_chart(metrics))
+
+# %% [markdown]
+# ## Latency
+# Round trips of `latency_requests` requests (the held-out images in turn), measured here, so
+# they include the HTTP and (in aws mode) the network time.
+
+# %%
+seconds = nb.time_requests(invoke, test, latency_requests, score_threshold=score_threshold)
+display(nb.latency_summary(seconds))
+viz.png(viz.latency_histogram(seconds))
+
+# %%
+if stop_endpoint and session.local:
+    nb.stop_local_endpoint(session, name)
+    print(f"stopped the local endpoint {name}")
+elif session.local:
+    print(
+        f"the endpoint {name} keeps running; stop it with: python -m workflow endpoints stop {name}"
+    )
