@@ -135,15 +135,14 @@ def _match_outputs(
 ) -> dict[Any, str]:
     """Map each image id to the key of its `.out` file, or raise naming the missing ones."""
     by_name: dict[str, list[str]] = {}
-    for relative, key in outputs.items():
-        by_name.setdefault(posixpath.basename(relative), []).append(key)
+    for relative, output_key in outputs.items():
+        by_name.setdefault(posixpath.basename(relative), []).append(output_key)
     matched: dict[Any, str] = {}
-    missing = []
+    missing: list[str] = []
     for image in images:
         name = str(image["file_name"]).removeprefix("./")
-        key = outputs.get(name)
-        if key is None and len(by_name.get(posixpath.basename(name), [])) == 1:
-            key = by_name[posixpath.basename(name)][0]
+        candidates = by_name.get(posixpath.basename(name), [])
+        key = outputs.get(name) or (candidates[0] if len(candidates) == 1 else None)
         if key is None:
             missing.append(name)
         else:
