@@ -876,6 +876,11 @@ class LocalExecution:
         self._done.set()
 
     @property
+    def execution_arn(self) -> str:
+        """The execution ARN (`arn`), under the name the SDK's `Execution` uses."""
+        return self.arn
+
+    @property
     def done(self) -> bool:
         """True once the execution is no longer RUNNING."""
         return self._done.is_set()

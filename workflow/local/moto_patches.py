@@ -18,7 +18,9 @@ every private name the engine uses:
    - `lambda`: `lambda:invoke` and `arn:aws:lambda:...:function:NAME` resources call the
      engine's registered Python functions.
    - `nested-states-errors` (moto bug 1): `States.*` errors raised inside a Map iteration or a
-     Parallel branch stay catchable by name on the parent.
+     Parallel branch stay catchable by name on the parent; a Fail state whose `Error` (or
+     `ErrorPath`) is a `States.*` name, e.g. re-raising a caught `States.TaskFailed`, and
+     `SendTaskFailure` with such a name fail with that error instead of `States.Runtime`.
    - `states-all` (bug 2): `States.ALL` does not catch `States.Runtime` or
      `States.DataLimitExceeded`, as AWS documents.
    - `choice-no-match` (bug 3): a Choice with no match and no Default fails with
@@ -822,10 +824,16 @@ def _invoke_local_lambda(host: ExecutionHost, env: Environment, parameters: dict
 
 
 def _patch_nested_states_errors() -> None:
-    _expect(branches_decl.CustomErrorName is CustomErrorName, "branches_decl.CustomErrorName")
-    _expect(iteration_worker.CustomErrorName is CustomErrorName, "iteration_worker.CustomErrorName")
-    branches_decl.CustomErrorName = error_name_for
-    iteration_worker.CustomErrorName = error_name_for
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback,
+    )
+    from moto.stepfunctions.parser.asl.component.state.fail import state_fail
+
+    modules = (branches_decl, iteration_worker, state_fail, state_task_service_callback)
+    for module in modules:
+        _expect(module.CustomErrorName is CustomErrorName, f"{module.__name__}.CustomErrorName")
+    for module in modules:
+        module.CustomErrorName = error_name_for
 
 
 def _patch_states_all() -> None:

@@ -980,3 +980,38 @@ def test_lambda_result_that_is_not_json_is_a_marshal_error(engine, run):
     execution = run(machine({"T": task(LAMBDA, {"FunctionName": "odd"})}))
     assert (execution.status, execution.error) == (FAILED, "Runtime.MarshalError")
     assert "Unable to marshal response" in json.loads(execution.cause)["errorMessage"]
+
+
+def test_fail_state_can_rethrow_a_states_error(engine, run):
+    job = Job(polls=1, fail=TaskFailed("States.TaskFailed", "job failed"))
+    engine.register_service("sagemaker", "createTrainingJob", job.start, job.poll)
+    branch = {
+        "StartAt": "Train",
+        "States": {
+            "Train": task(
+                TRAIN_SYNC,
+                {},
+                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.e", "Next": "Rethrow"}],
+            ),
+            "Rethrow": {"Type": "Fail", "ErrorPath": "$.e.Error", "CausePath": "$.e.Cause"},
+        },
+    }
+    definition = machine(
+        {
+            "Par": {
+                "Type": "Parallel",
+                "Branches": [branch],
+                "Catch": [
+                    {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.outer", "Next": "Again"}
+                ],
+                "End": True,
+            },
+            "Again": {"Type": "Fail", "Error": "States.TaskFailed", "Cause": "still failed"},
+        }
+    )
+    execution = run(definition)
+    assert (execution.status, execution.error, execution.cause) == (
+        FAILED,
+        "States.TaskFailed",
+        "still failed",
+    )
