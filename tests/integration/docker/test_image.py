@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test also builds the image (torch from PyPI: ~6 GB, several minutes).
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def test_image_has_the_sagemaker_contract(docker: Any, image: str) -> None:
