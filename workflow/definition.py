@@ -31,11 +31,13 @@ The states, in order (each optional stage switches off in the configuration)::
     Succeeded             Succeed
 
 Failures: every Task retries throttling and transient service errors with backoff and catches
-everything else into ``<State>Failed``, a Pass that records ``{State, Error, Cause, ...}`` at
-``$.Failure``; the gate (``QualityGateFailed``) and the endpoint (``EndpointFailed``) record their
-named errors the same way; the approval's rejection arrives as the error ``Rejected``. Then
-``NotifyFailure`` (sns:publish) and ``Failed``, a Fail state whose ``ErrorPath``/``CausePath``
-re-raise the recorded error, so the execution ends with the named error.
+everything else into ``<State>Failed``, a Pass that records ``{State, Error, Cause,
+ExecutionError, ...}`` at ``$.Failure``; the gate (``QualityGateFailed``), the endpoint
+(``EndpointFailed``) and the approval's rejection (``ApprovalRejected``: ``Rejected``) record
+their named errors the same way. Then ``NotifyFailure`` (sns:publish) and ``Failed``, a Fail state
+whose ``ErrorPath``/``CausePath`` raise ``$.Failure.ExecutionError``: the named error, or
+``<State>.<error>`` for a task's error (``Train.States.TaskFailed``; a Fail state may not raise a
+``States.*`` name itself).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class StepId(str, enum.Enum):
     QUALITY_GATE = "QualityGate"
     QUALITY_GATE_NOT_MET = "QualityGateNotMet"
     REQUEST_APPROVAL = "RequestApproval"
+    APPROVAL_REJECTED = "ApprovalRejected"
     CREATE_ENDPOINT_CONFIG = "CreateEndpointConfig"
     FIND_ENDPOINT = "FindEndpoint"
     CREATE_ENDPOINT = "CreateEndpoint"
@@ -385,6 +388,11 @@ class _Builder:
                     "State": step_id.value,
                     "Error.$": f"{FAILURE_PATH}.Error",
                     "Cause.$": f"{FAILURE_PATH}.Cause",
+                    # A Fail state may not raise a 'States.*' name (States.TaskFailed of a
+                    # failed job): the execution ends with '<State>.<error>' instead.
+                    "ExecutionError.$": (
+                        f"States.Format('{step_id.value}.{{}}', {FAILURE_PATH}.Error)"
+                    ),
                     "Execution.$": "$$.Execution.Id",
                     "CommitId.$": "$.CommitId",
                 },
@@ -403,7 +411,7 @@ class _Builder:
         failed = _fail_with_path_class()(
             check_state_name(StepId.FAILED.value),
             comment="ends the execution with the recorded error and cause",
-            error_path=f"{FAILURE_PATH}.Error",
+            error_path=f"{FAILURE_PATH}.ExecutionError",
             cause_path=f"{FAILURE_PATH}.Cause",
         )
         if not self.config.notification.enabled:
@@ -439,6 +447,7 @@ class _Builder:
                 "State": decided_by.value,
                 "Error": error,
                 "Cause": cause,
+                "ExecutionError": error,
                 "Execution.$": "$$.Execution.Id",
                 "CommitId.$": "$.CommitId",
                 **extra,
@@ -698,7 +707,18 @@ class _Builder:
             result_path="$.Approval",
         )
         self.retry(approval, LAMBDA_TRANSIENT_ERRORS, 2, 6)
-        self.catch(approval, StepId.REQUEST_APPROVAL, (ERROR_REJECTED,))
+        rejected = self.record_failure(
+            StepId.APPROVAL_REJECTED,
+            StepId.REQUEST_APPROVAL,
+            ERROR_REJECTED,
+            "the deployment was rejected by the approver; see Reason",
+            {"Reason.$": f"{FAILURE_PATH}.Cause"},
+        )
+        approval.add_catch(
+            self.steps.Catch(
+                error_equals=[ERROR_REJECTED], next_step=rejected, result_path=FAILURE_PATH
+            )
+        )
         self.catch(approval, StepId.REQUEST_APPROVAL)
         return approval
 

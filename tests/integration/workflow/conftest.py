@@ -65,3 +65,19 @@ def moto_server() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Build a config from the defaults plus dotted overrides (no file, no environment)."""
+    from workflow.config import load_config
+
+    empty = tmp_path / "cwd"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+
+    def make(overrides: dict[str, Any] | None = None, **kwargs: Any):
+        dotted = {key.replace("__", "."): value for key, value in kwargs.items()}
+        return load_config(environ={}, overrides={**(overrides or {}), **dotted})
+
+    return make

@@ -86,7 +86,7 @@ def test_state_order_of_the_full_machine(make_config) -> None:
     assert main == [
         "CheckImage", "BuildImage", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
-        "RequestApproval", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
+        "RequestApproval", "ApprovalRejected", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
         "EndpointNotInService", "NotifySuccess", "Succeeded", "NotifyFailure", "Failed",
     ]  # fmt: skip
@@ -217,13 +217,18 @@ def test_failures_end_with_the_recorded_named_error(make_config) -> None:
     s = render_definition(make_config())["States"]
     assert s["Failed"] == {
         "Comment": s["Failed"]["Comment"],
-        "ErrorPath": "$.Failure.Error",
+        "ErrorPath": "$.Failure.ExecutionError",
         "CausePath": "$.Failure.Cause",
         "Type": "Fail",
     }
     assert s["QualityGateNotMet"]["Parameters"]["Error"] == ERROR_QUALITY_GATE
     assert s["EndpointNotInService"]["Parameters"]["Error"] == ERROR_ENDPOINT
     assert s["RequestApproval"]["Catch"][0]["ErrorEquals"] == [ERROR_REJECTED]
+    assert s["RequestApproval"]["Catch"][0]["Next"] == "ApprovalRejected"
+    assert s["ApprovalRejected"]["Parameters"]["ExecutionError"] == ERROR_REJECTED
+    assert s["TrainFailed"]["Parameters"]["ExecutionError.$"] == (
+        "States.Format('Train.{}', $.Failure.Error)"
+    )
     assert s["NotifyFailure"]["Parameters"]["Message.$"] == "States.JsonToString($.Failure)"
     # a failing notification still ends in Failed with the original error
     assert s["NotifyFailure"]["Catch"] == [

@@ -1,0 +1,265 @@
+"""The rendered ASL, executed by the local engine with scripted fake services.
+
+These tests run the exact document `render_json` produces through the engine that the local
+runtime uses, with fakes that answer like AWS, and check the paths the issue specifies: the
+build is skipped when the input carries ImageUri, a new endpoint is created and an existing one
+updated, the poll loop waits for InService on this run's configuration, and every failure ends
+in its named error after the failure notification.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import pytest
+
+from workflow.definition import render_definition
+from workflow.naming import execution_input
+
+pytestmark = pytest.mark.integration
+engine_module = pytest.importorskip("workflow.local.engine")
+TaskFailed = engine_module.TaskFailed
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:built"
+
+
+class FakeAws:
+    """Scripted SageMaker, Lambda, SNS and SSM; records every request."""
+
+    def __init__(self, engine: Any, config: Any, *, segm: float = 0.8, approve: bool = True,
+                 endpoint_exists: bool = False, rollback: bool = False,
+                 training_errors: list[str] | None = None) -> None:  # fmt: skip
+        self.engine, self.config = engine, config
+        self.segm, self.approve, self.rollback = segm, approve, rollback
+        self.training_errors = list(training_errors or [])
+        self.endpoint: dict[str, Any] | None = (
+            {"EndpointConfigName": "old-config", "EndpointStatus": "InService"}
+            if endpoint_exists
+            else None
+        )
+        self.calls: list[tuple[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []
+        self.describes = 0
+        self._register()
+
+    def _later(self, function: Any, *args: Any) -> None:
+        threading.Timer(0.05, function, args).start()
+
+    def _register(self) -> None:
+        engine, lambdas = self.engine, self.config.lambdas
+        engine.register_lambda(lambdas.start_build, self.start_build)
+        engine.register_lambda(lambdas.evaluate, self.evaluate)
+        engine.register_lambda(lambdas.request_approval, self.request_approval)
+        engine.register_service("sagemaker", "createTrainingJob", start=self.create_training,
+                                poll=self.describe_training)  # fmt: skip
+        engine.register_service("sagemaker", "createModel", start=self.record("createModel"))
+        engine.register_service("sagemaker", "createTransformJob", start=self.record("transform"),
+                                poll=lambda submitted, ctx: {"TransformJobStatus": "Completed"})  # fmt: skip
+        engine.register_service("sagemaker", "createEndpointConfig",
+                                start=self.record("createEndpointConfig"))  # fmt: skip
+        engine.register_service("sagemaker", "createEndpoint", start=self.create_endpoint)
+        engine.register_service("sagemaker", "updateEndpoint", start=self.update_endpoint)
+        engine.register_service(
+            "aws-sdk:sagemaker", "describeEndpoint", start=self.describe_endpoint
+        )
+        engine.register_service("sns", "publish", start=self.publish)
+        engine.register_service("aws-sdk:ssm", "getParameter", start=self.get_parameter)
+
+    def record(self, name: str) -> Any:
+        def handler(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+            self.calls.append((name, params))
+            return {"Arn": f"arn:aws:sagemaker:us-east-1:123456789012:{name}/x"}
+
+        return handler
+
+    def start_build(self, payload: Any, ctx: Any) -> dict[str, Any]:
+        self.calls.append(("start_build", payload))
+        self._later(self.engine.send_task_success, ctx.task_token, {"ImageUri": IMAGE})
+        return {"BuildId": "b:1"}
+
+    def create_training(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.calls.append(("createTrainingJob", params))
+        if self.training_errors:
+            raise TaskFailed(self.training_errors.pop(0), "scripted failure")
+        return {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:training-job/x"}
+
+    def describe_training(self, submitted: Any, ctx: Any) -> dict[str, Any]:
+        return {"TrainingJobStatus": "Completed",
+                "ModelArtifacts": {"S3ModelArtifacts": "s3://bucket/models/model.tar.gz"}}  # fmt: skip
+
+    def evaluate(self, payload: Any, ctx: Any) -> dict[str, Any]:
+        self.calls.append(("evaluate", payload))
+        return {"bbox_mAP": 0.5, "segm_mAP": self.segm, "images": 4, "predictions": 9}
+
+    def request_approval(self, payload: Any, ctx: Any) -> dict[str, Any]:
+        self.calls.append(("request_approval", payload))
+        if self.approve:
+            self._later(self.engine.send_task_success, ctx.task_token, {"approved": True})
+        else:
+            self._later(self.engine.send_task_failure, ctx.task_token, "Rejected", "not today")
+        return {"ApprovalId": "a"}
+
+    def create_endpoint(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.calls.append(("createEndpoint", params))
+        self.endpoint = {
+            "EndpointConfigName": params["EndpointConfigName"],
+            "EndpointStatus": "Creating",
+        }
+        return {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"}
+
+    def update_endpoint(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.calls.append(("updateEndpoint", params))
+        assert self.endpoint is not None
+        self.endpoint["EndpointStatus"] = "Updating"
+        self.target = params["EndpointConfigName"]
+        return {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"}
+
+    def describe_endpoint(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.calls.append((f"describeEndpoint:{ctx.state_name}", params))
+        if self.endpoint is None:
+            raise TaskFailed("SageMaker.SageMakerException", 'Could not find endpoint "x".')
+        if ctx.state_name == "DescribeEndpoint":
+            self.describes += 1
+            if self.describes >= 2:  # in service on the second poll
+                self.endpoint["EndpointStatus"] = "InService"
+                if self.endpoint.get("EndpointConfigName") != "old-config" or not self.rollback:
+                    self.endpoint["EndpointConfigName"] = getattr(
+                        self, "target", self.endpoint["EndpointConfigName"]
+                    )
+        return {"EndpointName": params["EndpointName"], **self.endpoint}
+
+    def publish(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.messages.append({"State": ctx.state_name, **params})
+        return {"MessageId": str(len(self.messages))}
+
+    def get_parameter(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        self.calls.append(("getParameter", params))
+        return {"Parameter": {"Name": params["Name"], "Value": json.dumps({"epochs": "3"})}}
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def _run(config: Any, fake_kwargs: dict[str, Any] | None = None, image: str | None = None):
+    engine = engine_module.LocalEngine(time_scale=0.001, poll_interval=0.05)
+    fake = FakeAws(engine, config, **(fake_kwargs or {}))
+    data = execution_input(config, "abc1234def", image_uri=image, poll_seconds=1)
+    execution = engine.start_execution(render_definition(config), data, name=data["JobName"])
+    execution.wait(timeout=60)
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in execution.history()
+        if "stateEnteredEventDetails" in e
+    ]
+    return execution, fake, entered, data
+
+
+def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
+    execution, fake, entered, data = _run(make_config())
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert entered[:4] == ["CheckImage", "BuildImage", "UseBuiltImage", "Train"]
+    assert "FindEndpoint" in entered and "CreateEndpoint" in entered
+    assert "UpdateEndpoint" not in entered
+    assert entered.count("WaitForEndpoint") == 2  # Creating, then InService
+    training = dict(fake.calls)["createTrainingJob"]
+    assert training["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert training["TrainingJobName"] == data["TrainingJobName"]
+    assert training["HyperParameters"] == data["HyperParameters"]
+    assert training["Environment"] == {"SOURCE_COMMIT": "abc1234def"}
+    model = dict(fake.calls)["createModel"]
+    assert model["PrimaryContainer"] == {
+        "Environment": {"SOURCE_COMMIT": "abc1234def"},
+        "Image": IMAGE,
+        "ModelDataUrl": "s3://bucket/models/model.tar.gz",
+    }
+    assert (
+        dict(fake.calls)["transform"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+        == data["TestImages"]
+    )
+    approval = dict(fake.calls)["request_approval"]
+    assert approval["Metrics"]["segm_mAP"] == 0.8 and approval["ModelName"] == data["ModelName"]
+    assert approval["TaskToken"] and approval["ExecutionArn"] == execution.arn
+    [message] = fake.messages
+    assert message["State"] == "NotifySuccess"
+    assert data["ModelName"] in message["Message"] and "segm_mAP" in message["Message"]
+    assert execution.output["Image"] == {"Uri": IMAGE}
+    assert execution.output["Metrics"]["Payload"]["segm_mAP"] == 0.8
+
+
+def test_given_image_skips_the_build_and_updates_the_endpoint(make_config) -> None:
+    execution, fake, entered, data = _run(
+        make_config(), {"endpoint_exists": True}, image="repo:given"
+    )
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert "BuildImage" not in entered and entered[1] == "UseGivenImage"
+    assert "UpdateEndpoint" in entered and "CreateEndpoint" not in entered
+    assert (
+        dict(fake.calls)["createTrainingJob"]["AlgorithmSpecification"]["TrainingImage"]
+        == "repo:given"
+    )
+    assert dict(fake.calls)["updateEndpoint"]["EndpointConfigName"] == data["EndpointConfigName"]
+
+
+def _failure(fake: FakeAws) -> dict[str, Any]:
+    [message] = [m for m in fake.messages if m["State"] == "NotifyFailure"]
+    return json.loads(message["Message"])
+
+
+def test_quality_gate_failure_is_named(make_config) -> None:
+    execution, fake, entered, _ = _run(make_config(), {"segm": 0.1}, image="repo:x")
+    assert (execution.status, execution.error) == ("FAILED", "QualityGateFailed")
+    assert "RequestApproval" not in entered and "CreateEndpointConfig" not in entered
+    failure = _failure(fake)
+    assert failure["State"] == "QualityGate" and failure["Metrics"]["segm_mAP"] == 0.1
+    assert "below the threshold 0.5" in execution.cause
+
+
+def test_rejection_is_caught_notified_and_failed(make_config) -> None:
+    execution, fake, entered, _ = _run(make_config(), {"approve": False}, image="repo:x")
+    assert (execution.status, execution.error) == ("FAILED", "Rejected")
+    assert entered[-3:] == ["ApprovalRejected", "NotifyFailure", "Failed"]
+    failure = _failure(fake)
+    assert (failure["State"], failure["Error"]) == ("RequestApproval", "Rejected")
+    assert failure["Reason"] == "not today"
+
+
+def test_rolled_back_update_fails_with_endpoint_failed(make_config) -> None:
+    execution, fake, _entered, _ = _run(
+        make_config(), {"endpoint_exists": True, "rollback": True}, image="repo:x"
+    )
+    assert (execution.status, execution.error) == ("FAILED", "EndpointFailed")
+    assert _failure(fake)["State"] == "CheckEndpoint"
+
+
+def test_training_retries_transient_errors_then_fails_with_the_task_error(make_config) -> None:
+    execution, fake, _entered, _ = _run(
+        make_config(),
+        {"training_errors": ["SageMaker.AmazonSageMakerException", "States.TaskFailed"]},
+        image="repo:x",
+    )
+    assert fake.names().count("createTrainingJob") == 2  # retried once, then a job failure
+    assert (execution.status, execution.error) == ("FAILED", "Train.States.TaskFailed")
+    assert execution.cause == "scripted failure"
+    failure = _failure(fake)
+    assert (failure["State"], failure["Error"]) == ("Train", "States.TaskFailed")
+
+
+def test_minimal_chain(make_config) -> None:
+    config = make_config(evaluation__enabled=False, gate__enabled=False,
+                         approval__enabled=False, notification__enabled=False)  # fmt: skip
+    execution, fake, _entered, _ = _run(config)
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert fake.names()[:4] == ["start_build", "createTrainingJob", "createModel",
+                                "createEndpointConfig"]  # fmt: skip
+    assert fake.messages == []
+
+
+def test_ssm_hyperparameters_win(make_config) -> None:
+    config = make_config(training__hyperparameters_ssm_parameter="/mask-r-cnn/hp")
+    execution, fake, _entered, data = _run(config, image="repo:x")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert dict(fake.calls)["getParameter"]["Name"] == "/mask-r-cnn/hp"
+    hyper = dict(fake.calls)["createTrainingJob"]["HyperParameters"]
+    assert hyper == {**data["HyperParameters"], "epochs": "3"}
