@@ -1,0 +1,123 @@
+"""The notebooks, executed by ``python -m workflow notebooks`` as ``make notebooks`` does.
+
+One run executes 01 -> 02 -> 03 with tiny parameters in local mode (02 trains one step and
+deploys the local endpoint; 03 evaluates it); the tests read the executed notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.notebook]
+
+NOTEBOOKS = ("01_data", "02_workflow", "03_evaluate")
+
+
+def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workflow", "notebooks", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _outputs(notebook: Any) -> list[dict[str, Any]]:
+    return [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+
+
+def _text(notebook: Any) -> str:
+    parts = []
+    for output in _outputs(notebook):
+        parts.append(str(output.get("text", "")))
+        parts.append(str(output.get("data", {}).get("text/markdown", "")))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("notebooks")
+    work, out, store = base / "work", base / "out", base / "store"
+    work.mkdir()
+    result = _run(
+        ["--output", str(out), "-p", "root", str(store), "-p", "latency_requests", "5",
+         "-p", "samples", "2"],
+        cwd=work,
+        timeout=1500,
+    )  # fmt: skip
+    return {"result": result, "out": out, "store": store}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_all_notebooks_run_top_to_bottom_with_png_outputs(executed):
+    result = executed["result"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout.split()
+    assert printed == [str(executed["out"] / f"{name}.ipynb") for name in NOTEBOOKS]
+    minimum_pngs = {"01_data": 4, "02_workflow": 2, "03_evaluate": 3}
+    for name in NOTEBOOKS:
+        notebook = nbformat.read(executed["out"] / f"{name}.ipynb", as_version=4)
+        outputs = _outputs(notebook)
+        assert not [o for o in outputs if o.output_type == "error"], name
+        assert notebook.metadata.papermill.get("exception") in (None, False), name
+        pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert len(pngs) >= minimum_pngs[name], (name, len(pngs))
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert cell.metadata.papermill.status == "completed", (name, cell.source[:80])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_workflow_ran_through_the_sdk_and_03_scored_its_endpoint(executed):
+    assert executed["result"].returncode == 0, executed["result"].stderr[-3000:]
+    workflow_nb = nbformat.read(executed["out"] / "02_workflow.ipynb", as_version=4)
+    text = _text(workflow_nb)
+    assert "| RecordModel | added | Pass |" in text  # the SDK-added step
+    assert "| RequestApproval | removed | Task |" in text  # switched off by configuration
+    assert "SUCCEEDED: arn:aws:states:" in text
+    assert "| Train | 1 |" in text and "ExecutionSucceeded" in text
+    assert "| RecordModel | 1 |" in text  # the added step ran
+    store = executed["store"]
+    record = json.loads((store / "notebooks" / "last-run.json").read_text())
+    run = json.loads(Path(record["record"]).read_text())
+    assert run["status"] == "SUCCEEDED" and run["endpoint_name"] == "mask-r-cnn"
+    evaluate_nb = nbformat.read(executed["out"] / "03_evaluate.ipynb", as_version=4)
+    text = _text(evaluate_nb)
+    assert "| segm |" in text and "| bbox |" in text
+    assert "p95 (ms)" in text
+    # the command stopped the endpoint the notebooks left running
+    endpoints = store / "sagemaker" / "endpoints"
+    running = []
+    for path in endpoints.glob("*.json") if endpoints.is_dir() else []:
+        running.append(json.loads(path.read_text()).get("EndpointName"))
+    assert running == []
+
+
+def test_a_failing_cell_fails_the_command_naming_notebook_cell_and_error(tmp_path):
+    out = tmp_path / "out"
+    result = _run(
+        ["--output", str(out), "-p", "mode", "bogus", "-p", "root", str(tmp_path / "store")],
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    line = errors[0]
+    assert "01_data.py:" in line and "cell " in line and "session = nb.start(" in line
+    assert "NotebookError: mode = 'bogus' is not supported" in line
+    assert "executed notebook: out/01_data.ipynb" in line  # relative to the working folder
+    failed = nbformat.read(out / "01_data.ipynb", as_version=4)
+    assert failed.metadata.papermill.exception is True
+    assert not (out / "02_workflow.ipynb").exists()  # the run stopped at the first failure
