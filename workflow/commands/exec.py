@@ -41,6 +41,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout", type=float, default=None, help="stop the execution after this many seconds"
     )
+    parser.add_argument(
+        "--keep-endpoint",
+        action="store_true",
+        help="leave the endpoints the execution created running (see 'endpoints list')",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         progress.stop_heartbeat()
         unsubscribe()
-        runtime.close()
+        runtime.close(keep_endpoints=args.keep_endpoint)
     if execution.status == "SUCCEEDED":
         sys.stdout.write(json.dumps(execution.output, default=str) + "\n")
         return 0
