@@ -110,3 +110,32 @@ def test_auto_mode_rejects_below_the_gate(tmp_path: Path) -> None:
         assert high.output["Approval"]["Mode"] == "auto"
     finally:
         runtime.close()
+
+
+def test_ssm_parameters_come_from_files_under_the_root(tmp_path: Path) -> None:
+    config = load_config(None, environ={}, overrides={"local.root": str(tmp_path / "root")})
+    runtime = LocalRuntime(config, echo=False)
+    definition = {
+        "StartAt": "Read",
+        "States": {
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+                "Parameters": {"Name": "/mask-r-cnn/hp", "WithDecryption": True},
+                "ResultSelector": {"value.$": "States.StringToJson($.Parameter.Value)"},
+                "End": True,
+            }
+        },
+    }
+    try:
+        missing = runtime.engine.start_execution(definition, {}).wait(20)
+        assert missing.status == "FAILED"
+        assert missing.error == "Ssm.ParameterNotFoundException"
+        assert "ssm/mask-r-cnn/hp" in (missing.cause or "")
+        path = runtime.root / "ssm" / "mask-r-cnn" / "hp"
+        path.parent.mkdir(parents=True)
+        path.write_text('{"epochs": "3"}')
+        found = runtime.engine.start_execution(definition, {}).wait(20)
+        assert found.status == "SUCCEEDED" and found.output == {"value": {"epochs": "3"}}
+    finally:
+        runtime.close()
