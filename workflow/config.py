@@ -52,8 +52,9 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 from workflow.errors import ConfigError
@@ -215,9 +216,18 @@ class WorkflowConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as plain data (the shape of `workflow.yaml`)."""
-        data = asdict(self)
+        data: dict[str, Any] = _plain(self)
         data.pop("source")
         return data
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses and read-only mappings -> plain dicts (for YAML/JSON)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -845,6 +855,10 @@ def _build(raw: dict[str, Any], problems: _Collector) -> dict[str, Any] | None:
         return None
     local = dict(values["local"])
     local["dataset"] = DatasetConfig(**local["dataset"])
+    # Read-only views: a frozen config must not change through its mappings either.
+    local["hyperparameters"] = MappingProxyType(dict(local["hyperparameters"]))
+    training = dict(values["training"])
+    training["hyperparameters"] = MappingProxyType(dict(training["hyperparameters"]))
     return {
         "name": values["name"],
         "region": values["region"],
@@ -854,7 +868,7 @@ def _build(raw: dict[str, Any], problems: _Collector) -> dict[str, Any] | None:
         "ecr_repository": values["ecr_repository"],
         "codebuild_project": values["codebuild_project"],
         "lambdas": LambdasConfig(**values["lambdas"]),
-        "training": TrainingConfig(**values["training"]),
+        "training": TrainingConfig(**training),
         "evaluation": EvaluationConfig(**values["evaluation"]),
         "gate": GateConfig(**values["gate"]),
         "approval": ApprovalConfig(**values["approval"]),

@@ -51,6 +51,9 @@ def test_config_is_frozen(make_config) -> None:
         config.name = "x"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.gate.threshold = 0.1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.training.hyperparameters["epochs"] = "99"  # type: ignore[index]
+    assert dict(config.local.hyperparameters)["epochs"] == "1"
 
 
 def test_derived_values_follow_name_account_region(make_config) -> None:
