@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 ANNOTATIONS_FILE = "annotations.json"
 PENNFUDAN_IMAGES = "PNGImages"
 PENNFUDAN_MASKS = "PedMasks"
-PENNFUDAN_CATEGORY = {"id": 1, "name": "person"}
+PENNFUDAN_CATEGORY_ID = 1
+PENNFUDAN_CATEGORY_NAME = "person"
 
 Segmentation = list[list[float]] | dict[str, Any]
 
@@ -306,10 +307,10 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
         where = f"{where_file}: annotation {ann_id}"
         if not isinstance(ann, dict):
             raise DataError(f"{where} is not an object; {fix}")
-        image_id = ann.get("image_id")
-        if image_id not in images:
+        ann_image = ann.get("image_id")
+        if ann_image not in images:
             raise DataError(
-                f"{where} names image_id {image_id!r}, which is not in 'images'; add that image "
+                f"{where} names image_id {ann_image!r}, which is not in 'images'; add that image "
                 f"or {fix}"
             )
         category_id = ann.get("category_id")
@@ -319,7 +320,7 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
                 f"(known: {sorted(categories)}); add the category or {fix}"
             )
         seg = ann.get("segmentation")
-        width, height = sizes[image_id]
+        width, height = sizes[ann_image]
         if isinstance(seg, dict):
             segmentation: Segmentation = _check_rle(seg, height, width, where, fix)
         elif isinstance(seg, list):
@@ -332,7 +333,7 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
         iscrowd = ann.get("iscrowd", 0)
         if iscrowd not in (0, 1, True, False):
             raise DataError(f"{where} has iscrowd = {iscrowd!r} (expected 0 or 1); {fix}")
-        instances[image_id].append(
+        instances[ann_image].append(
             Instance(category_id=category_id, segmentation=segmentation, iscrowd=bool(iscrowd))
         )
     records = tuple(
@@ -374,7 +375,7 @@ def _load_pennfudan(root: Path, channel: str) -> DatasetIndex:
         records.append(
             ImageRecord(id=image_id, path=path, width=width, height=height, mask_path=mask_path)
         )
-    cats = (Category(**PENNFUDAN_CATEGORY),)
+    cats = (Category(id=PENNFUDAN_CATEGORY_ID, name=PENNFUDAN_CATEGORY_NAME),)
     return DatasetIndex(
         root=root,
         layout="pennfudan",
@@ -448,7 +449,8 @@ def pennfudan_instances(mask_path: Path) -> np.ndarray:
 
 def coco_ground_truth(index: DatasetIndex) -> dict[str, Any]:
     """Return the COCO ground-truth dict of a channel (RLE masks), for pycocotools."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for record in index.images:
         images.append({"id": record.id, "width": record.width, "height": record.height})
         if record.mask_path is not None:

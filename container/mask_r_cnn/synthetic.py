@@ -125,7 +125,8 @@ def generate_split(out: Path, split: str, count: int, size: int, seed: int) -> d
             "another output folder or delete it."
         )
     folder.mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     split_index = SPLITS.index(split) if split in SPLITS else len(SPLITS)
     for i in range(count):
         image_id = i + 1

@@ -49,6 +49,7 @@ from typing import Any
 
 import torch
 import torchvision
+from torch.multiprocessing.spawn import ProcessRaisedException, start_processes
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
@@ -400,7 +401,7 @@ def _process(local_rank: int, env: SageMakerEnv, config: TrainConfig, per_host: 
 
 def _spawn(env: SageMakerEnv, config: TrainConfig, per_host: int) -> None:
     """Run one process per GPU, forwarding SIGTERM, and re-raise a child's error here."""
-    context = torch.multiprocessing.start_processes(
+    context = start_processes(
         _process, args=(env, config, per_host), nprocs=per_host, join=False, start_method="spawn"
     )
 
@@ -414,7 +415,7 @@ def _spawn(env: SageMakerEnv, config: TrainConfig, per_host: int) -> None:
     try:
         while not context.join():
             pass
-    except torch.multiprocessing.ProcessRaisedException as exc:
+    except ProcessRaisedException as exc:
         last = str(exc).strip().splitlines()[-1]
         name, _, message = last.partition(": ")
         error_type = {cls.__name__: cls for cls in _ERROR_TYPES}.get(name.rsplit(".", 1)[-1])
