@@ -220,6 +220,13 @@ def test_invoke_sfn_as_codebuild_runs_it(moto_server, make_machine, repo_root, t
                              capture_output=True, text=True, timeout=120)  # fmt: skip
     assert no_wait.returncode == 0 and ":execution:bad:" in no_wait.stdout
 
+    del env["CODEBUILD_RESOLVED_SOURCE_VERSION"]  # and tmp_path is no git checkout
+    no_commit = subprocess.run([python, script], env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert no_commit.returncode == 2
+    assert no_commit.stderr.startswith("error: cannot find the commit")
+    assert "CODEBUILD_RESOLVED_SOURCE_VERSION" in no_commit.stderr
+
 
 def test_cli_redrive_with_stubber(in_empty_dir, capsys, monkeypatch) -> None:
     from botocore.stub import Stubber
