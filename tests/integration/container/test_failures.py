@@ -138,3 +138,12 @@ def test_internal_errors_exit_1_with_a_traceback_after_the_sentence(
     text = (base / "output" / "failure").read_text()
     assert text.splitlines()[0].startswith("training failed with an unexpected RuntimeError: boom;")
     assert "Traceback" in text
+
+
+def test_data_error_in_a_loader_worker_keeps_its_sentence(
+    ml_tree: Callable[..., Path], synthetic_data: Path, tmp_path: Path, tiny_hp: dict[str, str]
+) -> None:
+    root = _edited(synthetic_data, tmp_path, _truncated_image)
+    base = ml_tree({**tiny_hp, "num_workers": "1"}, {"training": root})
+    first = _assert_failed(base, run({"SAGEMAKER_BASE_DIR": str(base)}), "cannot be decoded")
+    assert first.startswith("image ") and "Caught" not in first
