@@ -605,18 +605,26 @@ class _Run:
             env.program_state_event.wait(remaining)
 
     # Events -----------------------------------------------------------------------------
+    def attempt_event(self, raw_event: Mapping[str, Any]) -> dict[str, Any]:
+        """Normalise an event of this attempt; a redrive's ExecutionStarted is ExecutionRedriven.
+
+        A redriven attempt's ids continue the previous history, as on AWS.
+        """
+        event = normalise_event(raw_event, self.id_offset)
+        if self.plan is None or event["type"] != "ExecutionStarted":
+            return event
+        return {
+            "id": event["id"],
+            "previousEventId": self.plan.prefix[-1]["id"] if self.plan.prefix else 0,
+            "type": "ExecutionRedriven",
+            "timestamp": event["timestamp"],
+            "executionRedrivenEventDetails": {"redriveCount": self.plan.redrive_count},
+        }
+
     def publish(self, raw_event: Mapping[str, Any]) -> None:
         if not self.engine._has_listeners():
             return
-        event = normalise_event(raw_event, self.id_offset)
-        if self.plan is not None and event["type"] == "ExecutionStarted":
-            event = {
-                "id": event["id"],
-                "previousEventId": self.plan.prefix[-1]["id"] if self.plan.prefix else 0,
-                "type": "ExecutionRedriven",
-                "timestamp": event["timestamp"],
-                "executionRedrivenEventDetails": {"redriveCount": self.plan.redrive_count},
-            }
+        event = self.attempt_event(raw_event)
         name, kind = _state_event_name(event)
         duration: float | None = None
         stamp = event["timestamp"]
@@ -918,21 +926,8 @@ class LocalExecution:
         worker = self._worker
         env = worker.env if worker else None
         raw = env.event_manager.get_event_history() if env is not None else []
-        prefix = list(self._plan.prefix) if self._plan else []
-        events = [copy.deepcopy(e) for e in prefix]
-        offset = self._run.id_offset
-        for event in raw:
-            normalised = normalise_event(event, offset)
-            if self._plan is not None and normalised["type"] == "ExecutionStarted":
-                normalised = {
-                    "id": normalised["id"],
-                    "previousEventId": prefix[-1]["id"] if prefix else 0,
-                    "type": "ExecutionRedriven",
-                    "timestamp": normalised["timestamp"],
-                    "executionRedrivenEventDetails": {"redriveCount": self.redrive_count},
-                }
-            events.append(normalised)
-        return events
+        prefix = [_copy_json(e) for e in self._plan.prefix] if self._plan else []
+        return prefix + [self._run.attempt_event(event) for event in raw]
 
     def to_record(self) -> ExecutionRecord:
         """Return what a later redrive needs (see `LocalEngine.redrive`)."""
