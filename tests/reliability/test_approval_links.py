@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AREA = "approval links"
 REGION = "us-east-1"
-SECRET = "reliability-signing-key-0123456789abcdef-0123456789"
+SECRET = "reliability-signing-key-0123456789abcdef-0123456789"  # pragma: allowlist secret
 NOW = 1_900_000_000.0
 TTL = 3600
 SETTINGS = {"deadline": None, "database": None, "suppress_health_check": list(HealthCheck)}
