@@ -75,10 +75,10 @@ def test_serve_answers_ping_and_invocations_on_loopback(
     deadline = time.monotonic() + 300
     while True:
         try:
-            if requests.get(f"{url}/ping", timeout=5).status_code == 200:
+            if requests.get(f"{url}/ping", timeout=30).status_code == 200:
                 break
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or still loading the model
         state = docker.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
         if state != "true" or time.monotonic() > deadline:
             logs = docker.run("logs", name)
