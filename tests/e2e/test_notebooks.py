@@ -49,7 +49,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work, out, store = base / "work", base / "out", base / "store"
     work.mkdir()
     result = _run(
-        ["--output", str(out), "-p", "root", str(store), "-p", "latency_requests", "5",
+        ["--output", str(out), "-p", "root", str(store), "-p", "latency_requests", "3",
          "-p", "samples", "2"],
         cwd=work,
         timeout=1500,

@@ -219,7 +219,8 @@ def coco_metrics(split: CocoSplit, results: Sequence[Prediction]) -> dict[str, f
         "annotations": [{"iscrowd": 0, **a} for a in split.annotations if a["image_id"] in sent],
         "categories": list(split.document["categories"]),
     }
-    return coco_map(ground_truth, coco_detections(split, results))
+    scores: dict[str, float] = coco_map(ground_truth, coco_detections(split, results))
+    return scores
 
 
 def metrics_table(metrics: Mapping[str, float], title: str = "COCO metrics") -> Table:

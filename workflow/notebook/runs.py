@@ -334,7 +334,8 @@ class LocalStepFunctions:
 
     def endpoint_url(self, name: str = "") -> str | None:
         """Return the URL of a running local endpoint (default: the configured one)."""
-        return self.runtime.endpoint_url(name or self.session.config.endpoint.name)
+        url: str | None = self.runtime.endpoint_url(name or self.session.config.endpoint.name)
+        return url
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,14 +40,14 @@ def png(figure: Figure, dpi: int = 100) -> Any:
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return Image(data=buffer.getvalue(), format="png")
+    return Image(data=buffer.getvalue(), format="png")  # type: ignore[no-untyped-call]
 
 
 def png_file(path: str | Path) -> Any:
     """Return a PNG file as an ``IPython.display.Image``."""
     from IPython.display import Image
 
-    return Image(filename=str(path))
+    return Image(filename=str(path))  # type: ignore[no-untyped-call]
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -160,9 +160,21 @@ def timeline(visits: Sequence[StateVisit], title: str = "states of the execution
 
 
 def prediction_grid(
-    split: CocoSplit, results: Sequence[Prediction], count: int = 4, min_score: float = 0.0
+    split: CocoSplit,
+    results: Sequence[Prediction],
+    count: int = 4,
+    min_score: float = 0.0,
+    top: int = 10,
 ) -> Figure:
-    """Draw ground truth (left) beside the endpoint's masks, boxes and scores (right)."""
+    """Draw ground truth (left) beside the endpoint's masks, boxes and scores (right).
+
+    Args:
+        split: The split the images come from.
+        results: The endpoint's answers.
+        count: How many images to draw.
+        min_score: Draw only detections scoring at least this.
+        top: Draw at most this many detections per image, best first.
+    """
     import numpy as np
     from matplotlib.patches import Rectangle
     from pycocotools import mask as mask_utils
@@ -175,7 +187,8 @@ def prediction_grid(
         truth_axes.set_title(f"ground truth: {result.image['file_name']}", fontsize=8)
         axes = figure.add_subplot(len(shown), 2, 2 * number + 2)
         pixels = np.asarray(split.load_image(result.image))
-        kept = [p for p in result.predictions if float(p.get("score", 0.0)) >= min_score]
+        ranked = sorted(result.predictions, key=lambda p: -float(p.get("score", 0.0)))
+        kept = [p for p in ranked if float(p.get("score", 0.0)) >= min_score][: max(top, 0)]
         masks = []
         for index, prediction in enumerate(kept):
             rle = dict(prediction["mask"])
@@ -192,9 +205,12 @@ def prediction_grid(
             )
             axes.text(x1, y1, label, fontsize=7, color="white", backgroundcolor=color(index),
                       va="bottom")  # fmt: skip
-        axes.set_title(
-            f"prediction: {len(kept)} objects, {result.seconds * 1000:.0f} ms", fontsize=8
+        shown = (
+            f"{len(kept)} of {len(result.predictions)}"
+            if len(kept) < len(result.predictions)
+            else str(len(kept))
         )
+        axes.set_title(f"prediction: {shown} objects, {result.seconds * 1000:.0f} ms", fontsize=8)
         axes.set_axis_off()
     return figure
 
