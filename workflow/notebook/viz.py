@@ -205,12 +205,12 @@ def prediction_grid(
             )
             axes.text(x1, y1, label, fontsize=7, color="white", backgroundcolor=color(index),
                       va="bottom")  # fmt: skip
-        shown = (
+        drawn = (
             f"{len(kept)} of {len(result.predictions)}"
             if len(kept) < len(result.predictions)
             else str(len(kept))
         )
-        axes.set_title(f"prediction: {shown} objects, {result.seconds * 1000:.0f} ms", fontsize=8)
+        axes.set_title(f"prediction: {drawn} objects, {result.seconds * 1000:.0f} ms", fontsize=8)
         axes.set_axis_off()
     return figure
 
