@@ -68,7 +68,7 @@ TASK_FAILED = "States.TaskFailed"
 FAILURE_REASON_LIMIT = 1024
 
 
-def _task_failed(error: str, cause: str) -> Exception:
+def task_failed(error: str, cause: str) -> Exception:
     from workflow.local.engine import TaskFailed
 
     return TaskFailed(error, cause)
@@ -129,7 +129,7 @@ class Records:
     def path(self, kind: str, name: str) -> Path:
         """Return the record file of a resource."""
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", name or ""):
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f"{kind} name {name!r} is invalid; use 1-63 letters, digits and hyphens "
                 "starting with a letter or digit.",
@@ -143,7 +143,7 @@ class Records:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f'Cannot create already existing {what} "{self._arn(record, name)}"; '
                 "use a new name (every execution input derives new names from the commit).",
@@ -255,7 +255,7 @@ def pump_lines(stream: Any, log_path: Path, source: str, sink: LogSink | None) -
     return thread
 
 
-def _base_environ(extra: Mapping[str, str]) -> dict[str, str]:
+def base_environ(extra: Mapping[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
     env["PYTHONUNBUFFERED"] = "1"
     env.update({str(k): str(v) for k, v in extra.items()})
@@ -288,12 +288,12 @@ class ServeProcess:
         """Start ``<code_dir>/mask_r_cnn/serve`` with its model in ``<base_dir>/model``."""
         program = code_dir / "mask_r_cnn" / "serve"
         if not program.is_file():
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f"the image's code folder {code_dir} has no mask_r_cnn/serve; rebuild the image.",
             )
         port = free_port()
-        env = _base_environ(
+        env = base_environ(
             {
                 **(environment or {}),
                 "SAGEMAKER_BASE_DIR": str(base_dir),
@@ -380,9 +380,9 @@ def extract_model(store: LocalStore, model_data_url: str, destination: Path) -> 
     try:
         archive = store.path(model_data_url)
     except StoreError as exc:
-        raise _task_failed(SAGEMAKER_ERROR, str(exc)) from exc
+        raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
     if not archive.is_file():
-        raise _task_failed(
+        raise task_failed(
             SAGEMAKER_ERROR,
             f"Could not find model data at {model_data_url}; check the model's ModelDataUrl.",
         )
@@ -471,25 +471,14 @@ class LocalSageMaker:
         try:
             return self.resolve_image(image_uri)
         except Exception as exc:
-            raise _task_failed(SAGEMAKER_ERROR, str(exc)) from exc
-
-    def require(self, kind: str, name: str, what: str) -> dict[str, Any]:
-        """Return a record or fail like AWS's ``Could not find ...``."""
-        record = self.records.get(kind, name)
-        if record is None:
-            raise _task_failed(
-                SAGEMAKER_ERROR,
-                f'Could not find {what} "{self.settings.arn(kind.rstrip("s"), name)}"; '
-                f"create it first.",
-            )
-        return record
+            raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
 
 
 def require_param(params: Mapping[str, Any], name: str, action: str) -> Any:
     """Return a required request parameter or fail like AWS's ValidationException."""
     value = params.get(name)
     if value in (None, ""):
-        raise _task_failed(
+        raise task_failed(
             SAGEMAKER_ERROR,
             f"{action} needs the parameter {name}; add it to the task's Parameters.",
         )
@@ -533,17 +522,12 @@ def new_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def copy_tree(source: Path, destination: Path) -> None:
-    """Copy a folder (used when hard links are not possible)."""
-    shutil.copytree(source, destination, dirs_exist_ok=True)
-
-
 def validate_s3(uri: Any, what: str) -> str:
     """Return an S3 URI or fail the task naming the parameter."""
     try:
         parse_s3_uri(uri)
     except StoreError as exc:
-        raise _task_failed(SAGEMAKER_ERROR, f"{what}: {exc}") from exc
+        raise task_failed(SAGEMAKER_ERROR, f"{what}: {exc}") from exc
     return str(uri)
 
 

@@ -29,7 +29,6 @@ from workflow.local.sagemaker import (
     SDK_ERROR,
     LocalSageMaker,
     ServeProcess,
-    _task_failed,
     extract_model,
     model_container,
     model_environment,
@@ -40,6 +39,7 @@ from workflow.local.sagemaker import (
     server_key,
     stop_process_group,
     tail,
+    task_failed,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class ModelHandler:
         name = str(require_param(params, "ModelName", "CreateModel"))
         container = params.get("PrimaryContainer") or (params.get("Containers") or [None])[0]
         if not container or not container.get("Image"):
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 "CreateModel needs PrimaryContainer.Image; add the image URI to the Parameters.",
             )
@@ -88,7 +88,7 @@ class EndpointConfigHandler:
         for variant in variants:
             model = str(variant.get("ModelName") or "")
             if self.sm.records.get(MODELS, model) is None:
-                raise _task_failed(
+                raise task_failed(
                     SAGEMAKER_ERROR,
                     f'Could not find model "{self.sm.settings.arn("model", model)}"; create the '
                     "model before its endpoint config.",
@@ -140,10 +140,10 @@ class EndpointHandlers:
         record = self.sm.records.get(ENDPOINTS, name)
         arn = self.sm.settings.arn("endpoint", name)
         if record is None:
-            raise _task_failed(SAGEMAKER_ERROR, f'Could not find endpoint "{arn}".')
+            raise task_failed(SAGEMAKER_ERROR, f'Could not find endpoint "{arn}".')
         status = record.get("EndpointStatus")
         if status in ("Creating", "Updating"):
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f'Cannot update in-progress endpoint "{arn}" (status {status}); wait until it is '
                 "InService.",
@@ -163,7 +163,7 @@ class EndpointHandlers:
         name = str(params.get("EndpointName") or "")
         record = self.sm.records.get(ENDPOINTS, name) if name else None
         if record is None:
-            raise _task_failed(
+            raise task_failed(
                 SDK_ERROR,
                 f'Could not find endpoint "{self.sm.settings.arn("endpoint", name)}".',
             )
@@ -173,7 +173,7 @@ class EndpointHandlers:
         """Stop the endpoint's process and remove its record."""
         name = str(require_param(params, "EndpointName", "DeleteEndpoint"))
         if not stop_endpoint(self.sm, name, grace=self.sm.settings.stop_grace_seconds):
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f'Could not find endpoint "{self.sm.settings.arn("endpoint", name)}".',
             )
@@ -190,7 +190,7 @@ class EndpointHandlers:
     def _config(self, config_name: str) -> dict[str, Any]:
         record = self.sm.records.get(CONFIGS, config_name)
         if record is None:
-            raise _task_failed(
+            raise task_failed(
                 SAGEMAKER_ERROR,
                 f'Could not find endpoint configuration "'
                 f'{self.sm.settings.arn("endpoint-config", config_name)}"; create it first.',
@@ -245,11 +245,11 @@ class EndpointHandlers:
         config = self._config(config_name)
         variants = config.get("ProductionVariants") or []
         if not variants:
-            raise _task_failed(SAGEMAKER_ERROR, f"endpoint config {config_name} has no variants.")
+            raise task_failed(SAGEMAKER_ERROR, f"endpoint config {config_name} has no variants.")
         model_name = str(variants[0].get("ModelName"))
         model = self.sm.records.get(MODELS, model_name)
         if model is None:
-            raise _task_failed(SAGEMAKER_ERROR, f'Could not find model "{model_name}".')
+            raise task_failed(SAGEMAKER_ERROR, f'Could not find model "{model_name}".')
         container = model_container(model)
         code_dir = self.sm.image_dir(str(container.get("Image")))
         model_data = container.get("ModelDataUrl")

@@ -35,14 +35,14 @@ from workflow.local.sagemaker import (
     FAILURE_REASON_LIMIT,
     TASK_FAILED,
     LocalSageMaker,
-    _base_environ,
-    _task_failed,
+    base_environ,
     free_port,
     now_ms,
     pump_lines,
     require_param,
     seed_model_cache,
     stop_process_group,
+    task_failed,
     uri_join,
     validate_s3,
 )
@@ -93,7 +93,7 @@ class TrainingJobHandler:
         algorithm = require_param(params, "AlgorithmSpecification", action)
         image = str(algorithm.get("TrainingImage") or "")
         if not image:
-            raise _task_failed(
+            raise task_failed(
                 "SageMaker.AmazonSageMakerException",
                 "CreateTrainingJob needs AlgorithmSpecification.TrainingImage; set the ImageUri.",
             )
@@ -145,12 +145,12 @@ class TrainingJobHandler:
         code_dir = self.sm.image_dir(image)
         program = code_dir / "mask_r_cnn" / "train"
         if not program.is_file():
-            raise _task_failed(
+            raise task_failed(
                 TASK_FAILED, f"the image {image} ({code_dir}) has no mask_r_cnn/train program."
             )
         job_dir = self.sm.store.folder("jobs") / name
         if job_dir.exists():
-            raise _task_failed(
+            raise task_failed(
                 "SageMaker.AmazonSageMakerException",
                 f"the local job folder {job_dir} exists already; use a new TrainingJobName.",
             )
@@ -205,7 +205,7 @@ class TrainingJobHandler:
             trees.append(base)
         started_hosts = []
         for host, base in zip(hosts, trees, strict=True):
-            env = _base_environ({**environment, "SAGEMAKER_BASE_DIR": str(base)})
+            env = base_environ({**environment, "SAGEMAKER_BASE_DIR": str(base)})
             popen = subprocess.Popen(
                 [self.sm.settings.python, str(program)],
                 cwd=base,
@@ -243,7 +243,7 @@ class TrainingJobHandler:
             target = base / "input" / "data" / channel_name
             objects = self.sm.store.list(uri)
             if not objects:
-                raise _task_failed(
+                raise task_failed(
                     TASK_FAILED,
                     f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data '
                     f"source (channel {channel_name}). Please ensure that the bucket exists and "
@@ -416,17 +416,15 @@ class TrainingJobHandler:
         if status == "Completed":
             return describe
         if status in ("Failed", "Stopped"):
-            raise _task_failed(TASK_FAILED, str(describe.get("FailureReason") or status))
+            raise task_failed(TASK_FAILED, str(describe.get("FailureReason") or status))
         return describe
 
     def _from_record(self, name: str) -> dict[str, Any] | None:
         record = self.sm.records.get(KIND, name)
         if record is None:
-            raise _task_failed(
-                TASK_FAILED, f"training job {name} is unknown to this local runtime."
-            )
+            raise task_failed(TASK_FAILED, f"training job {name} is unknown to this local runtime.")
         if record.get("TrainingJobStatus") == "InProgress":
-            raise _task_failed(
+            raise task_failed(
                 TASK_FAILED,
                 f"training job {name} was started by another process that no longer polls it; "
                 "start a new execution.",
@@ -456,7 +454,7 @@ class TrainingJobHandler:
         """Return the Describe dict of a job."""
         record = self.sm.records.get(KIND, name)
         if record is None:
-            raise _task_failed(
+            raise task_failed(
                 "SageMaker.ResourceNotFound", f"Requested resource not found: training job {name}."
             )
         return describe_training_job(record)

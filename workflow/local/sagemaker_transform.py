@@ -27,7 +27,6 @@ from workflow.local.sagemaker import (
     TASK_FAILED,
     LocalSageMaker,
     ServeProcess,
-    _task_failed,
     extract_model,
     http_get_json,
     http_post,
@@ -36,6 +35,7 @@ from workflow.local.sagemaker import (
     now_ms,
     require_param,
     server_key,
+    task_failed,
     validate_s3,
 )
 from workflow.local.sagemaker_endpoints import MODELS
@@ -75,7 +75,7 @@ class TransformJobHandler:
         validate_s3(source.get("S3Uri"), "TransformInput.DataSource.S3DataSource.S3Uri")
         validate_s3(transform_output.get("S3OutputPath"), "TransformOutput.S3OutputPath")
         if self.sm.records.get(MODELS, model_name) is None:
-            raise _task_failed(
+            raise task_failed(
                 "SageMaker.AmazonSageMakerException",
                 f'Could not find model "{self.sm.settings.arn("model", model_name)}".',
             )
@@ -104,16 +104,16 @@ class TransformJobHandler:
             return None
         record = self.sm.records.get(KIND, name)
         if record is None:
-            raise _task_failed(TASK_FAILED, f"transform job {name} is unknown.")
+            raise task_failed(TASK_FAILED, f"transform job {name} is unknown.")
         status = record.get("TransformJobStatus")
         if status == "Completed":
             return describe_transform_job(record)
         if status == "InProgress":
-            raise _task_failed(
+            raise task_failed(
                 TASK_FAILED,
                 f"transform job {name} was started by another process that no longer runs it.",
             )
-        raise _task_failed(TASK_FAILED, str(record.get("FailureReason") or status))
+        raise task_failed(TASK_FAILED, str(record.get("FailureReason") or status))
 
     def cancel(self, submitted: Any, ctx: Any) -> None:
         """Stop the job (the execution stopped or the task timed out)."""
