@@ -107,7 +107,18 @@ def _s3_reader(prefix: str) -> Reader:
     client = boto3.client("s3")
 
     def read(name: str) -> bytes:
-        return bytes(client.get_object(Bucket=bucket, Key=key + name)["Body"].read())
+        from botocore.exceptions import ClientError
+
+        try:
+            return bytes(client.get_object(Bucket=bucket, Key=key + name)["Body"].read())
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise NotebookError(
+                    f"s3://{bucket}/{key}{name} does not exist; upload the data set there or "
+                    "point the data parameter at the right prefix."
+                ) from exc
+            raise
 
     return read
 

@@ -36,7 +36,7 @@ class Session:
     Attributes:
         mode: ``local`` (local store, local engine, local endpoint) or ``aws``.
         config: The validated configuration.
-        root: The local store folder (also used in ``aws`` mode as a download cache).
+        root: The local store folder (local mode; notebook run records in both modes).
         project: The project folder relative paths were resolved against.
         config_path: The configuration file read (``None``: environment and defaults only).
         overrides: The configuration overrides of the notebook.
