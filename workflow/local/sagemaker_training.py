@@ -201,6 +201,7 @@ class TrainingJobHandler:
                 self.sm.store.materialize(
                     checkpoint_uri if checkpoint_uri.endswith("/") else checkpoint_uri + "/",
                     base / "checkpoints",
+                    link=False,  # train writes there
                 )
             trees.append(base)
         started_hosts = []

@@ -218,31 +218,35 @@ class LocalStore:
         """Make ``prefix`` hold the files of ``source`` (checkpoint sync; replaces changed files).
 
         This is the one place where objects are replaced: SageMaker syncs the checkpoint folder
-        both ways, and a restarted job must see the latest checkpoint. Files are replaced
-        atomically (rename).
+        both ways, and a restarted job must see the latest checkpoint. Call it once the writer
+        is done (the end of a job): files are hard-linked when possible (checkpoints are
+        hundreds of MB) and replaced atomically (rename).
 
         Returns:
-            The number of files copied.
+            The number of files published.
         """
         prefix = prefix if prefix.endswith("/") else prefix + "/"
-        copied = 0
+        published = 0
         for path in sorted(p for p in Path(source).rglob("*") if p.is_file()):
             target = self.path(prefix + path.relative_to(source).as_posix())
             if target.is_file() and _same_file(path, target):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-            os.close(fd)
-            shutil.copyfile(path, tmp)
+            tmp = target.parent / f".tmp-{uuid.uuid4().hex[:12]}"
+            try:
+                os.link(path, tmp)
+            except OSError:
+                shutil.copyfile(path, tmp)
             os.replace(tmp, target)
-            copied += 1
-        return copied
+            published += 1
+        return published
 
-    def materialize(self, prefix: str, destination: Path) -> int:
+    def materialize(self, prefix: str, destination: Path, link: bool = True) -> int:
         """Place every object under ``prefix`` into ``destination`` (hard links, else copies).
 
         Objects keep their path relative to the prefix's last ``/``, as SageMaker's File mode
-        does for an ``S3Prefix`` channel.
+        does for an ``S3Prefix`` channel. Pass ``link=False`` for a folder the reader writes
+        into (checkpoints): a write into a hard link would change the stored object.
 
         Returns:
             The number of files placed.
@@ -257,9 +261,12 @@ class LocalStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 continue
-            try:
-                os.link(path, target)
-            except OSError:
+            if link:
+                try:
+                    os.link(path, target)
+                except OSError:
+                    shutil.copyfile(path, target)
+            else:
                 shutil.copyfile(path, target)
             count += 1
         return count
@@ -307,9 +314,17 @@ def _is_temporary(path: Path) -> bool:
 
 def _same_file(a: Path, b: Path) -> bool:
     sa, sb = a.stat(), b.stat()
+    if (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino):
+        return True
     if sa.st_size != sb.st_size:
         return False
-    return a.read_bytes() == b.read_bytes()
+    with a.open("rb") as fa, b.open("rb") as fb:
+        while True:
+            chunk = fa.read(1 << 20)
+            if chunk != fb.read(1 << 20):
+                return False
+            if not chunk:
+                return True
 
 
 def _exists(uri: str) -> ObjectExistsError:

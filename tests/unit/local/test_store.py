@@ -92,8 +92,20 @@ def test_mirror_replaces_changed_files_only(tmp_path: Path) -> None:
     (local / "last.pth").write_bytes(b"1")
     assert store.mirror_to(local, "s3://b/ckpt/job") == 1
     assert store.mirror_to(local, "s3://b/ckpt/job") == 0
+    # a new file of the same name (as torch.save writes after a rotation) is published again
+    (local / "last.pth").unlink()
     (local / "last.pth").write_bytes(b"2")
     assert store.mirror_to(local, "s3://b/ckpt/job/") == 1
+    assert store.get_bytes("s3://b/ckpt/job/last.pth") == b"2"
+    # a copy with the same bytes is not published again
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "last.pth").write_bytes(b"2")
+    assert store.mirror_to(other, "s3://b/ckpt/job/") == 0
+    # materialize without links gives the reader its own files
+    target = tmp_path / "restart"
+    store.materialize("s3://b/ckpt/job/", target, link=False)
+    (target / "last.pth").write_bytes(b"3")
     assert store.get_bytes("s3://b/ckpt/job/last.pth") == b"2"
 
 
