@@ -1,8 +1,8 @@
 """Fixtures for the real-image tests: an answering Docker engine, the local base, the built image.
 
-No registry is reachable, so the base image is made locally (`scripts/build-base-image.sh`:
-debootstrap + docker import) and torch is pip-installed inside the image (INSTALL_TORCH=1). Every
-build and run uses `--network host` or `--network none`, since the engine runs with
+No registry is reachable, so `scripts/build-image.sh` builds on a locally made base
+(`scripts/build-base-image.sh`: debootstrap + docker import) and pip-installs torch inside the
+image (INSTALL_TORCH=1); the local runtime's build step can use the same script. Every build and run uses `--network host` or `--network none`, since the engine runs with
 `--bridge=none` (`scripts/docker-engine.sh start`, which `.ci/run` calls). Without an answering
 engine every test here is skipped with the reason.
 """
@@ -24,7 +24,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 IMAGE_TAG = "mlops-test/mask-r-cnn:docker-test"
-BASE_TAG = "mlops-base:bookworm"
 TINY_HYPERPARAMETERS = {
     "epochs": "1",
     "batch_size": "2",
@@ -92,28 +91,15 @@ def docker() -> Iterator[Docker]:
 
 
 @pytest.fixture(scope="session")
-def base_image(docker: Docker) -> str:
-    """The local Debian + python3 base (built once, then cached by the engine)."""
+def image(docker: Docker) -> str:
+    """container/Dockerfile built by scripts/build-image.sh (local base, torch from PyPI)."""
+    started = time.monotonic()
     result = subprocess.run(
-        [str(REPO / "scripts" / "build-base-image.sh"), BASE_TAG],
-        env=docker.env(), capture_output=True, text=True, timeout=1200,
+        [str(REPO / "scripts" / "build-image.sh"), IMAGE_TAG, "docker-test"],
+        env=docker.env(), capture_output=True, text=True, timeout=3600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout.strip()
-
-
-@pytest.fixture(scope="session")
-def image(docker: Docker, base_image: str) -> str:
-    """container/Dockerfile built on the local base, torch installed from PyPI inside."""
-    started = time.monotonic()
-    docker.run(
-        "build", "--network", "host",
-        "--build-arg", f"BASE_IMAGE={base_image}",
-        "--build-arg", "INSTALL_TORCH=1",
-        "--build-arg", "SOURCE_COMMIT=docker-test",
-        "-t", IMAGE_TAG, "-f", str(REPO / "container" / "Dockerfile"), str(REPO / "container"),
-        timeout=3600, check=True,
-    )  # fmt: skip
+    assert result.stdout.strip() == IMAGE_TAG
     size = docker.run("image", "inspect", "--format", "{{.Size}}", IMAGE_TAG, check=True)
     sys.stderr.write(
         f"built {IMAGE_TAG} in {time.monotonic() - started:.0f} s, "

@@ -60,6 +60,11 @@ def test_base_image_needs_an_engine(tmp_path: Path) -> None:
     assert "no Docker engine answers" in result.stderr and "docker-engine.sh start" in result.stderr
 
 
+def test_build_image_needs_a_tag() -> None:
+    result = run(str(REPO / "scripts" / "build-image.sh"))
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
 def test_callback_is_a_no_op_without_a_token_and_checks_its_mode(tmp_path: Path) -> None:
     script = str(REPO / "scripts" / "codebuild-callback.sh")
     env = {k: v for k, v in os.environ.items() if k != "TASK_TOKEN"}
