@@ -1015,3 +1015,59 @@ def test_fail_state_can_rethrow_a_states_error(engine, run):
         "States.TaskFailed",
         "still failed",
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Known divergences from AWS that are not patched (README "Limits"). These tests pin moto
+# 5.2.5's behaviour: when one fails after an upgrade, upstream changed it; update the README.
+# ------------------------------------------------------------------------------------------
+
+
+def test_known_divergence_context_path_in_choice_comparator(run):
+    # bug 6: AWS accepts "$$..." as the value of a *Path comparator; moto cannot parse it.
+    definition = machine(
+        {
+            "C": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "Variable": "$.v",
+                        "Next": "Y",
+                        "NumericGreaterThanPath": "$$.Execution.Input.t",
+                    }
+                ],
+                "Default": "Y",
+            },
+            "Y": {"Type": "Succeed"},
+        }
+    )
+    execution = run(definition, {"v": 3, "t": 2})
+    assert (execution.status, execution.error) == (FAILED, "States.Runtime")
+
+
+def test_known_divergence_intrinsic_string_escapes_and_object_format(run):
+    # bug 7: an escaped quote in an intrinsic string literal is mangled (AWS: "it's 1");
+    # bug 8: States.Format renders a JSON object Java-style (AWS renders JSON).
+    definition = machine(
+        {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {
+                    "quote.$": "States.Format('it\\'s {}', $.n)",
+                    "object.$": "States.Format('{}', $.o)",
+                },
+                "End": True,
+            }
+        }
+    )
+    output = run(definition, {"n": 1, "o": {"a": [1, "x"]}}).output
+    assert output["quote"] != "it's 1"
+    assert output["object"] == "{a=[1, x]}"
+
+
+def test_known_divergence_entered_time_format(run):
+    # bug 8: $$.State.EnteredTime ends in +00:00 with microseconds (AWS: ...123Z).
+    output = run(
+        machine({"P": {"Type": "Pass", "Parameters": {"t.$": "$$.State.EnteredTime"}, "End": True}})
+    ).output
+    assert output["t"].endswith("+00:00")
