@@ -25,15 +25,23 @@ every private name the engine uses:
      `States.DataLimitExceeded`, as AWS documents.
    - `choice-no-match` (bug 3): a Choice with no match and no Default fails with
      `States.NoChoiceMatched`.
+   - `sticky-terminal-state`: an error raised while a stopped or timed-out execution winds
+     down does not turn ABORTED or TIMED_OUT into FAILED.
    - `retry-sleep`, `wait-sleep`: Retry backoff and Wait states sleep through the engine, so a
      test can scale time and a stopped execution stops sleeping at once.
 
-   `apply_backend_patches()` adds the two fixes needed only when moto's own Step Functions
-   backend runs executions (the HTTP server for notebooks): `start-time` (bug 4, a `datetime`
-   leaking into `$$.Execution.StartTime`) and `unnamed-execution` (bug 5, `StartExecution`
-   without a name).
-4. **`.sync` cancellation.** `LocalServiceTask` polls the handler itself and calls the handler's
-   `cancel` when the task times out or the execution stops; moto only stops polling.
+   `apply_backend_patches()` adds what is needed only when moto's own Step Functions backend
+   runs executions (the HTTP server for notebooks): `start-time` (bug 4, a `datetime` leaking
+   into `$$.Execution.StartTime`), `unnamed-execution` (bug 5, `StartExecution` without a name)
+   and `backend-worker` (served executions run through the engine's worker).
+4. **Interruptions.** `LocalServiceTask` polls `.sync` handlers itself and calls the handler's
+   `cancel` when the task times out or the execution stops (moto only stops polling, leaving
+   the job running); `interrupt_callbacks()` wakes `.waitForTaskToken` waits on stop and on
+   the execution timeout (moto keeps them waiting, and the execution RUNNING, forever).
+
+Upgrading moto: change `MOTO_VERSION` and the pins, run `tests/unit/engine` (compat check,
+patch guards) and `tests/integration/engine` (the ASL contract suite, which also pins the
+unpatched divergences), and fix or drop each patch whose target changed.
 
 Bugs 6-8 of the research (a `$$` path in a `*Path` Choice comparator, escapes inside intrinsic
 string literals, `States.Format` rendering of objects) are not patched; see README.
