@@ -279,19 +279,43 @@ def cut_at_failure(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------------------------
 
 
-def predict_png(url: str, image: Path, out: Path, timeout: float = 60) -> tuple[Path, int]:
-    """Send an image to an endpoint and draw its answer; return the PNG path and #detections."""
+LOW_THRESHOLD = 0.05
+MAX_DRAWN = 5
+
+
+def invoke_endpoint(url: str, image: Path, threshold: float | None, timeout: float) -> Any:
+    """POST an image to an endpoint's /invocations and return the JSON answer."""
     content_type = "image/png" if image.suffix.lower() == ".png" else "image/jpeg"
+    headers = {"Content-Type": content_type, "Accept": "application/json"}
+    if threshold is not None:
+        headers["X-Amzn-SageMaker-Custom-Attributes"] = f"score_threshold={threshold}"
     request = urllib.request.Request(
-        url.rstrip("/") + "/invocations",
-        data=image.read_bytes(),
-        method="POST",
-        headers={"Content-Type": content_type, "Accept": "application/json"},
+        url.rstrip("/") + "/invocations", data=image.read_bytes(), method="POST", headers=headers
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        answer = json.loads(response.read())
-    predictions = list(answer.get("predictions") or [])
-    return draw_prediction(image, predictions, out), len(predictions)
+        return json.loads(response.read())
+
+
+def predict_png(
+    url: str, image: Path, out: Path, timeout: float = 60
+) -> tuple[Path, int, float | None]:
+    """Send an image to an endpoint and draw its answer.
+
+    A tiny demo model often scores nothing above the serving threshold; then the image is sent
+    again with ``score_threshold`` lowered to 0.05 and the best detections are drawn, so the
+    picture shows what the model sees (the summary says which threshold was used).
+
+    Returns:
+        The PNG path, the number of detections drawn and the lowered threshold (or ``None``).
+    """
+    predictions = list(invoke_endpoint(url, image, None, timeout).get("predictions") or [])
+    lowered = None
+    if not predictions:
+        lowered = LOW_THRESHOLD
+        answer = invoke_endpoint(url, image, lowered, timeout)
+        ranked = sorted(answer.get("predictions") or [], key=lambda p: -float(p.get("score", 0)))
+        predictions = ranked[:MAX_DRAWN]
+    return draw_prediction(image, predictions, out), len(predictions), lowered
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,11 +426,13 @@ def _finish_success(
         return extra
     out = run_dir(runtime.store, execution.name) / "prediction.png"
     try:
-        path, count = predict_png(url, image, out)
+        path, count, lowered = predict_png(url, image, out)
     except (OSError, ValueError, WorkflowError) as exc:
         extra["prediction_error"] = f"the endpoint did not answer the test image: {exc}"
         return extra
     extra["prediction_png"] = str(path)
     extra["prediction_detections"] = count
+    if lowered is not None:
+        extra["prediction_threshold"] = lowered
     extra["prediction_image"] = str(image)
     return extra

@@ -245,7 +245,7 @@ def print_summary(summary: Mapping[str, Any], stream: TextIO | None = None) -> N
         ("model file", summary.get("model_path")),
         ("metrics", _format_metrics(summary.get("metrics") or {})),
         ("endpoint", summary.get("endpoint_url")),
-        ("prediction", summary.get("prediction_png")),
+        ("prediction", _prediction_line(summary)),
         ("history", summary.get("history")),
         ("outbox", summary.get("outbox")),
     ]
@@ -253,6 +253,17 @@ def print_summary(summary: Mapping[str, Any], stream: TextIO | None = None) -> N
     if summary.get("hint"):
         lines.append(f"   {summary['hint']}")
     print("\n".join(lines), file=out, flush=True)
+
+
+def _prediction_line(summary: Mapping[str, Any]) -> str | None:
+    path = summary.get("prediction_png")
+    if not path:
+        return summary.get("prediction_error")
+    count = summary.get("prediction_detections")
+    line = f"{path} ({count} detections"
+    if summary.get("prediction_threshold") is not None:
+        line += f" scored >= {summary['prediction_threshold']}; none reached the serving threshold"
+    return line + ")"
 
 
 def _format_metrics(metrics: Mapping[str, Any]) -> str:

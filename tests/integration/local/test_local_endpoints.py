@@ -135,3 +135,48 @@ def test_model_and_config_rules(fake_sagemaker: LocalSageMaker, model_tarball: A
         EndpointHandlers(sm).create({"EndpointName": "e", "EndpointConfigName": "nope"}, None)
     with pytest.raises(TaskFailed, match="name 'bad_name!' is invalid"):
         ModelHandler(sm).start({"ModelName": "bad_name!", "PrimaryContainer": {"Image": "i"}}, None)
+
+
+def test_predict_png_lowers_the_threshold_when_nothing_is_detected(tmp_path: Any) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from PIL import Image
+
+    from workflow.local.pipeline import predict_png
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+            seen.append(attributes)
+            box = {"label": 1, "category": "circle", "box": [1, 1, 8, 8], "mask": None}
+            predictions = (
+                [{**box, "score": s} for s in (0.1, 0.3, 0.2, 0.06, 0.07, 0.08)]
+                if attributes
+                else []
+            )
+            body = json.dumps({"predictions": predictions}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        image = tmp_path / "x.png"
+        Image.new("RGB", (16, 16)).save(image)
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        path, count, lowered = predict_png(url, image, tmp_path / "p.png")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None, "score_threshold=0.05"]
+    assert count == 5 and lowered == 0.05 and path.is_file()
