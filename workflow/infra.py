@@ -255,11 +255,38 @@ def render_template(
             "not define in DefinitionSubstitutions; add them there."
         )
     properties["Definition"] = definition
+    _grant_optional_integrations(template, config)
     parameters = template.get("Parameters", {})
     for name, value in _parameter_defaults(config).items():
         if name in parameters:
             parameters[name]["Default"] = value
     return template
+
+
+def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfig) -> None:
+    """Add the state machine role's grants for states that only some configurations render."""
+    parameter = config.training.hyperparameters_ssm_parameter
+    if not parameter:
+        return
+    role = template["Resources"].get("StateMachineRole", {}).get("Properties", {})
+    policies = role.get("Policies") or []
+    if not policies:
+        raise InfraError(
+            "the template's StateMachineRole has no inline policy to extend; restore "
+            "infra/template.yaml from the repository."
+        )
+    # ReadHyperParameters (aws-sdk:ssm:getParameter, WithDecryption): only that parameter.
+    # A SecureString under a customer managed key also needs kms:Decrypt on that key.
+    policies[0]["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": {
+                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
+                + parameter.lstrip("/")
+            },
+        }
+    )
 
 
 def read_parameters(path: Path, template: Mapping[str, Any]) -> dict[str, str]:

@@ -264,3 +264,30 @@ def test_rendered_file_is_plain_yaml(rendered_file: Path) -> None:
     data = yaml.safe_load(rendered_file.read_text())
     assert data["Transform"] == "AWS::Serverless-2016-10-31"
     assert data["Globals"]["Function"]["CodeUri"] == "lambda/"
+
+
+def test_ssm_hyperparameters_get_a_scoped_grant(make_config: Any, tmp_path: Path) -> None:
+    from workflow.definition import render_json
+    from workflow.infra import render_template, write_rendered
+
+    config = make_config(
+        **{
+            "training.hyperparameters_ssm_parameter": "/mask-r-cnn/hyperparameters",
+            "training.spot": "true",
+        }
+    )
+    template = render_template(config, render_json(config))
+    written = write_rendered(config, tmp_path / "t.yaml", definition_json=render_json(config))
+    lint = subprocess.run(
+        [str(CFN_LINT), str(written)], capture_output=True, text=True, timeout=300
+    )
+    assert lint.returncode == 0, lint.stdout
+    role = template["Resources"]["StateMachineRole"]["Properties"]["Policies"][0]
+    (grant,) = [s for s in role["PolicyDocument"]["Statement"] if s["Action"] == "ssm:GetParameter"]
+    assert grant["Resource"]["Fn::Sub"].endswith(":parameter/mask-r-cnn/hyperparameters")
+    states = template["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    assert "ReadHyperParameters" in states
+
+
+def test_without_ssm_hyperparameters_there_is_no_ssm_grant(all_statements: list) -> None:
+    assert not [s for _, s in all_statements if "ssm:" in json.dumps(s["Action"])]
