@@ -349,3 +349,146 @@ def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
         if value or time.monotonic() > deadline:
             return bool(value)
         time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------------------------
+# the local runtime running the rendered definition
+# ---------------------------------------------------------------------------------------------
+
+STAND_IN = Path(__file__).resolve().parent / "standin"
+REAL_CONTAINER = REPO / "container"
+FAST_HYPERPARAMETERS = {
+    "epochs": "1",
+    "backbone": "mobilenet_v3_large_fpn",
+    "min_size": "64",
+    "max_size": "64",
+    "fast": "true",
+    "batch_size": "2",
+    "num_workers": "0",
+    "trainable_backbone_layers": "0",
+    "warmup_steps": "1",
+    "detections_per_image": "5",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic splits in the run layout (test images under `test/images/`), made once."""
+    from mask_r_cnn.synthetic import generate
+
+    from workflow.local.pipeline import move_images_into_subfolder
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    generate(root, train=4, validation=2, test=2, size=80, seed=3)
+    move_images_into_subfolder(root / "test")
+    for split in ("train", "validation", "test"):
+        document = json.loads((root / split / "annotations.json").read_text())
+        assert document["annotations"], f"the synthetic {split} split has no objects"
+    return root
+
+
+@dataclass
+class Harness:
+    """A `LocalRuntime` on a temporary root, with the tiny data set in its store."""
+
+    runtime: Any
+    config: Any
+    data: dict[str, str]
+
+    @property
+    def engine(self) -> Any:
+        return self.runtime.engine
+
+    def start(self, commit: str = "abc1234", **input_overrides: Any) -> Any:
+        """Start the rendered definition with the local execution input."""
+        from workflow.definition import render_json
+        from workflow.local.pipeline import build_input
+
+        document = build_input(self.config, commit, self.data)
+        document.update(input_overrides)
+        name = document["JobName"]
+        return self.engine.start_execution(
+            render_json(self.config), document, name=name, state_machine_name=self.config.name
+        )
+
+    def outbox(self) -> list[dict[str, Any]]:
+        path = self.runtime.outbox.path
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def failure_notes(self) -> list[dict[str, Any]]:
+        """The Message documents of the failure notifications."""
+        return [
+            json.loads(m["Message"]) for m in self.outbox() if "failed" in str(m.get("Subject"))
+        ]
+
+    def data_path(self, key: str) -> Path:
+        """The file behind one of the data URIs plus a relative key."""
+        return Path(self.runtime.store.path(key))
+
+
+def entered(execution: Any) -> list[str]:
+    """The names of the states an execution entered, in order (redrives included)."""
+    return [
+        str(e.get("stateEnteredEventDetails", {}).get("name"))
+        for e in execution.history()
+        if str(e.get("type", "")).endswith("StateEntered")
+    ]
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path, tiny_data: Path) -> Iterator[Any]:
+    """Factory: `make_harness(container="stand-in"|"real", approve="auto", **config overrides)`."""
+    from workflow.config import load_config
+    from workflow.local.runtime import LocalRuntime
+
+    made: list[Any] = []
+
+    def make(container: str = "stand-in", approve: str = "auto", **overrides: Any) -> Harness:
+        root = tmp_path / f"root-{len(made)}"
+        settings = {
+            "gate.threshold": 0,
+            "endpoint.poll_seconds": 1,
+            "local.poll_seconds": 1,
+            "local.hyperparameters": dict(FAST_HYPERPARAMETERS),
+            **overrides,
+        }
+        config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
+        runtime = LocalRuntime(
+            config,
+            root,
+            approve=approve,
+            container_dir=STAND_IN if container == "stand-in" else REAL_CONTAINER,
+            log_sink=None,
+            time_scale=0.01,
+            poll_interval=0.2,
+            use_docker=False,
+            stop_grace_seconds=5,
+            echo=False,
+        )
+        runtime.install()
+        made.append(runtime)
+        prefix = config.s3.uri("data", "reliability")
+        runtime.store.put_tree(prefix, tiny_data)
+        data = {
+            "TrainingData": prefix + "train/",
+            "ValidationData": prefix + "validation/",
+            "TestData": prefix + "test/",
+            "TestImages": prefix + "test/images/",
+        }
+        return Harness(runtime=runtime, config=config, data=data)
+
+    yield make
+    for runtime in reversed(made):
+        for execution in runtime.engine.executions:
+            if not execution.done:
+                execution.stop("TestEnded", "the test ended")
+                execution.wait(30)
+        runtime.close()
+
+
+def new_descendants(before: set[int]) -> list[int]:
+    """Living processes below this one that were not there in `before`."""
+    me = os.getpid()
+    return sorted(p for p in process_tree(me) if p != me and p not in before and alive(p))

@@ -1,0 +1,369 @@
+"""Workflow faults on the rendered definition, run by the local runtime.
+
+The container here is the stand-in of `standin/` (the container contract without torch), so
+each execution takes seconds; the real container's faults are in test_training_faults.py. The
+engine, the local SageMaker/SNS handlers, the Lambdas, the store and the outbox are the real
+ones. Engine sleeps (Retry backoff, Wait states) are scaled by 0.01; the recorded waits keep
+their unscaled length, which is what the backoff assertions read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Harness, Tally, alive, entered, new_descendants, process_tree, wait_for
+
+from workflow.local.engine import TaskFailed
+
+pytestmark = pytest.mark.integration
+
+AREA = "workflow faults"
+
+
+class Flaky:
+    """Wrap a handler so that its first `failures` calls raise `error`, then pass through."""
+
+    def __init__(self, handler: Callable[..., Any], error: str, failures: int) -> None:
+        self.handler = handler
+        self.error = error
+        self.failures = failures
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, *args: Any) -> Any:
+        with self.lock:
+            self.calls += 1
+            fail = self.calls <= self.failures
+        if fail:
+            raise TaskFailed(self.error, f"Rate exceeded (injected fault {self.calls})")
+        return self.handler(*args)
+
+
+def _succeeded(execution: Any, timeout: float = 180, extra: Any = None) -> None:
+    execution.wait(timeout)
+    assert execution.done, f"{execution.name} still runs after {timeout} s"
+    assert execution.status == "SUCCEEDED", (
+        execution.status,
+        execution.error,
+        str(execution.cause)[:300],
+    )
+
+
+def _retry_of(definition: Mapping[str, Any], state: str, error: str) -> dict[str, Any]:
+    for retrier in definition["States"][state].get("Retry", []):
+        if error in retrier["ErrorEquals"]:
+            return dict(retrier)
+    raise AssertionError(f"{state} has no Retry for {error}")
+
+
+# state, (service, action) or lambda, error, failures injected
+INJECTIONS = [
+    ("Train", ("sagemaker", "createTrainingJob"), "SageMaker.ThrottlingException", 2),
+    ("CreateModel", ("sagemaker", "createModel"), "ThrottlingException", 3),
+    ("ComputeMetrics", "evaluate", "Lambda.TooManyRequestsException", 2),
+    ("CreateEndpointConfig", ("sagemaker", "createEndpointConfig"), "ServiceUnavailable", 3),
+    ("FindEndpoint", ("aws-sdk:sagemaker", "describeEndpoint"), "SageMaker.ThrottlingException", 2),
+    ("NotifySuccess", ("sns", "publish"), "SNS.ThrottledException", 3),
+]
+
+
+def test_throttling_and_transient_errors_are_retried_with_backoff(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    from workflow.definition import render_json
+    from workflow.lambdas import evaluate
+    from workflow.local.sagemaker_endpoints import EndpointConfigHandler, ModelHandler
+    from workflow.local.sns import SnsPublishHandler
+
+    harness = make_harness()
+    runtime = harness.runtime
+    definition = json.loads(render_json(harness.config))
+    originals: dict[Any, tuple[Callable[..., Any], Any, Any]] = {
+        ("sagemaker", "createTrainingJob"): (
+            runtime.training.start,
+            runtime.training.poll,
+            runtime.training.cancel,
+        ),
+        ("sagemaker", "createModel"): (ModelHandler(runtime.sagemaker).start, None, None),
+        ("sagemaker", "createEndpointConfig"): (
+            EndpointConfigHandler(runtime.sagemaker).start,
+            None,
+            None,
+        ),
+        ("aws-sdk:sagemaker", "describeEndpoint"): (runtime.endpoints.describe, None, None),
+        ("sns", "publish"): (SnsPublishHandler(runtime.outbox).start, None, None),
+    }
+    flaky: dict[str, Flaky] = {}
+    for state, target, error, failures in INJECTIONS:
+        if isinstance(target, tuple):
+            start, poll, cancel = originals[target]
+            flaky[state] = Flaky(start, error, failures)
+            runtime.engine.register_service(*target, flaky[state], poll, cancel)
+        else:
+            flaky[state] = Flaky(
+                lambda payload, ctx: evaluate.handler(payload, None), error, failures
+            )
+            runtime.engine.register_lambda(getattr(harness.config.lambdas, target), flaky[state])
+
+    execution = harness.start()
+    _succeeded(execution)
+
+    waits = execution.waits
+    for state, _, error, failures in INJECTIONS:
+        retrier = _retry_of(definition, state, error)
+        expected = [
+            retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(failures)
+        ]
+        backoffs = [w.seconds for w in waits if w.state_name == state]
+        row = tally.row(AREA, "injected throttling/transient errors, retried then succeeded")
+        ok = backoffs == expected and flaky[state].calls >= failures + 1
+        row.count(f"{state}: {failures} faults, {flaky[state].calls} attempts", not ok)
+        assert backoffs == expected, f"{state}: backoff {backoffs}, expected {expected}"
+        assert flaky[state].calls >= failures + 1
+    # the model was deployed once, the notification sent once, despite the faults
+    assert entered(execution).count("CreateEndpoint") == 1
+    assert [m["Subject"] for m in harness.outbox()].count("mask-r-cnn-mlops: model deployed") == 1
+
+
+def test_retries_give_up_after_max_attempts_then_catch_notify_fail(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    """A throttle that never ends: the retries are exhausted, the Catch notifies and fails."""
+    from workflow.definition import render_json
+    from workflow.local.sagemaker_endpoints import ModelHandler
+
+    harness = make_harness()
+    definition = json.loads(render_json(harness.config))
+    retrier = _retry_of(definition, "CreateModel", "ThrottlingException")
+    forever = Flaky(ModelHandler(harness.runtime.sagemaker).start, "ThrottlingException", 10**6)
+    harness.engine.register_service("sagemaker", "createModel", forever)
+    execution = harness.start()
+    execution.wait(120)
+    assert execution.status == "FAILED"
+    assert execution.error == "CreateModel.ThrottlingException"
+    assert forever.calls == retrier["MaxAttempts"] + 1
+    notes = harness.failure_notes()
+    assert [n["State"] for n in notes] == ["CreateModel"]
+    assert "BatchTransform" not in entered(execution)
+    tally.row(AREA, "endless throttling: retries exhausted, caught, notified, failed").count(
+        f"{forever.calls} attempts"
+    )
+
+
+def test_training_failure_is_caught_notified_and_failed(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    harness = make_harness()
+    annotations = harness.data_path(harness.data["TrainingData"] + "annotations.json")
+    annotations.write_text('{"images": [')
+    execution = harness.start()
+    execution.wait(120)
+    job_dir = harness.runtime.store.root / "jobs" / execution.input["TrainingJobName"]
+    sentence = (job_dir / "algo-1" / "output" / "failure").read_text().splitlines()[0]
+    notes = harness.failure_notes()
+    ok = (
+        execution.status == "FAILED"
+        and execution.error == "Train.States.TaskFailed"
+        and sentence in str(execution.cause)
+        and len(notes) == 1
+        and notes[0]["State"] == "Train"
+        and sentence in notes[0]["Cause"]
+    )
+    tally.row(AREA, "training failure caught, notified, failed").count(
+        "FAILED + notified" if ok else str(execution.status), not ok
+    )
+    assert execution.status == "FAILED", execution.status
+    assert execution.error == "Train.States.TaskFailed"  # <State>.<error>, see definition.py
+    assert sentence.startswith("training/annotations.json is not valid JSON")
+    assert sentence in str(execution.cause)
+    assert len(notes) == 1 and notes[0]["State"] == "Train" and sentence in notes[0]["Cause"]
+    assert notes[0]["CommitId"] == "abc1234"
+    states = entered(execution)
+    assert states[-3:] == ["TrainFailed", "NotifyFailure", "Failed"]
+    assert "CreateModel" not in states
+    record = harness.runtime.sagemaker.records.get(
+        "training-jobs", execution.input["TrainingJobName"]
+    )
+    assert record["TrainingJobStatus"] == "Failed"
+
+
+def _approval_token(root: Path, timeout: float = 60) -> str:
+    folder = root / "callbacks"
+    found: list[Path] = []
+    wait_for(lambda: found.extend(folder.glob("*.request.json")) or found, timeout)
+    assert found, f"no approval request appeared under {folder}"
+    return str(json.loads(found[0].read_text())["token"])
+
+
+def test_rejected_approval_ends_in_rejected(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    from workflow.local.callbacks import respond_if_pending
+
+    harness = make_harness(approve="manual")
+    execution = harness.start()
+    token = _approval_token(harness.runtime.root)
+    assert respond_if_pending(harness.runtime.root, token, "reject", "the masks look wrong")
+    execution.wait(60)
+    # answering again (approve after the reject) changes nothing
+    late = respond_if_pending(harness.runtime.root, token, "approve")
+    time.sleep(0.5)
+    states = entered(execution)
+    ok = execution.status == "FAILED" and execution.error == "Rejected"
+    ok = ok and "CreateEndpointConfig" not in states
+    tally.row(AREA, "rejected approval").count(str(execution.error), not ok)
+    assert execution.status == "FAILED"
+    assert execution.error == "Rejected"
+    notes = harness.failure_notes()
+    assert [n["State"] for n in notes] == ["RequestApproval"]
+    assert "the masks look wrong" in notes[0]["Reason"]
+    assert "CreateEndpointConfig" not in states and "CreateEndpoint" not in states
+    assert harness.runtime.endpoint_url(harness.config.endpoint.name) is None
+    assert not late or execution.status == "FAILED"
+
+
+def test_redrive_after_the_fix_resumes_from_the_failed_state(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    """The test split loses its objects: ComputeMetrics fails; fixed, the redrive resumes there."""
+    harness = make_harness()
+    test_annotations = harness.data_path(harness.data["TestData"] + "annotations.json")
+    good = test_annotations.read_text()
+    broken = json.loads(good)
+    broken["annotations"] = []
+    test_annotations.write_text(json.dumps(broken))
+    first = harness.start()
+    first.wait(120)
+    assert first.status == "FAILED", first.status
+    assert "ComputeMetricsFailed" in entered(first)
+    jobs_before = sorted(p.name for p in (harness.runtime.store.root / "jobs").iterdir())
+
+    # what 'run --local --redrive' does: the run is saved, its record cut after the failed task
+    from workflow.local.pipeline import redrive_record, save_run
+
+    save_run(harness.runtime.store, first)
+    test_annotations.write_text(good)  # the fix
+    redriven = harness.engine.redrive(redrive_record(harness.runtime.store))
+    _succeeded(redriven, extra=harness)
+    history = redriven.history()
+    redrive_at = next(i for i, e in enumerate(history) if str(e.get("type")) == "ExecutionRedriven")
+    after = [
+        str(e.get("stateEnteredEventDetails", {}).get("name"))
+        for e in history[redrive_at:]
+        if str(e.get("type", "")).endswith("StateEntered")
+    ]
+    jobs_after = sorted(p.name for p in (harness.runtime.store.root / "jobs").iterdir())
+    redone = {"BuildImage", "Train", "CreateModel", "BatchTransform"} & set(after)
+    ok = after[0] == "ComputeMetrics" and not redone and jobs_after == jobs_before
+    tally.row(AREA, "redrive after the fix").count(
+        f"resumed at {after[0]}, redone {sorted(redone) or 'nothing'}", not ok
+    )
+    assert after[0] == "ComputeMetrics", after
+    assert not redone, f"the redrive ran {sorted(redone)} again"
+    assert jobs_after == jobs_before  # no training job was started again
+    assert after[-1] == "Succeeded"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_same_commit_twice_never_overwrites_the_first_run(
+    make_harness: Callable[..., Harness], tally: Tally
+) -> None:
+    harness = make_harness()
+    store = harness.runtime.store
+    first = harness.start(commit="feedbee")
+    _succeeded(first)
+    s3_before = _files(store.root / "s3")
+    records = harness.runtime.sagemaker.records
+    model_before = records.get("models", first.input["ModelName"])
+    config_before = records.get("endpoint-configs", first.input["EndpointConfigName"])
+    assert model_before is not None and config_before is not None
+
+    second = harness.start(commit="feedbee")
+    _succeeded(second)
+    assert second.input["JobName"] != first.input["JobName"]
+    # a third run that reuses the first run's names outright must fail without writing
+    replay = harness.engine.start_execution(
+        first.definition,
+        first.input,
+        name=first.name + "-again",
+        state_machine_name=harness.config.name,
+    )
+    replay.wait(120)
+
+    s3_after = _files(store.root / "s3")
+    changed = [k for k, v in s3_before.items() if s3_after.get(k) != v]
+    ok = (
+        not changed
+        and records.get("models", first.input["ModelName"]) == model_before
+        and records.get("endpoint-configs", first.input["EndpointConfigName"]) == config_before
+        and replay.status == "FAILED"
+    )
+    tally.row(AREA, "same commit twice (+ a replay of the first run's names)").count(
+        "nothing overwritten" if ok else "overwritten", not ok
+    )
+    assert not changed, f"the second run changed the first run's objects: {changed[:5]}"
+    assert records.get("models", first.input["ModelName"]) == model_before
+    assert records.get("endpoint-configs", first.input["EndpointConfigName"]) == config_before
+    assert len(s3_after) > len(s3_before)  # the second run wrote its own objects beside them
+    assert replay.status == "FAILED"
+    assert "already existing" in str(replay.cause) or "exists already" in str(replay.cause)
+    endpoint = harness.runtime.endpoints.describe(
+        {"EndpointName": harness.config.endpoint.name}, None
+    )
+    assert endpoint["EndpointConfigName"] == second.input["EndpointConfigName"]
+
+
+@pytest.mark.parametrize("stop_at", ["Train", "BatchTransform", "WaitForEndpoint"])
+def test_stopping_an_execution_stops_its_jobs_and_endpoints(
+    make_harness: Callable[..., Harness], tally: Tally, stop_at: str
+) -> None:
+    """Stop while a training job, a batch transform or a fresh endpoint runs: nothing is left."""
+    before = set(process_tree(os.getpid()))
+    overrides: dict[str, Any] = {
+        "Train": {"local.hyperparameters": {"sleep_seconds": "120"}},
+        "WaitForEndpoint": {"endpoint.poll_seconds": 600},  # a 6 s wait at the 0.01 time scale
+    }.get(stop_at, {})
+    harness = make_harness(**overrides)
+    if stop_at == "BatchTransform":
+        # a long transform: its server runs, and the job reports "in progress" until stopped
+        transform = harness.runtime.transform
+        harness.engine.register_service(
+            "sagemaker", "createTransformJob", transform.start, lambda s, c: None, transform.cancel
+        )
+    reached = threading.Event()
+    harness.engine.on_event(
+        lambda e: (
+            reached.set()
+            if str(e.event.get("type", "")).endswith("StateEntered") and e.state_name == stop_at
+            else None
+        )
+    )
+    execution = harness.start()
+    assert reached.wait(120), f"{stop_at} was never entered: {entered(execution)}"
+    assert wait_for(lambda: new_descendants(before), 60), f"no process runs at {stop_at}"
+    running = new_descendants(before)
+    assert not execution.done, f"{execution.name} ended before the stop: {execution.status}"
+    execution.stop("Stopped", f"stopped at {stop_at} by the reliability test")
+    execution.wait(60)
+    harness.runtime.close()
+    gone = wait_for(lambda: not new_descendants(before), 30)
+    left = new_descendants(before)
+    ok = execution.status == "ABORTED" and gone
+    tally.row(AREA, "stop an execution: no process left").count(
+        f"stopped at {stop_at}: {len(running)} processes, {len(left)} left", not ok
+    )
+    assert execution.status == "ABORTED", execution.status
+    assert not left, f"processes left after the stop at {stop_at}: {left}"
+    assert all(not alive(pid) for pid in running)
