@@ -32,6 +32,7 @@ _FAILED_EVENTS = {
     "ExecutionTimedOut",
     "ExecutionAborted",
 }
+MIN_PICTURE_SIDE = 512
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
 
 
@@ -309,16 +310,21 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
             if mask.shape == canvas.shape[:2]:
                 canvas[mask] = canvas[mask] * 0.5 + color * 0.5
     drawn = Image.fromarray(canvas.clip(0, 255).astype("uint8"))
+    # Small images (the demo's 128 px) are enlarged so that boxes and labels stay readable.
+    scale = max(1, -(-MIN_PICTURE_SIDE // max(drawn.size)))
+    if scale > 1:
+        drawn = drawn.resize((drawn.width * scale, drawn.height * scale), Image.NEAREST)
     draw = ImageDraw.Draw(drawn)
     for index, prediction in enumerate(predictions):
         color_t = PALETTE[index % len(PALETTE)]
         box = prediction.get("box")
         if isinstance(box, list) and len(box) == 4:
-            draw.rectangle([float(v) for v in box], outline=color_t, width=2)
+            corners = [float(v) * scale for v in box]
+            draw.rectangle(corners, outline=color_t, width=2)
             label = prediction.get("category") or prediction.get("label")
             score = prediction.get("score")
             text = f"{label} {score:.2f}" if isinstance(score, float) else str(label)
-            draw.text((float(box[0]) + 2, float(box[1]) + 1), text, fill=color_t)
+            draw.text((corners[0] + 3, corners[1] + 2), text, fill=color_t)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("xb") as handle:
         drawn.save(handle, format="PNG")

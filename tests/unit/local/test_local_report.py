@@ -133,9 +133,9 @@ def test_draw_prediction_and_never_overwrite(tmp_path: Path) -> None:
     }
     out = report.draw_prediction(image, [prediction], tmp_path / "out" / "p.png")
     drawn = np.asarray(Image.open(out))
-    assert drawn.shape == (24, 32, 3)
-    assert tuple(drawn[10, 10]) != (255, 255, 255)  # the mask is tinted
-    assert tuple(drawn[20, 28]) == (255, 255, 255)
+    assert drawn.shape == (24 * 16, 32 * 16, 3)  # enlarged to a readable size
+    assert tuple(drawn[10 * 16 + 8, 10 * 16 + 8]) != (255, 255, 255)  # the mask is tinted
+    assert tuple(drawn[20 * 16 + 8, 28 * 16 + 8]) == (255, 255, 255)
     with pytest.raises(FileExistsError):
         report.draw_prediction(image, [], out)
 
