@@ -161,13 +161,18 @@ def move_images_into_subfolder(split: Path, subfolder: str = "images") -> None:
     annotations_path.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def test_image(store: LocalStore, test_prefix: str) -> Path | None:
-    """Return the first image of the test split (a held-out image), or ``None``."""
+def held_out_image(store: LocalStore, test_prefix: str) -> Path | None:
+    """Return the held-out test image with the most objects, or ``None``."""
     try:
         document = store.get_json(test_prefix + "annotations.json")
     except (WorkflowError, ValueError):
         return None
-    for image in document.get("images", []):
+    counts: dict[Any, int] = {}
+    for annotation in document.get("annotations", []):
+        counts[annotation.get("image_id")] = counts.get(annotation.get("image_id"), 0) + 1
+    # the image with the most objects makes the most telling picture
+    images = sorted(document.get("images", []), key=lambda i: -counts.get(i.get("id"), 0))
+    for image in images:
         path = store.path(test_prefix + str(image["file_name"]))
         if path.is_file():
             return path
@@ -421,7 +426,7 @@ def _finish_success(
     if url is None:
         return extra
     extra["endpoint_url"] = url if keep_endpoint else f"{url} (stopped at the end of the run)"
-    image = test_image(runtime.store, test_prefix)
+    image = held_out_image(runtime.store, test_prefix)
     if image is None:
         return extra
     out = run_dir(runtime.store, execution.name) / "prediction.png"

@@ -290,7 +290,7 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
         FileExistsError: When ``out_path`` exists (runs never overwrite artifacts).
     """
     import numpy as np
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
     from pycocotools import mask as mask_utils
 
     image = Image.open(image_path).convert("RGB")
@@ -315,6 +315,10 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
     if scale > 1:
         drawn = drawn.resize((drawn.width * scale, drawn.height * scale), Image.NEAREST)
     draw = ImageDraw.Draw(drawn)
+    try:
+        font: Any = ImageFont.load_default(size=14)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
     for index, prediction in enumerate(predictions):
         color_t = PALETTE[index % len(PALETTE)]
         box = prediction.get("box")
@@ -324,7 +328,9 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
             label = prediction.get("category") or prediction.get("label")
             score = prediction.get("score")
             text = f"{label} {score:.2f}" if isinstance(score, float) else str(label)
-            draw.text((corners[0] + 3, corners[1] + 2), text, fill=color_t)
+            origin = (corners[0] + 3, corners[1] + 2)
+            draw.rectangle(draw.textbbox(origin, text, font=font), fill=(255, 255, 255))
+            draw.text(origin, text, fill=color_t, font=font)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("xb") as handle:
         drawn.save(handle, format="PNG")
