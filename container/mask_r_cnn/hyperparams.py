@@ -46,7 +46,11 @@ class TrainConfig:
     grad_clip: float = field(default=10.0, metadata=_doc("max gradient norm; 0 disables clipping"))
     backbone: str = field(default="resnet50_fpn", metadata=_doc("|".join(BACKBONES)))
     trainable_backbone_layers: int = field(
-        default=3, metadata=_doc("backbone stages trained (0-5; 0-6 for mobilenet)")
+        default=3,
+        metadata=_doc(
+            "backbone stages trained after loading a pretrained channel (0-5; 0-6 for "
+            "mobilenet); without one, every stage trains"
+        ),
     )
     min_size: int = field(default=800, metadata=_doc("shorter image side after resizing"))
     max_size: int = field(default=1333, metadata=_doc("longer image side limit after resizing"))

@@ -108,6 +108,7 @@ METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
 )
 
 
+ALL_BACKBONE_LAYERS = {"resnet50_fpn": 5, "resnet18_fpn": 5, "mobilenet_v3_large_fpn": 6}
 _ERROR_TYPES = (
     ChannelError,
     DataError,
@@ -180,7 +181,11 @@ def build_spec(config: TrainConfig, index: DatasetIndex, pretrained: bool) -> Mo
         num_classes=len(index.categories) + 1,
         min_size=config.min_size,
         max_size=config.max_size,
-        trainable_backbone_layers=config.trainable_backbone_layers,
+        # Freezing randomly initialised stages makes no sense: from scratch, all of them train
+        # (torchvision does the same).
+        trainable_backbone_layers=config.trainable_backbone_layers
+        if pretrained
+        else ALL_BACKBONE_LAYERS[config.backbone],
         fast=config.fast,
         detections_per_image=config.detections_per_image,
         # Fine-tuning keeps the pretrained statistics; from scratch the statistics are learnt.
