@@ -1,7 +1,8 @@
 """Multi-host and multi-GPU training with `torch.distributed`.
 
 The hosts come from `resourceconfig.json`; the first host in sorted order is the master and
-`rank = host_rank * local_world_size + local_rank`, one process per GPU (one per host on CPU).
+`rank = host_rank * local_world_size + local_rank`, one process per GPU (one per host on CPU,
+or `MASK_R_CNN_PROCESSES_PER_HOST`).
 `MASTER_ADDR` overrides the master's address, so two processes on one machine, both hosts
 mapped to 127.0.0.1, run a real 2-host job; `MASTER_PORT` sets the port (default 29500).
 The backend is nccl on GPU and gloo on CPU.
@@ -20,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from .env import SageMakerEnv
+from .errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +55,21 @@ class DistContext:
         return self.world_size > 1
 
 
-def local_world_size() -> int:
-    """Number of processes to run on this host: one per GPU, or one on CPU."""
-    return max(torch.cuda.device_count(), 1)
+def local_world_size(requested: int | None = None) -> int:
+    """Number of processes to run on this host: `requested`, else one per GPU (one on CPU).
+
+    Raises:
+        UserInputError: more processes are requested than there are GPUs.
+    """
+    gpus = torch.cuda.device_count()
+    if requested is None:
+        return max(gpus, 1)
+    if gpus and requested > gpus:
+        raise UserInputError(
+            f"MASK_R_CNN_PROCESSES_PER_HOST={requested} but this host has {gpus} GPUs; use at "
+            "most one process per GPU or unset it."
+        )
+    return requested
 
 
 def context_for(env: SageMakerEnv, local_rank: int, per_host: int) -> DistContext:
@@ -84,7 +98,8 @@ def init_process_group(env: SageMakerEnv, ctx: DistContext) -> None:
         return
     if ctx.device.startswith("cuda"):
         torch.cuda.set_device(ctx.local_rank)
-    address = env.master_addr or env.hosts[0]
+    # One host: its processes meet on loopback; several: on the first host in sorted order.
+    address = env.master_addr or (env.hosts[0] if len(env.hosts) > 1 else "127.0.0.1")
     backend = "nccl" if ctx.device.startswith("cuda") else "gloo"
     interface = _socket_interface(env, address)
     if interface:

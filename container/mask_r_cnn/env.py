@@ -35,6 +35,7 @@ ENV_JOB_NAME = "TRAINING_JOB_NAME"
 ENV_SOURCE_COMMIT = "SOURCE_COMMIT"
 ENV_MASTER_ADDR = "MASTER_ADDR"
 ENV_MASTER_PORT = "MASTER_PORT"
+ENV_PROCESSES_PER_HOST = "MASK_R_CNN_PROCESSES_PER_HOST"
 DEFAULT_MASTER_PORT = 29500
 
 
@@ -70,6 +71,7 @@ class SageMakerEnv:
         master_addr: `MASTER_ADDR` override of the master host's address, when set.
         master_port: `MASTER_PORT`, default 29500.
         network_interface_name: the interface SageMaker names in `resourceconfig.json`.
+        processes_per_host: `MASK_R_CNN_PROCESSES_PER_HOST`, when set (default: one per GPU).
     """
 
     base_dir: Path
@@ -82,6 +84,7 @@ class SageMakerEnv:
     master_addr: str | None = None
     master_port: int = DEFAULT_MASTER_PORT
     network_interface_name: str | None = None
+    processes_per_host: int | None = None
 
     @property
     def config_dir(self) -> Path:
@@ -166,6 +169,12 @@ class SageMakerEnv:
                 f"{ENV_MASTER_PORT}={port_text!r} is not a TCP port; set it to a free port "
                 "between 1 and 65535 or unset it."
             )
+        per_host_text = environ.get(ENV_PROCESSES_PER_HOST, "").strip()
+        if per_host_text and (not per_host_text.isdigit() or int(per_host_text) < 1):
+            raise UserInputError(
+                f"{ENV_PROCESSES_PER_HOST}={per_host_text!r} is not a whole number >= 1; set it "
+                "to the number of training processes per host or unset it (one per GPU)."
+            )
         return cls(
             base_dir=base,
             hyperparameters=dict(hyperparameters),
@@ -177,4 +186,5 @@ class SageMakerEnv:
             master_addr=environ.get(ENV_MASTER_ADDR) or None,
             master_port=int(port_text),
             network_interface_name=resource.get("network_interface_name") or None,
+            processes_per_host=int(per_host_text) if per_host_text else None,
         )

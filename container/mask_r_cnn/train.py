@@ -445,7 +445,7 @@ def run(environ: Mapping[str, str] | None = None) -> int:
     try:
         env = SageMakerEnv.from_environ(environ)
         config = parse_hyperparameters(env.hyperparameters)
-        per_host = local_world_size()
+        per_host = local_world_size(env.processes_per_host)
         logger.info(
             "train: host=%s hosts=%d processes_per_host=%d backbone=%s epochs=%d",
             env.current_host,

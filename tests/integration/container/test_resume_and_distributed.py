@@ -128,3 +128,40 @@ def test_two_hosts_train_with_gloo_on_loopback(
         if (bases["algo-2"] / "checkpoints").exists()
         else True
     )
+
+
+def test_several_processes_on_one_host_share_the_job(
+    ml_tree: Callable[..., Path], tiny_hp: dict[str, str], processes: Any
+) -> None:
+    base = ml_tree({**tiny_hp, "batch_size": "1"})
+    result = processes.run_train(
+        base, MASK_R_CNN_PROCESSES_PER_HOST="2", MASTER_PORT=str(processes.free_port())
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "processes_per_host=2" in result.stderr
+    assert "distributed: backend=gloo rank=0 world_size=2 master=127.0.0.1" in result.stderr
+    metrics = json.loads((base / "model" / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["steps"]) == (1, 2)  # 4 images over 2 processes
+
+
+def test_a_data_error_in_a_spawned_process_reaches_the_failure_file(
+    ml_tree: Callable[..., Path],
+    synthetic_data: Path,
+    tiny_hp: dict[str, str],
+    processes: Any,
+    tmp_path: Path,
+) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(synthetic_data / "train", broken)
+    doc = json.loads((broken / "annotations.json").read_text())
+    doc["annotations"][0]["category_id"] = 77
+    (broken / "annotations.json").write_text(json.dumps(doc))
+    base = ml_tree(tiny_hp, {"training": broken})
+    result = processes.run_train(
+        base, MASK_R_CNN_PROCESSES_PER_HOST="2", MASTER_PORT=str(processes.free_port())
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    first = (base / "output" / "failure").read_text().splitlines()[0]
+    assert "category_id 77, which is not in 'categories'" in first

@@ -68,3 +68,19 @@ def test_invalid_json_names_the_file(tmp_path: Path) -> None:
     (base / "input" / "config" / "hyperparameters.json").write_text("{not json")
     with pytest.raises(UserInputError, match=r"hyperparameters\.json is not valid JSON"):
         SageMakerEnv.from_environ({"SAGEMAKER_BASE_DIR": str(base)})
+
+
+def test_processes_per_host_override(tmp_path: Path) -> None:
+    env = SageMakerEnv.from_environ(
+        {"SAGEMAKER_BASE_DIR": str(tmp_path), "MASK_R_CNN_PROCESSES_PER_HOST": "2"}
+    )
+    assert env.processes_per_host == 2
+    assert (
+        SageMakerEnv.from_environ({"SAGEMAKER_BASE_DIR": str(tmp_path)}).processes_per_host is None
+    )
+    with pytest.raises(
+        UserInputError, match=r"MASK_R_CNN_PROCESSES_PER_HOST='0' is not a whole number"
+    ):
+        SageMakerEnv.from_environ(
+            {"SAGEMAKER_BASE_DIR": str(tmp_path), "MASK_R_CNN_PROCESSES_PER_HOST": "0"}
+        )
