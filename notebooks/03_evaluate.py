@@ -51,18 +51,24 @@ print(f"mode={session.mode} store={session.root} config={session.config.source}"
 
 # %% [markdown]
 # ## The endpoint and the held-out data
-# Notebook 02 recorded its run in the store: the endpoint's name and the test split, whose
-# images the model never saw in training.
+# Notebook 02 recorded its run in the store: the endpoint's name, the model and the test split,
+# whose images the model never saw in training. In local mode, when that endpoint no longer
+# runs (`python -m workflow notebooks` stops it at the end), the run's model is served here
+# until the last cell.
 
 # %%
 run = {} if (endpoint_name and test_data) else nb.last_run(session)
 name = endpoint_name or run.get("endpoint_name") or session.config.endpoint.name
 test = nb.load_split(session, test_data or run["test_data"])
+endpoint = None
+if session.local and not endpoint_url:
+    endpoint = nb.local_endpoint(session, name, model_data=nb.model_artifact(run) if run else "")
+    endpoint_url = endpoint.url
 invoke = nb.endpoint_invoker(session, name, endpoint_url)
 nb.Table(
     ["", "value"],
     [
-        ["endpoint", name],
+        ["endpoint", endpoint.name if endpoint else name],
         ["run", run.get("execution_arn", "-")],
         ["held-out split", test.location],
         ["images", len(test.images)],
@@ -99,7 +105,10 @@ display(nb.latency_summary(seconds))
 viz.png(viz.latency_histogram(seconds))
 
 # %%
-if stop_endpoint and session.local:
+if endpoint is not None and endpoint.server is not None:
+    endpoint.close()
+    print("stopped the model server this notebook started")
+elif stop_endpoint and session.local:
     nb.stop_local_endpoint(session, name)
     print(f"stopped the local endpoint {name}")
 elif session.local:

@@ -104,6 +104,25 @@ def test_the_workflow_ran_through_the_sdk_and_03_scored_its_endpoint(executed):
     assert running == []
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_03_alone_serves_the_recorded_model_when_the_endpoint_is_gone(executed, tmp_path):
+    assert executed["result"].returncode == 0, executed["result"].stderr[-3000:]
+    out = tmp_path / "again"
+    result = _run(
+        ["--output", str(out), "--only", "03_evaluate", "-p", "root", str(executed["store"]),
+         "-p", "latency_requests", "2", "-p", "images", "1"],
+        cwd=tmp_path,
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = _text(nbformat.read(out / "03_evaluate.ipynb", as_version=4))
+    assert "| endpoint | model s3://" in text and "/output/model.tar.gz |" in text
+    assert "stopped the model server this notebook started" in text
+    serve = executed["store"] / "notebooks" / "serve"
+    assert not serve.is_dir() or not any(serve.iterdir())  # the extracted model is removed
+
+
 def test_a_failing_cell_fails_the_command_naming_notebook_cell_and_error(tmp_path):
     out = tmp_path / "out"
     result = _run(

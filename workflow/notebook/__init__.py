@@ -27,10 +27,12 @@ from workflow.notebook.data import (
 )
 from workflow.notebook.evaluate import (
     EndpointInvoker,
+    LocalEndpoint,
     Prediction,
     coco_metrics,
     endpoint_invoker,
     latency_summary,
+    local_endpoint,
     metrics_table,
     predict_split,
     stop_local_endpoint,
@@ -48,6 +50,7 @@ from workflow.notebook.runs import (
     history_rows,
     insert_step_after,
     last_run,
+    model_artifact,
     remember_run,
     require_success,
     run_summary,
@@ -62,6 +65,7 @@ from workflow.notebook.tables import Table
 __all__ = [
     "CocoSplit",
     "EndpointInvoker",
+    "LocalEndpoint",
     "LocalStepFunctions",
     "NotebookError",
     "Prediction",
@@ -83,7 +87,9 @@ __all__ = [
     "last_run",
     "latency_summary",
     "load_split",
+    "local_endpoint",
     "metrics_table",
+    "model_artifact",
     "predict_split",
     "remember_run",
     "require_success",

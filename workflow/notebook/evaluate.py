@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workflow.notebook.data import CocoSplit, content_type
@@ -63,6 +65,83 @@ def local_endpoint_url(session: Session, name: str) -> str:
         f"{known or 'none'}); run notebooks/02_workflow.py with keep_endpoint = True and the "
         "same root first, or pass endpoint_url."
     )
+
+
+@dataclass
+class LocalEndpoint:
+    """A local endpoint for notebook 03: the store's running endpoint, or a model served here.
+
+    Attributes:
+        url: The base URL (``POST <url>/invocations``).
+        name: The endpoint name, or ``model <uri>`` for a model served by this notebook.
+        server: The ``serve`` process this notebook started (None for the store's endpoint).
+    """
+
+    url: str
+    name: str
+    server: Any = None
+    folder: Path | None = None
+
+    def close(self) -> None:
+        """Stop the ``serve`` process this notebook started and remove its extracted model.
+
+        The store's endpoint is left alone.
+        """
+        if self.server is not None:
+            self.server.stop(5.0)
+            self.server = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+
+def local_endpoint(
+    session: Session, name: str, model_data: str = "", timeout: float = 300.0
+) -> LocalEndpoint:
+    """Return the running local endpoint ``name``, else serve ``model_data`` locally.
+
+    The fallback lets notebook 03 run after ``python -m workflow notebooks`` stopped the
+    endpoint: the model of the recorded run is extracted into the store and served by the
+    repository's ``serve`` program on 127.0.0.1 until :meth:`LocalEndpoint.close` (or the
+    kernel's exit).
+
+    Raises:
+        NotebookError: When neither the endpoint runs nor a model is given, or the server does
+            not answer ``/ping`` within ``timeout`` seconds.
+    """
+    try:
+        return LocalEndpoint(url=local_endpoint_url(session, name), name=name)
+    except NotebookError:
+        if not model_data:
+            raise
+    import atexit
+    import secrets
+
+    from workflow.local.runtime import default_container_dir
+    from workflow.local.sagemaker import SageMakerSettings, ServeProcess, extract_model
+
+    base = (
+        session.root
+        / "notebooks"
+        / "serve"
+        / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    )
+    try:
+        extract_model(session.store(), model_data, base / "model")
+    except Exception as exc:
+        raise NotebookError(
+            f"cannot serve {model_data} locally ({exc}); run notebooks/02_workflow.py again "
+            "to train and deploy a model."
+        ) from exc
+    settings = SageMakerSettings(region=session.config.region, account_id=session.config.account_id)
+    server = ServeProcess.start(settings, default_container_dir(), base, base / "serve.log")
+    reason = server.wait_ready(timeout)
+    if reason is not None:
+        server.stop(5.0)
+        raise NotebookError(f"the local model server did not start: {reason}")
+    endpoint = LocalEndpoint(url=server.url, name=f"model {model_data}", server=server, folder=base)
+    atexit.register(endpoint.close)
+    return endpoint
 
 
 def _post(url: str, body: bytes, kind: str, threshold: float | None, timeout: float) -> bytes:

@@ -590,6 +590,7 @@ def remember_run(
     Returns:
         The record's path; ``<root>/notebooks/last-run.json`` points at it.
     """
+    from workflow.local.report import find_key
     from workflow.local.store import write_json_atomic
 
     name = str(execution_input.get("JobName") or execution_arn.rsplit(":", 1)[-1])
@@ -600,6 +601,7 @@ def remember_run(
         "endpoint_name": execution_input.get("EndpointName", session.config.endpoint.name),
         "endpoint_url": endpoint_url,
         "test_data": execution_input.get("TestData"),
+        "model_artifact": find_key(output, "S3ModelArtifacts"),
         "input": dict(execution_input),
         "output": output,
     }
@@ -628,3 +630,11 @@ def last_run(session: Session) -> dict[str, Any]:
     record_path = Path(json.loads(pointer.read_text())["record"])
     record: dict[str, Any] = json.loads(record_path.read_text())
     return record
+
+
+def model_artifact(record: Mapping[str, Any]) -> str:
+    """Return the ``model.tar.gz`` URI of a run record (empty when the run made none)."""
+    from workflow.local.report import find_key
+
+    value = record.get("model_artifact") or find_key(record.get("output"), "S3ModelArtifacts")
+    return str(value or "")

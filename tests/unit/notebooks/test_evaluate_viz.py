@@ -134,8 +134,14 @@ def test_http_errors_are_one_sentence(make_session, test_split, endpoint):
 
 
 def test_no_running_local_endpoint_is_named(make_session):
+    from workflow.notebook import local_endpoint
+
     with pytest.raises(NotebookError, match="no local endpoint named 'mask-r-cnn' is running"):
         endpoint_invoker(make_session())
+    with pytest.raises(NotebookError, match="no local endpoint named 'ep' is running"):
+        local_endpoint(make_session(), "ep")
+    with pytest.raises(NotebookError, match=r"cannot serve s3://b/m\.tar\.gz locally"):
+        local_endpoint(make_session(), "ep", model_data="s3://b/m.tar.gz")
 
 
 def test_latency_percentiles_match_numpy():

@@ -17,6 +17,7 @@ from workflow.notebook import (
     history_rows,
     insert_step_after,
     last_run,
+    model_artifact,
     remember_run,
     require_success,
     run_summary,
@@ -180,6 +181,10 @@ def test_remember_and_read_the_last_run(make_session):
     remember_run(session, "arn", "FAILED", {**inputs, "JobName": "job-2"}, {}, None)
     assert last_run(session)["status"] == "FAILED"
     assert json.loads(path.read_text())["status"] == "SUCCEEDED"
+    assert model_artifact(record) == ""
+    trained = {"output": {"Training": {"ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"}}}}
+    assert model_artifact(trained) == "s3://b/m.tar.gz"
+    assert model_artifact({"model_artifact": "s3://b/n.tar.gz"}) == "s3://b/n.tar.gz"
 
 
 def test_local_step_functions_needs_local_mode(make_session):
