@@ -68,7 +68,7 @@ def test_checkov_reports_no_failed_check(rendered_file: Path) -> None:
     if checkov is None:
         pytest.skip(
             "checkov is not installed; it pins boto3<1.36, so install it in its own venv "
-            "(python3 -m venv .venv-checkov && .venv-checkov/bin/pip install checkov==3.3.30) "
+            "(`make tools` does it) "
             "and put its bin/ on PATH"
         )
     result = subprocess.run(
