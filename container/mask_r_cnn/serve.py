@@ -10,6 +10,7 @@ See `settings.py` for every environment variable.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -127,16 +128,25 @@ def run(settings: ServeSettings) -> int:
             settings.host,
             settings.port,
         )
-        children["gunicorn"] = subprocess.Popen(gunicorn_command(settings, bind), env=_child_env())
+        # Own process groups: if a master dies, its workers can still be found and stopped.
+        children["gunicorn"] = subprocess.Popen(
+            gunicorn_command(settings, bind), env=_child_env(), start_new_session=True
+        )
         if nginx:
-            children["nginx"] = subprocess.Popen([nginx, "-c", str(conf)])
+            children["nginx"] = subprocess.Popen([nginx, "-c", str(conf)], start_new_session=True)
         return _supervise(children, lambda: stopping)
     finally:
         for child in children.values():
             if child.poll() is None:
                 child.kill()
                 child.wait()
+            _kill_group(child.pid)  # orphaned workers of a master that died
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _supervise(children: dict[str, subprocess.Popen[bytes]], stopping: object) -> int:

@@ -174,6 +174,21 @@ def _check_model_dir(env: SageMakerEnv) -> None:
         )
 
 
+def check_input_modes(env: SageMakerEnv) -> None:
+    """Refuse Pipe-mode channels: this container reads files (File or FastFile mode).
+
+    Raises:
+        UserInputError: a channel is configured with TrainingInputMode Pipe.
+    """
+    for name, channel in sorted(env.input_data_config.items()):
+        mode = channel.get("TrainingInputMode") if isinstance(channel, dict) else None
+        if mode == "Pipe":
+            raise UserInputError(
+                f"channel {name!r} uses TrainingInputMode 'Pipe', but this container reads "
+                "image files; set the channel's input mode to 'File' or 'FastFile'."
+            )
+
+
 def build_spec(config: TrainConfig, index: DatasetIndex, pretrained: bool) -> ModelSpec:
     """Derive the architecture from the hyperparameters and the training categories."""
     return ModelSpec(
@@ -196,6 +211,7 @@ def build_spec(config: TrainConfig, index: DatasetIndex, pretrained: bool) -> Mo
 def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFlag) -> None:
     """Train, evaluate and (on rank 0) write `model/`; resumes from `checkpoints/`."""
     # 1. Join the job and read the data.
+    check_input_modes(env)
     init_process_group(env, ctx)
     torch.manual_seed(config.seed)
     if ctx.is_master:

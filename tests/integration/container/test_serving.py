@@ -232,3 +232,26 @@ def test_sigterm_stops_server_and_workers(
     log = running.log_path.read_text()
     assert "serve: signal 15, stopping" in log
     assert "Shutting down: Master" in log
+
+
+@pytest.mark.slow
+def test_serve_exits_when_gunicorn_dies(trained_model: Any, tmp_path: Path, processes: Any) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    running = processes.start_server(trained_model.base, tmp_path / "serve.log")
+    try:
+        children = psutil.Process(running.process.pid).children()
+        gunicorn = next(c for c in children if "gunicorn" in " ".join(c.cmdline()))
+        workers = gunicorn.children()
+        assert workers, "gunicorn has its worker"
+        os.kill(gunicorn.pid, signal.SIGKILL)
+        code = running.process.wait(timeout=60)
+        assert code != 0
+        assert "gunicorn exited with code" in running.log_path.read_text()
+        _, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, "orphaned workers notice their master is gone and exit"
+    finally:
+        processes.stop_server(running.process)

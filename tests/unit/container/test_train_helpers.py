@@ -43,3 +43,19 @@ def test_failure_file_has_the_sentence_first(tmp_path: Path) -> None:
     path = tmp_path / "output" / "failure"
     write_failure(path, "it broke; fix it.", "Traceback: ...")
     assert path.read_text().splitlines() == ["it broke; fix it.", "", "Traceback: ..."]
+
+
+def test_pipe_mode_channels_are_refused(tmp_path: Path) -> None:
+    from mask_r_cnn.env import SageMakerEnv
+    from mask_r_cnn.errors import UserInputError
+    from mask_r_cnn.train import check_input_modes
+
+    ok = SageMakerEnv(
+        base_dir=tmp_path, input_data_config={"training": {"TrainingInputMode": "FastFile"}}
+    )
+    check_input_modes(ok)
+    pipe = SageMakerEnv(
+        base_dir=tmp_path, input_data_config={"validation": {"TrainingInputMode": "Pipe"}}
+    )
+    with pytest.raises(UserInputError, match="channel 'validation' uses TrainingInputMode 'Pipe'"):
+        check_input_modes(pipe)
