@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ def main(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """`python -m workflow` with the local commands registered, the store in tmp_path."""
     modules = tuple(cli.COMMAND_MODULES) + tuple(m for m in MINE if m not in cli.COMMAND_MODULES)
     monkeypatch.setattr(cli, "COMMAND_MODULES", modules)
+    # cli.main() binds a handler to this test's captured stderr; undo it afterwards so later
+    # tests do not log into a closed stream.
+    package_logger = logging.getLogger("workflow")
+    monkeypatch.setattr(package_logger, "handlers", list(package_logger.handlers))
+    monkeypatch.setattr(package_logger, "level", package_logger.level)
+    monkeypatch.setattr(package_logger, "propagate", package_logger.propagate)
 
     def run(*args: str) -> int:
         return cli.main(["--set", f"local.root={tmp_path / 'root'}", *args])
