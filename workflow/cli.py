@@ -28,6 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.start",
     "workflow.commands.approve",
     "workflow.commands.redrive",
+    "workflow.commands.run",
+    "workflow.commands.exec",
+    "workflow.commands.endpoints",
     "workflow.commands.infra",
     "workflow.commands.notebooks",
 )
