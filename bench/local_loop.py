@@ -37,7 +37,13 @@ from bench.common import (
     python_argv,
     summary,
 )
-from bench.profiling import describe_profile, import_share, process_shares, profile_command
+from bench.profiling import (
+    describe_profile,
+    import_share,
+    process_shares,
+    profile_command,
+    share_of,
+)
 
 NAME = "local_loop"
 TITLE = "Commit to serving endpoint, locally"
@@ -225,10 +231,20 @@ def profile_summary(argv: list[str], repo_root: Path) -> str:
     shares = ", ".join(
         f"{name} {share:.0%}" for name, share in list(process_shares(stacks).items())[:5]
     )
+    parts = ", ".join(
+        f"{label} {share_of(stacks, fragment):.0%}"
+        for label, fragment in (
+            ("train_one_epoch", "train_one_epoch (mask_r_cnn/engine.py"),
+            ("validation (engine.evaluate)", "evaluate (mask_r_cnn/engine.py"),
+            ("checkpoints", "save_checkpoint (mask_r_cnn/checkpoint.py"),
+            ("model.tar.gz (gzip)", "(gzip.py"),
+            ("Predictor.predict", "Predictor.predict (mask_r_cnn/predictor.py"),
+        )
+    )
     return (
         f"CPU samples by process: {shares}; {import_share(stacks):.0%} of all samples are "
-        f"module imports (each job, transform and endpoint starts a new Python with torch). "
-        + describe_profile(stacks)
+        f"module imports (each job, transform and endpoint starts a new Python with torch); "
+        f"by phase: {parts}. " + describe_profile(stacks)
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -111,7 +112,7 @@ def hot_functions(
     own: Counter[str] = Counter()
     total = 0
     for frames, samples in stacks:
-        if not frames or _is_idle(frames):
+        if not frames or _is_idle(frames) or _is_process(frames[-1]):
             continue
         if skip_imports and any(f.startswith("_find_and_load ") for f in frames):
             continue
@@ -138,6 +139,8 @@ def _program(frame: str) -> str:
     for marker in ("mask_r_cnn/train", "mask_r_cnn/serve", "gunicorn", "mask_r_cnn.synthetic"):
         if any(marker in word for word in words):
             return marker.rsplit("/", 1)[-1]
+    if "workflow.cli" in command or ("-m" in words and "workflow" in words):
+        return "workflow CLI"
     if "-m" in words and words.index("-m") + 1 < len(words):
         return " ".join(words[words.index("-m") + 1 : words.index("-m") + 3])
     return " ".join(words[1:3]) if len(words) > 1 else command
@@ -215,7 +218,7 @@ def top_self(
     own: Counter[str] = Counter()
     total = 0
     for frames, samples in stacks:
-        if not frames or _is_idle(frames):
+        if not frames or _is_idle(frames) or _is_process(frames[-1]):
             continue
         if skip_imports and any(f.startswith("_find_and_load ") for f in frames):
             continue
@@ -241,3 +244,48 @@ def describe_profile(stacks: list[tuple[list[str], int]] | None, count: int = 5)
         f"busiest functions outside imports (py-spy, all threads): {hot}. "
         f"Self time ends in: {leaves}"
     )
+
+
+def share_of(stacks: Iterable[tuple[list[str], int]], fragment: str) -> float:
+    """Share of busy samples whose stack has a frame containing `fragment`."""
+    busy = hits = 0
+    for frames, samples in stacks:
+        if not frames or _is_idle(frames):
+            continue
+        busy += samples
+        if any(fragment in frame for frame in frames):
+            hits += samples
+    return hits / busy if busy else 0.0
+
+
+def start_attached(pid: int, out: Path, rate: int = 100) -> subprocess.Popen[bytes] | None:
+    """Start `py-spy record` on a running process and its children; None without py-spy.
+
+    Stop it with `stop_attached`, which makes py-spy write its raw output to `out`.
+    """
+    executable = py_spy()
+    if executable is None:
+        return None
+    command = [executable, "record", "--pid", str(pid), "--subprocesses", "--nonblocking"]
+    command += ["--format", "raw", "--rate", str(rate), "--output", str(out)]
+    try:
+        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
+
+
+def stop_attached(
+    process: subprocess.Popen[bytes] | None, out: Path
+) -> list[tuple[list[str], int]] | None:
+    """Stop an attached py-spy (SIGINT) and return the parsed stacks it wrote, if any."""
+    if process is None:
+        return None
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if not out.is_file():
+        return None
+    return parse_collapsed(out.read_text(encoding="utf-8", errors="replace"))

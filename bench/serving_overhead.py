@@ -6,11 +6,15 @@ synthetic test image of the demo's size. The container's `serve` program runs on
 free port with one worker and the same torch thread count as this process
 (`MODEL_SERVER_WORKERS=1`, `MODEL_SERVER_THREADS`); nginx fronts it only when it is installed.
 
-Per round, side by side: N raw forwards in this process (`model([tensor])` under
-`torch.inference_mode()`, with the score threshold the server applies to the request), then N
-requests at concurrency 1 from a second process (`bench.load_client`, a new connection per
-request). The p50 overhead ratio is the median over rounds of p50(HTTP) / p50(raw). Then one
-bounded run at concurrency 4 gives requests/s under load (one sync worker queues them).
+After the same warm-up for both (5 forwards, 5 requests: the first forwards at a new image
+shape cost extra), per round, side by side: N raw forwards in this process (`model([tensor])`
+under `torch.inference_mode()`, with the score threshold the server applies to the request),
+then N requests at concurrency 1 from a second process (`bench.load_client`, a new connection
+per request). The p50 overhead ratio is the median over rounds of p50(HTTP) / p50(raw). The CPU
+time of each side is read too (this process's `process_time`, the serve process tree's
+`/proc/<pid>/stat`), which tells work from waiting for a CPU. Then one bounded run at
+concurrency 4 gives requests/s under load (one sync worker queues them). Where the target is
+missed, py-spy samples the serve process tree during one more batch.
 
 Where the time goes is measured in the same process: the predictor (`Predictor.predict`: to
 tensor, forward, RLE of the masks) and the Flask app through its test client (request parsing,
@@ -50,6 +54,13 @@ from bench.common import (
     percentile,
     python_argv,
     summary,
+)
+from bench.profiling import (
+    describe_profile,
+    process_shares,
+    share_of,
+    start_attached,
+    stop_attached,
 )
 
 NAME = "serving_overhead"
@@ -121,8 +132,8 @@ def write_model(folder: Path, settings: BenchSettings) -> tuple[Path, Path, floa
 
 
 @contextlib.contextmanager
-def serving(base_dir: Path, threads: int, repo_root: Path, log: Path) -> Iterator[str]:
-    """Run the container's `serve` on 127.0.0.1 until the block ends; yield its URL.
+def serving(base_dir: Path, threads: int, repo_root: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """Run the container's `serve` on 127.0.0.1 until the block ends; yield its URL and pid.
 
     Raises:
         BenchError: it exited or did not answer /ping with 200 within START_TIMEOUT_S.
@@ -150,7 +161,7 @@ def serving(base_dir: Path, threads: int, repo_root: Path, log: Path) -> Iterato
         )
         try:
             _wait_healthy(url, process, log)
-            yield url
+            yield url, process.pid
         finally:
             if process.poll() is None:
                 process.terminate()
@@ -181,6 +192,42 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
         f"serve did not answer /ping within {START_TIMEOUT_S} s; the machine may be overloaded, "
         "see the serve log"
     )
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    # The command name (field 2) is in parentheses and may hold spaces.
+    return text[text.rindex(")") + 2 :].split()
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its descendants (Linux only)."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        entries = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in entries:
+        fields = _proc_stat(pid)
+        if fields is None:
+            continue
+        parents[pid] = int(fields[1])  # ppid
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    if root not in cpu:
+        return None
+    total = 0.0
+    for pid, seconds in cpu.items():
+        node = pid
+        while node and node != root:
+            node = parents.get(node, 0)
+        if node == root:
+            total += seconds
+    return total
 
 
 def load(url: str, image: Path, concurrency: int, requests: int, repo_root: Path) -> dict[str, Any]:
@@ -290,33 +337,76 @@ class InProcess:
         return elapsed
 
 
+def profile_server(
+    url: str, pid: int, image: Path, requests: int, settings: BenchSettings, folder: Path
+) -> str:
+    """Sample the serve process tree with py-spy during `requests` requests; summarise it."""
+    out = folder / "serve-profile.txt"
+    spy = start_attached(pid, out)
+    if spy is None:
+        return "no profile of the server (py-spy is not installed)."
+    time.sleep(2)  # py-spy attaches to the process tree
+    answer = load(url, image, 1, requests, settings.repo_root)
+    stacks = stop_attached(spy, out)
+    if not stacks:
+        return "no profile of the server (py-spy could not attach)."
+    forward = share_of(stacks, "generalized_rcnn.py")
+    predict = share_of(stacks, "Predictor.predict")
+    flask = share_of(stacks, "Flask.wsgi_app")
+    shares = ", ".join(f"{n} {s:.0%}" for n, s in list(process_shares(stacks).items())[:3])
+    return (
+        f"py-spy on the serve process tree during {answer['completed']} more requests (p50 "
+        f"{median(answer['latencies_ms']):.0f} ms): CPU samples by process {shares}; of the "
+        f"busy samples {flask:.0%} are inside the Flask app, {predict:.0%} inside "
+        f"Predictor.predict and {forward:.0%} inside the model forward (torchvision "
+        "generalized_rcnn.py). The server's own Python work outside the forward is the "
+        "difference; the rest of the HTTP latency is time the worker was not running "
+        "(waiting for a CPU on this shared machine, accept and socket wake-ups). "
+        + describe_profile(stacks, count=4)
+    )
+
+
 def run(settings: BenchSettings) -> Measurement:
     """Measure the serving overhead (see the module docstring)."""
     import torch
 
     torch.set_num_threads(settings.threads)
-    rounds = settings.count(default=3, smoke=1)
-    per_round = 2 if settings.smoke else 15
+    rounds = settings.count(default=7, smoke=1)
+    per_round = 2 if settings.smoke else 8
+    warm_up = 1 if settings.smoke else 5  # new shapes cost extra on the first forwards
     c4_requests = 4 if settings.smoke else 40
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         folder = Path(tmp)
         base_dir, image, threshold = write_model(folder, settings)
         local = InProcess(base_dir, image, threshold, settings.threads)
-        for _ in range(1 if settings.smoke else 2):  # warm-up of each layer
+        for _ in range(warm_up):  # the same warm-up for every layer and the server
             local.raw(), local.predict(), local.flask()
         log = folder / "serve.log"
         series: dict[str, list[list[float]]] = {"raw": [], "predict": [], "flask": [], "http": []}
         c1_rps = []
-        with serving(base_dir, settings.threads, settings.repo_root, log) as url:
-            load(url, image, 1, 1 if settings.smoke else 3, settings.repo_root)  # warm-up
+        cpu_ms: dict[str, list[float]] = {"raw": [], "http": []}
+        server_profile = None
+        with serving(base_dir, settings.threads, settings.repo_root, log) as (url, pid):
+            load(url, image, 1, warm_up, settings.repo_root)
             for _ in range(rounds):
+                cpu_before = time.process_time()
                 series["raw"].append([local.raw() for _ in range(per_round)])
+                cpu_ms["raw"].append((time.process_time() - cpu_before) * 1000 / per_round)
+                server_before = tree_cpu_seconds(pid)
                 http = load(url, image, 1, per_round, settings.repo_root)
+                server_after = tree_cpu_seconds(pid)
+                if server_before is not None and server_after is not None:
+                    cpu_ms["http"].append((server_after - server_before) * 1000 / http["completed"])
                 series["http"].append(http["latencies_ms"])
                 c1_rps.append(http["requests_per_s"])
                 series["predict"].append([local.predict() for _ in range(per_round)])
                 series["flask"].append([local.flask() for _ in range(per_round)])
             c4 = load(url, image, 4, c4_requests, settings.repo_root)
+            ratio_so_far = median(
+                [median(h) / median(r) for h, r in zip(series["http"], series["raw"], strict=True)]
+            )
+            if settings.profile and not settings.smoke and ratio_so_far > TARGET_RATIO:
+                server_profile = profile_server(url, pid, image, per_round, settings, folder)
         front = "nginx+gunicorn" if shutil.which("nginx") else "gunicorn"
         model_spec = json.loads((base_dir / "model" / "metadata.json").read_text())["model"]
     p50 = {name: [median(r) for r in rounds_] for name, rounds_ in series.items()}
@@ -341,6 +431,16 @@ def run(settings: BenchSettings) -> Measurement:
         findings.append(
             f"the overhead ratio {ratio:.2f} is over {TARGET_RATIO}: " + ", ".join(added) + "."
         )
+    if cpu_ms["http"]:
+        findings.append(
+            f"CPU time per request (user + system, all threads): server process tree "
+            f"{median(cpu_ms['http']):.0f} ms, raw forward in this process "
+            f"{median(cpu_ms['raw']):.0f} ms, against p50 wall times of {http50:.0f} ms and "
+            f"{raw50:.0f} ms; a wall-time gap with equal CPU time is time spent waiting for a "
+            "CPU, not work the server adds."
+        )
+    if server_profile:
+        findings.append(server_profile)
     figures = [
         Figure(
             figure="`POST /invocations` p50 latency, concurrency 1",
@@ -385,6 +485,7 @@ def run(settings: BenchSettings) -> Measurement:
         settings={
             "rounds": rounds,
             "requests_per_round": per_round,
+            "warm_up_requests": warm_up,
             "concurrency_4_requests": c4_requests,
             "load_max_seconds": LOAD_MAX_SECONDS,
             "threads": settings.threads,
@@ -400,6 +501,7 @@ def run(settings: BenchSettings) -> Measurement:
             "p50_ms": {name: summary(values) for name, values in p50.items()},
             "p95_ms": {name: summary(values) for name, values in p95.items()},
             "ratio_per_round": summary(ratios),
+            "cpu_ms_per_request": {k: summary(v) for k, v in cpu_ms.items() if v},
             "concurrency_1_rps": summary(c1_rps),
             "concurrency_4": {k: v for k, v in c4.items() if k != "latencies_ms"}
             | {"latency_ms": summary(c4["latencies_ms"])},

@@ -411,7 +411,8 @@ def run(settings: BenchSettings) -> Measurement:
                 verdict=verdict,
                 note=(
                     f"baseline (torchvision reference loop) {baseline_ips:.3f} images/s; ratio "
-                    f"= median of {rounds} paired rounds"
+                    f"= median of {rounds} paired rounds (range {fp32['ratio']['min']:.2f} to "
+                    f"{fp32['ratio']['max']:.2f})"
                 ),
             )
         )

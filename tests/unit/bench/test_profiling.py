@@ -53,5 +53,6 @@ def test_process_shares_and_import_share() -> None:
     stacks = parse_collapsed(SUBPROCESSES)
     assert stacks[0][0][-1] == "fit (mask_r_cnn/train.py:1)"
     assert process_shares(stacks) == {"train": 0.6, "gunicorn": 0.3, "-c import": 0.1}
+    assert "process" not in " ".join(h.where for h in top_self(stacks))
     assert import_share(stacks) == 0.1
     assert hot_functions(stacks)[0].where == "mask_r_cnn/train.py:fit"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -93,3 +95,23 @@ def test_smoke_run_writes_a_well_formed_result(
     assert document["settings"]["workers"] == 1 and document["settings"]["threads"] == 1
     assert set(document["details"]["p50_ms"]) == {"raw", "predict", "flask", "http"}
     assert document["details"]["concurrency_4"]["completed"] == 4
+    assert document["details"]["cpu_ms_per_request"]["http"]["n"] == 1
+    assert document["settings"]["warm_up_requests"] == 1
+
+
+def test_tree_cpu_seconds_counts_a_process_tree() -> None:
+    code = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    busy = subprocess.Popen([sys.executable, "-c", code + "time.sleep(30)"])
+    try:
+        own = None
+        for _ in range(300):
+            own = serving_overhead.tree_cpu_seconds(busy.pid)
+            if own is not None and own >= 0.25:
+                break
+            time.sleep(0.1)
+        assert own is not None and own >= 0.25
+        assert serving_overhead.tree_cpu_seconds(os.getpid()) >= own  # the child is counted
+    finally:
+        busy.kill()
+        busy.wait()
+    assert serving_overhead.tree_cpu_seconds(2**22 + 7) is None
