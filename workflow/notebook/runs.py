@@ -194,15 +194,8 @@ def graph_png(workflow: Any, folder: Path, name: str = "") -> Path:
     while path.exists():
         number += 1
         path = folder / f"{stem}-{number}.png"
-    try:
-        from workflow.graph import draw_graph
-    except ImportError:  # the render command's drawing is not installed: draw it here
-        from workflow.notebook.viz import state_graph
+    from workflow.graph import draw_graph
 
-        figure = state_graph(document_of(workflow))
-        with path.open("xb") as handle:
-            figure.savefig(handle, format="png", dpi=100, bbox_inches="tight")
-        return path
     draw_graph(document_of(workflow), path)
     return path
 

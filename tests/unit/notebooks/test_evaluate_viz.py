@@ -157,8 +157,6 @@ def test_latency_percentiles_match_numpy():
 def test_figures_render_to_png(test_split, make_events):
     from matplotlib.figure import Figure
 
-    from workflow.config import load_config
-    from workflow.definition import render_definition
     from workflow.notebook import state_visits, viz
 
     results = [
@@ -182,7 +180,6 @@ def test_figures_render_to_png(test_split, make_events):
         viz.prediction_grid(test_split, results, count=2),
         viz.latency_histogram([r.seconds for r in results]),
         viz.metrics_chart({"bbox_mAP": 0.5, "segm_mAP": 0.25}),
-        viz.state_graph(render_definition(load_config(None, environ={}))),
     ]
     for figure in figures:
         assert isinstance(figure, Figure) and figure.axes

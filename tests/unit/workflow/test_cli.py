@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from workflow.cli import COMMAND_MODULES, build_parser, main
-from workflow.commands.render import draw_graph, layout
 from workflow.definition import render_json
+from workflow.graph import draw_graph, layout
 
 
 def test_help_imports_no_heavy_module(repo_root) -> None:
