@@ -488,7 +488,25 @@ def make_harness(tmp_path: Path, tiny_data: Path) -> Iterator[Any]:
         runtime.close()
 
 
+def process_tree_pruned(root: int, prune: set[int]) -> list[int]:
+    """`root`'s descendants, not descending below the processes in `prune` (nor listing them)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            parent = _ppid(int(entry.name))
+            if parent is not None:
+                parents.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], list(parents.get(root, []))
+    while todo:
+        pid = todo.pop()
+        if pid in prune:
+            continue  # e.g. the session's live server: its worker restarts are not ours
+        found.append(pid)
+        todo.extend(parents.get(pid, []))
+    return found
+
+
 def new_descendants(before: set[int]) -> list[int]:
-    """Living processes below this one that were not there in `before`."""
+    """Living processes started below this one since `before` (a `process_tree` snapshot)."""
     me = os.getpid()
-    return sorted(p for p in process_tree(me) if p != me and p not in before and alive(p))
+    return sorted(p for p in process_tree_pruned(me, before - {me}) if alive(p))
