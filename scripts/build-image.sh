@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Build the Mask R-CNN image from container/Dockerfile on this machine, without any registry.
 #
-#   scripts/build-image.sh TAG [SOURCE_COMMIT]     # prints TAG on stdout when the build succeeds
+#   scripts/build-image.sh TAG [SOURCE_COMMIT] [CONTEXT]   # prints TAG on stdout when it succeeds
+#
+# CONTEXT is the build context holding the Dockerfile (default: the repository's container/); the
+# local runtime passes the snapshot of container/ it is about to run.
 #
 # Registries are unreachable here, so the base is the local Debian image of
 # scripts/build-base-image.sh (cached; MLOPS_BASE_IMAGE names another) and torch/torchvision are
@@ -15,8 +18,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tag="${1:-}"
 commit="${2:-${SOURCE_COMMIT:-local}}"
+context="${3:-$root/container}"
 if [ -z "$tag" ]; then
-    echo "usage: $0 TAG [SOURCE_COMMIT] (e.g. $0 local/mask-r-cnn:dev)" >&2
+    echo "usage: $0 TAG [SOURCE_COMMIT] [CONTEXT] (e.g. $0 local/mask-r-cnn:dev)" >&2
     exit 2
 fi
 
@@ -39,5 +43,5 @@ docker build --network host \
     --build-arg "BASE_IMAGE=$base" \
     --build-arg INSTALL_TORCH=1 \
     --build-arg "SOURCE_COMMIT=$commit" \
-    -t "$tag" -f "$root/container/Dockerfile" "$root/container" >&2
+    -t "$tag" -f "$context/Dockerfile" "$context" >&2
 echo "$tag"

@@ -7,8 +7,9 @@ so a snapshot is built once and never overwritten; the local training and servin
 the code of the snapshot an ``ImageUri`` names (a run uses the code it was built from).
 
 When a Docker engine answers (``docker info`` succeeds within a few seconds) the image is also
-built with ``docker build -t local/<repository>:<tag> container/``; a failed Docker build fails
-the build task.
+built from the snapshot with ``scripts/build-image.sh`` (the builder the Docker tests use: a
+locally made base image, no registry, ``--network host``); a failed Docker build fails the build
+task.
 
 As CodeBuild's ``post_build`` does, the result goes back to the waiting state machine through the
 task token: ``send_task_success(token, {"ImageUri": ..., "BuildId": ..., "CommitId": ...})``, from
@@ -33,6 +34,10 @@ from workflow.errors import WorkflowError
 from workflow.local.store import LocalStore, ObjectExistsError, publish_dir, temporary_sibling
 
 logger = logging.getLogger(__name__)
+
+# The one image builder of the repository (also used by the Docker tests): registry-free base,
+# `--network host`, torch installed in the image.
+BUILD_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-image.sh"
 
 LOCAL_REGISTRY = "local"
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
@@ -239,7 +244,7 @@ class LocalBuilder:
         uri = self.images.snapshot(commit)
         use_docker = docker_available() if self._use_docker is None else self._use_docker
         if use_docker:
-            self._docker_build(uri)
+            self._docker_build(uri, commit)
         return uri
 
     def wait(self, timeout: float | None = None) -> None:
@@ -275,10 +280,11 @@ class LocalBuilder:
                     return
                 time.sleep(0.1)
 
-    def _docker_build(self, uri: str) -> None:
-        logger.info("docker build -t %s %s", uri, self.images.source)
+    def _docker_build(self, uri: str, commit: str) -> None:
+        context = self.images.resolve(uri)
+        logger.info("building the Docker image %s from %s", uri, context)
         result = subprocess.run(
-            ["docker", "build", "-t", uri, str(self.images.source)],
+            ["bash", str(BUILD_IMAGE_SCRIPT), uri, commit, str(context)],
             capture_output=True,
             text=True,
             check=False,

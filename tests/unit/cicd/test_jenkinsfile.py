@@ -143,9 +143,8 @@ def test_npm_groovy_lint_finds_no_error_or_warning() -> None:
     lint = shutil.which("npm-groovy-lint")
     if lint is None:
         pytest.skip(
-            "npm-groovy-lint is not on PATH; install it with "
-            "'npm install --prefix .ci/node npm-groovy-lint@15.2.2' (Node 20, Java 17) and put "
-            ".ci/node/node_modules/.bin on PATH"
+            "npm-groovy-lint is not on PATH; `make tools` installs it into .tools/bin "
+            "(needs Node 20 and Java 17)"
         )
     result = subprocess.run(
         [lint, "--failon", "warning", "--noserver", "--output", "txt", "Jenkinsfile"],

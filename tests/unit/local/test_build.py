@@ -114,12 +114,18 @@ def test_docker_build_when_an_engine_answers(
     )
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("MLOPS_BASE_IMAGE", "local/base:test")  # no debootstrap in a unit test
     assert build.docker_available()
     source = make_source(tmp_path)
     images = LocalImages(LocalStore(tmp_path / "root"), source, "mask-r-cnn")
     builder = LocalBuilder(images, lambda *a: None, lambda *a: None)
     uri = builder.build("abc1234")
-    assert f"build -t {uri} {source.resolve()}" in calls.read_text()
+    context = images.resolve(uri)
+    assert context != source.resolve()  # the snapshot is what gets built
+    assert (
+        f"build --network host --build-arg BASE_IMAGE=local/base:test --build-arg INSTALL_TORCH=1 "
+        f"--build-arg SOURCE_COMMIT=abc1234 -t {uri} -f {context}/Dockerfile {context}"
+    ) in calls.read_text()
     monkeypatch.setenv("FAIL", "1")
     (source / "Dockerfile").write_text("FROM scratch\nRUN false\n")
     with pytest.raises(ImageError, match=r"docker build of local/mask-r-cnn:abc1234-.* failed"):
