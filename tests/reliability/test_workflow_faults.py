@@ -213,7 +213,7 @@ def test_rejected_approval_ends_in_rejected(
     assert respond_if_pending(harness.runtime.root, token, "reject", "the masks look wrong")
     execution.wait(60)
     # answering again (approve after the reject) changes nothing
-    late = respond_if_pending(harness.runtime.root, token, "approve")
+    respond_if_pending(harness.runtime.root, token, "approve")
     time.sleep(0.5)
     states = entered(execution)
     ok = execution.status == "FAILED" and execution.error == "Rejected"
@@ -226,7 +226,9 @@ def test_rejected_approval_ends_in_rejected(
     assert "the masks look wrong" in notes[0]["Reason"]
     assert "CreateEndpointConfig" not in states and "CreateEndpoint" not in states
     assert harness.runtime.endpoint_url(harness.config.endpoint.name) is None
-    assert not late or execution.status == "FAILED"
+    # the late approval (whether or not a response file was written) deployed nothing
+    assert execution.status == "FAILED" and execution.error == "Rejected"
+    assert not [m for m in harness.outbox() if "deployed" in str(m.get("Subject"))]
 
 
 def test_redrive_after_the_fix_resumes_from_the_failed_state(
