@@ -7,8 +7,10 @@ the figures of docs/reliability.md come from a real run:
 
     RELIABILITY_RESULTS=reliability.json .venv/bin/pytest tests/reliability
 
-`RELIABILITY_SCALE` (default 1) multiplies the number of generated cases and
-`RELIABILITY_LOAD_SECONDS` (default 20) sets the length of the load test.
+`RELIABILITY_SCALE` (default 1) multiplies the number of generated cases,
+`RELIABILITY_LOAD_SECONDS` (default 20) sets the length of the load test and
+`RELIABILITY_CONTAINER_DIR` points the serving and training tests at another copy of
+`container/` (to try a fix before it lands).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ import pytest
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-PROGRAMS = REPO / "container" / "mask_r_cnn"
+# RELIABILITY_CONTAINER_DIR: fuzz another copy of container/ (e.g. a candidate fix)
+PROGRAMS = Path(os.environ.get("RELIABILITY_CONTAINER_DIR") or REPO / "container") / "mask_r_cnn"
 _CLEARED = ("MLOPS_", "AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB_", "MASTER_", "MODEL_SERVER_")
 
 # The server under test: 2 workers, a 1 MB body limit and a 1 Mpx decoded-image limit, so that

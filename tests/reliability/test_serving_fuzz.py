@@ -305,6 +305,29 @@ def test_decompression_bombs_with_huge_declared_dimensions(
     still_pings(live_server, tally, what)
 
 
+def test_valid_images_of_extreme_shapes(
+    live_server: LiveServer, session: requests.Session, tally: Tally, memory: dict[str, float]
+) -> None:
+    """Decodable images a model cannot resize (e.g. 1 x 300 px) are a client error, not a 500."""
+    what = "valid images of extreme shapes (1-4 px by 1-900 px)"
+
+    @settings(max_examples=examples(60), **SETTINGS)
+    @given(
+        short=st.integers(1, 4),
+        long=st.integers(1, 900),
+        tall=st.booleans(),
+        fmt=st.sampled_from(["PNG", "JPEG"]),
+    )
+    def case(short: int, long: int, tall: bool, fmt: str) -> None:
+        size = (short, long) if tall else (long, short)
+        body = _encode(_picture(*size, seed=short * 1000 + long), fmt)
+        outcome = send(session, live_server, body, f"image/{fmt.lower()}")
+        judge(tally, what, outcome, {200, 400, 413}, f"{fmt} {size[0]}x{size[1]}")
+
+    case()
+    still_pings(live_server, tally, what)
+
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
     lambda inner: (
