@@ -39,11 +39,14 @@ The keys (defaults in brackets; ``<name>`` etc. are the values of those keys)::
     endpoint.name [mask-r-cnn]    endpoint.instance_type [ml.m5.xlarge]
     endpoint.initial_instance_count [1]   endpoint.poll_seconds [30]
     local.root [.mlops]  local.poll_seconds [1]  local.approve auto|manual [auto]
+    local.gate_threshold  the quality gate's threshold in local runs, 0 to 1 [0.0]
     local.hyperparameters  merged over training.hyperparameters for local runs
     local.dataset.{train,validation,test,size,seed} [8, 4, 4, 128, 0]
 
 `local.*` never changes the ASL document: local runs differ from AWS runs only in their execution
-input (hyperparameters, poll interval).
+input (hyperparameters, poll interval, gate threshold). The quality gate compares the metric with
+the input's ``GateThreshold``: ``gate.threshold`` for AWS runs, ``local.gate_threshold`` for local
+runs (whose seconds-trained demo model scores about 0).
 """
 
 from __future__ import annotations
@@ -179,6 +182,7 @@ class LocalConfig:
     root: str
     poll_seconds: int
     approve: ApproveMode
+    gate_threshold: float
     hyperparameters: Mapping[str, str]
     dataset: DatasetConfig
 
@@ -386,6 +390,7 @@ SCHEMA: dict[str, Any] = {
         "root": _Spec("str", ".mlops"),
         "poll_seconds": _Spec("int", 1, _range(0, 3600, " seconds")),
         "approve": _Spec("str", "auto", _choice("auto", "manual")),
+        "gate_threshold": _Spec("float", 0.0, _range(0.0, 1.0)),
         "hyperparameters": _Spec(
             "map",
             {

@@ -17,7 +17,7 @@ The states, in order (each optional stage switches off in the configuration)::
     CreateModel           sagemaker:createModel             -> $.Model
     BatchTransform        sagemaker:createTransformJob.sync -> $.Transform      (evaluation)
     ComputeMetrics        lambda:invoke (evaluate)          -> $.Metrics         (evaluation)
-    QualityGate           Choice: <metric> >= threshold, else QualityGateNotMet  (gate)
+    QualityGate           Choice: <metric> >= $.GateThreshold, else QualityGateNotMet (gate)
     RequestApproval       lambda:invoke.waitForTaskToken    -> $.Approval        (approval)
     CreateEndpointConfig  sagemaker:createEndpointConfig    -> $.EndpointConfig
     FindEndpoint          aws-sdk:sagemaker:describeEndpoint; missing -> CreateEndpoint
@@ -121,6 +121,9 @@ ERROR_REJECTED = "Rejected"
 ERROR_ENDPOINT = "EndpointFailed"
 
 FAILURE_PATH = "$.Failure"
+# The quality gate's threshold travels in the execution input (workflow.naming.execution_input).
+GATE_THRESHOLD_KEY = "GateThreshold"
+GATE_THRESHOLD_PATH = f"$.{GATE_THRESHOLD_KEY}"
 
 
 class StepId(str, enum.Enum):
@@ -658,19 +661,31 @@ class _Builder:
         return transform
 
     def gate(self, after: Any) -> Any:
+        """The quality gate: the metric must reach the execution input's ``GateThreshold``.
+
+        The threshold is read from the state data (``$.GateThreshold``, which every state before
+        the gate leaves in place), not written into the document, so the same ASL serves AWS runs
+        (``gate.threshold``) and local runs (``local.gate_threshold``). A missing or non-numeric
+        metric or threshold fails the gate too.
+        """
         gate = self.config.gate
         variable = f"$.Metrics.Payload.{gate.metric}"
         choice = self.steps.Choice(
             check_state_name(StepId.QUALITY_GATE.value),
-            comment=f"deploys only when {gate.metric} >= {gate.threshold:g}",
+            comment=(
+                f"deploys only when {gate.metric} >= {GATE_THRESHOLD_PATH} (the execution "
+                f"input's {GATE_THRESHOLD_KEY}; gate.threshold = {gate.threshold:g} by default)"
+            ),
         )
         rule = self.steps.ChoiceRule
         choice.add_choice(
             rule.And(
                 [
+                    rule.IsPresent(GATE_THRESHOLD_PATH, True),
+                    rule.IsNumeric(GATE_THRESHOLD_PATH, True),
                     rule.IsPresent(variable, True),
                     rule.IsNumeric(variable, True),
-                    rule.NumericGreaterThanEquals(variable, gate.threshold),
+                    rule.NumericGreaterThanEqualsPath(variable, GATE_THRESHOLD_PATH),
                 ]
             ),
             next_step=after,
@@ -680,8 +695,11 @@ class _Builder:
                 StepId.QUALITY_GATE_NOT_MET,
                 StepId.QUALITY_GATE,
                 ERROR_QUALITY_GATE,
-                f"{gate.metric} of the evaluation is missing or below the threshold "
-                f"{gate.threshold:g}; the model is not deployed",
+                f"{gate.metric} of the evaluation is below this run's threshold "
+                f"({GATE_THRESHOLD_KEY} of the execution input; gate.threshold = "
+                f"{gate.threshold:g} by default), or one of them is missing or not a number; "
+                "the model is not deployed (see Metrics)",
+                # Not the threshold: a Pass that reads a missing path fails with States.Runtime.
                 {"Metrics.$": "$.Metrics.Payload"},
             )
         )

@@ -12,6 +12,7 @@ contract in docs/architecture.md, "Execution input").
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import secrets
 import subprocess
@@ -123,6 +124,7 @@ def execution_input(
     now: dt.datetime | None = None,
     hyperparameters: Mapping[str, str] | None = None,
     poll_seconds: int | None = None,
+    gate_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Return the execution input of one run (the contract in docs/architecture.md).
 
@@ -134,10 +136,13 @@ def execution_input(
         hyperparameters: Merged over ``config.training.hyperparameters`` (e.g. the local ones).
         poll_seconds: Seconds between DescribeEndpoint polls (default
             ``config.endpoint.poll_seconds``).
+        gate_threshold: The quality gate's threshold for this run, a number in [0, 1] (default
+            ``config.gate.threshold``; local runs pass ``config.local.gate_threshold``).
 
     Returns:
         A JSON-serialisable dict: CommitId, ImageUri (when given), JobName, the four resource
-        names, EndpointName, EndpointPollSeconds, HyperParameters and the S3 URIs TrainingData,
+        names, EndpointName, EndpointPollSeconds, GateThreshold, HyperParameters and the S3 URIs
+        TrainingData,
         ValidationData, TestData, TestImages (``<TestData>images/``), OutputPath, CheckpointPath
         and TransformOutput.
 
@@ -155,6 +160,9 @@ def execution_input(
     poll = config.endpoint.poll_seconds if poll_seconds is None else poll_seconds
     if isinstance(poll, bool) or not isinstance(poll, int) or poll < 0:
         raise NamingError(f"poll seconds {poll!r} must be a non-negative integer (e.g. 30)")
+    threshold = check_gate_threshold(
+        config.gate.threshold if gate_threshold is None else gate_threshold
+    )
     if image_uri is not None and not image_uri.strip():
         raise NamingError(
             "image URI is empty; pass a full URI (e.g. ACCOUNT.dkr.ecr...:TAG) or omit it"
@@ -169,6 +177,8 @@ def execution_input(
         {
             "EndpointName": config.endpoint.name,
             "EndpointPollSeconds": poll,
+            # QualityGate compares the metric with this value (NumericGreaterThanEqualsPath).
+            "GateThreshold": threshold,
             "HyperParameters": merged,
             "TrainingData": s3.uri("data", "train"),
             "ValidationData": s3.uri("data", "validation"),
@@ -181,6 +191,25 @@ def execution_input(
         }
     )
     return data
+
+
+def check_gate_threshold(value: Any) -> float:
+    """Return ``value`` as a float when it is a number in [0, 1] (a gate threshold), else raise.
+
+    Raises:
+        NamingError: When the value is not a finite number from 0 to 1.
+    """
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise NamingError(
+            f"gate threshold {value!r} must be a number from 0 to 1 (e.g. 0.5); set "
+            "gate.threshold (AWS runs) or local.gate_threshold (local runs)"
+        )
+    return float(value)
 
 
 def resolve_commit(environ: Mapping[str, str], cwd: str | Path | None = None) -> str:
@@ -227,6 +256,7 @@ __all__ = [
     "ENV_CODEBUILD_COMMIT",
     "MAX_NAME_LENGTH",
     "RESOURCE_SUFFIXES",
+    "check_gate_threshold",
     "execution_input",
     "is_valid_name",
     "job_name",

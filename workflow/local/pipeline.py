@@ -6,8 +6,8 @@ Phases of :func:`run_pipeline`:
    ``s3://<bucket>/<prefix>/data/synthetic-<hash>/{train,validation,test}/``; the hash covers the
    settings and the generator's code, so later runs reuse it. The test split follows the
    layout of docs/architecture.md (``annotations.json`` + ``images/``).
-2. Input: ``workflow.naming.execution_input`` with the local hyperparameters and poll interval;
-   the data URIs point at the synthetic data set.
+2. Input: ``workflow.naming.execution_input`` with the local hyperparameters, poll interval and
+   gate threshold (``local.gate_threshold``); the data URIs point at the synthetic data set.
 3. Run: the ASL document ``render`` prints (``workflow.definition.render_json``) on the local
    engine, with live progress on stderr.
 4. Results: the history and the execution record go to ``<root>/runs/<execution>/``; on success a
@@ -198,7 +198,12 @@ def local_commit(environ: Mapping[str, str]) -> str:
 def build_input(
     config: WorkflowConfig, commit: str, data: Mapping[str, str], image_uri: str | None = None
 ) -> dict[str, Any]:
-    """Return the execution input of a local run."""
+    """Return the execution input of a local run.
+
+    It differs from an AWS run's input only in values: ``local.hyperparameters`` merged over the
+    training ones, ``local.poll_seconds`` and ``GateThreshold = local.gate_threshold`` (the demo
+    model trains for seconds), and the data URIs of the synthetic data set.
+    """
     from workflow.naming import execution_input
 
     document = execution_input(
@@ -207,6 +212,7 @@ def build_input(
         image_uri=image_uri,
         hyperparameters=dict(config.local.hyperparameters),
         poll_seconds=config.local.poll_seconds,
+        gate_threshold=config.local.gate_threshold,
     )
     document.update(data)
     return document

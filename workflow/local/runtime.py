@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Any
 
 from workflow.config import WorkflowConfig
+from workflow.definition import GATE_THRESHOLD_KEY
 from workflow.errors import ConfigError
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
@@ -302,7 +303,7 @@ class LocalRuntime:
         execution = str(getattr(ctx, "execution_arn", ""))
         state = str(getattr(ctx, "state_name", ""))
         if self.approve == "auto":
-            verdict = auto_verdict(self.config, payload)
+            verdict = auto_verdict(self.config, payload, getattr(ctx, "execution_input", None))
             threading.Thread(
                 target=self._answer_later, args=(token, verdict), name="auto-approve", daemon=True
             ).start()
@@ -409,8 +410,18 @@ def _print_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def auto_verdict(config: WorkflowConfig, payload: Mapping[str, Any]) -> tuple[bool, str]:
+def auto_verdict(
+    config: WorkflowConfig, payload: Mapping[str, Any], execution_input: Any = None
+) -> tuple[bool, str]:
     """Decide an automatic approval: approve when the gate metric passes (or is absent).
+
+    The threshold is the one the execution's QualityGate used: the execution input's
+    ``GateThreshold`` (``local.gate_threshold`` for ``run --local``), else ``gate.threshold``.
+
+    Args:
+        config: The configuration (the gate's metric; its threshold when the input has none).
+        payload: The RequestApproval payload (``Metrics`` holds the evaluation).
+        execution_input: The execution input (``$$.Execution.Input``), or None.
 
     Returns:
         ``(approved, reason)``.
@@ -422,6 +433,12 @@ def auto_verdict(config: WorkflowConfig, payload: Mapping[str, Any]) -> tuple[bo
     value = metrics.get(metric) if isinstance(metrics, Mapping) else None
     if not config.gate.enabled or not isinstance(value, (int, float)):
         return True, "the quality gate passed before the approval step"
-    if value >= config.gate.threshold:
-        return True, f"{metric}={value:.4f} >= threshold {config.gate.threshold:g}"
-    return False, f"{metric}={value:.4f} < threshold {config.gate.threshold:g}"
+    threshold: Any = config.gate.threshold
+    given = (
+        execution_input.get(GATE_THRESHOLD_KEY) if isinstance(execution_input, Mapping) else None
+    )
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        threshold = given
+    if value >= threshold:
+        return True, f"{metric}={value:.4f} >= threshold {threshold:g}"
+    return False, f"{metric}={value:.4f} < threshold {threshold:g}"

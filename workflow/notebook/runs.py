@@ -314,6 +314,9 @@ class LocalStepFunctions:
     ) -> dict[str, Any]:
         """Return the execution input of a local run on the synthetic data set of the store.
 
+        Like ``run --local``: the local hyperparameters, poll interval and gate threshold
+        (``GateThreshold = local.gate_threshold``) over the configuration's defaults.
+
         Args:
             commit: The commit to build (default: the working tree's ``git rev-parse HEAD``).
             image_uri: An image to use instead of building one.

@@ -112,6 +112,37 @@ def test_auto_mode_rejects_below_the_gate(tmp_path: Path) -> None:
         runtime.close()
 
 
+def test_auto_mode_uses_the_executions_gate_threshold(tmp_path: Path) -> None:
+    # gate.threshold is 0.5; the execution input's GateThreshold is what QualityGate used
+    config = load_config(None, environ={}, overrides={"local.root": str(tmp_path / "root")})
+    runtime = LocalRuntime(config, approve="auto", echo=False)
+    runtime.install()
+    try:
+        definition = approval_definition(config.lambdas.request_approval)
+        low = {"Metrics": {"segm_mAP": 0.1}, "GateThreshold": 0.05}
+        passed = runtime.engine.start_execution(definition, low).wait(20)
+        assert passed.status == "SUCCEEDED", (passed.error, passed.cause)
+        assert passed.output["Approval"]["Reason"] == "segm_mAP=0.1000 >= threshold 0.05"
+        strict = {"Metrics": {"segm_mAP": 0.6}, "GateThreshold": 0.7}
+        rejected = runtime.engine.start_execution(definition, strict).wait(20)
+        assert (rejected.status, rejected.error) == ("FAILED", "Rejected")
+    finally:
+        runtime.close()
+
+
+def test_auto_verdict_falls_back_to_the_configured_threshold(tmp_path: Path) -> None:
+    from workflow.local.runtime import auto_verdict
+
+    config = load_config(None, environ={}, overrides={"gate.threshold": 0.3})
+    payload = {"Metrics": {"segm_mAP": 0.2}}
+    assert auto_verdict(config, payload) == (False, "segm_mAP=0.2000 < threshold 0.3")
+    assert auto_verdict(config, payload, {"GateThreshold": "x"})[0] is False
+    assert auto_verdict(config, payload, {"GateThreshold": 0.2}) == (
+        True,
+        "segm_mAP=0.2000 >= threshold 0.2",
+    )
+
+
 def test_ssm_parameters_come_from_files_under_the_root(tmp_path: Path) -> None:
     config = load_config(None, environ={}, overrides={"local.root": str(tmp_path / "root")})
     runtime = LocalRuntime(config, echo=False)

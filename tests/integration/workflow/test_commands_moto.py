@@ -32,18 +32,23 @@ def test_deploy_creates_then_is_idempotent_then_updates(moto_sfn, capsys) -> Non
     assert out.strip() == arn
     assert "unchanged state machine" in err
 
-    assert main(["deploy", "--set", "gate.threshold=0.3", "--dry-run"]) == 0
+    # (gate.threshold travels in the execution input; the metric is part of the document)
+    assert main(["deploy", "--set", "gate.metric=bbox_mAP", "--dry-run"]) == 0
     out, err = capsys.readouterr()
-    assert '"NumericGreaterThanEquals": 0.3' in err  # the diff
+    assert '+              "Variable": "$.Metrics.Payload.bbox_mAP"' in err  # the diff
     assert (
         moto_sfn.describe_state_machine(stateMachineArn=arn)["definition"] == deployed["definition"]
     )
 
-    assert main(["deploy", "--set", "gate.threshold=0.3"]) == 0
+    assert main(["deploy", "--set", "gate.metric=bbox_mAP"]) == 0
     out, err = capsys.readouterr()
     assert out.strip() == arn and "updated state machine" in err
     assert (
-        '"NumericGreaterThanEquals": 0.3'
+        '"NumericGreaterThanEqualsPath": "$.GateThreshold"'
+        in moto_sfn.describe_state_machine(stateMachineArn=arn)["definition"]
+    )
+    assert (
+        "$.Metrics.Payload.bbox_mAP"
         in moto_sfn.describe_state_machine(stateMachineArn=arn)["definition"]
     )
     assert len(moto_sfn.list_state_machines()["stateMachines"]) == 1
@@ -65,6 +70,8 @@ def test_start_waits_and_exits_zero_on_success(moto_sfn, make_machine, capsys, m
     machine = _input_echo_machine(make_machine, moto_sfn)
     monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", COMMIT)
     monkeypatch.setenv("IMAGE_URI", "123.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:abc")
+    monkeypatch.setenv("MLOPS_GATE__THRESHOLD", "0.42")
+    monkeypatch.setenv("MLOPS_LOCAL__GATE_THRESHOLD", "0.01")  # only for local runs
     code = main(["start", "--poll-seconds", "0.1", "--heartbeat-seconds", "5"])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -73,6 +80,7 @@ def test_start_waits_and_exits_zero_on_success(moto_sfn, make_machine, capsys, m
     data = json.loads(moto_sfn.describe_execution(executionArn=arn)["input"])
     assert data["CommitId"] == COMMIT
     assert data["ImageUri"].endswith(":abc")
+    assert data["GateThreshold"] == 0.42  # AWS runs are gated by gate.threshold
     assert arn.endswith(":" + data["JobName"])
     assert "-> CheckImage" in err and "-> Done" in err
     assert "console: https://us-east-1.console.aws.amazon.com/states/" in err
@@ -197,6 +205,7 @@ def test_invoke_sfn_as_codebuild_runs_it(moto_server, make_machine, repo_root, t
         "CODEBUILD_RESOLVED_SOURCE_VERSION": COMMIT,
         "IMAGE_URI": "123.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:0123456",
         "STATE_MACHINE_ARN": good,
+        "MLOPS_GATE__THRESHOLD": "0.45",
     }
     script = str(repo_root / "invoke_sfn.py")
     python = str(repo_root / ".venv" / "bin" / "python")
@@ -206,6 +215,7 @@ def test_invoke_sfn_as_codebuild_runs_it(moto_server, make_machine, repo_root, t
     arn = ok.stdout.strip()
     data = json.loads(client.describe_execution(executionArn=arn)["input"])
     assert data["CommitId"] == COMMIT and data["ImageUri"].endswith(":0123456")
+    assert data["GateThreshold"] == 0.45
     assert "-> Done" in ok.stderr
 
     env["STATE_MACHINE_ARN"] = bad

@@ -142,10 +142,18 @@ class FakeAws:
         return [name for name, _ in self.calls]
 
 
-def _run(config: Any, fake_kwargs: dict[str, Any] | None = None, image: str | None = None):
+def _run(
+    config: Any,
+    fake_kwargs: dict[str, Any] | None = None,
+    image: str | None = None,
+    **input_options: Any,
+):
     engine = engine_module.LocalEngine(time_scale=0.001, poll_interval=0.05)
     fake = FakeAws(engine, config, **(fake_kwargs or {}))
-    data = execution_input(config, "abc1234def", image_uri=image, poll_seconds=1)
+    drop = input_options.pop("drop", ())
+    data = execution_input(config, "abc1234def", image_uri=image, poll_seconds=1, **input_options)
+    for key in drop:
+        data.pop(key)
     execution = engine.start_execution(render_definition(config), data, name=data["JobName"])
     execution.wait(timeout=60)
     entered = [
@@ -213,7 +221,43 @@ def test_quality_gate_failure_is_named(make_config) -> None:
     assert "RequestApproval" not in entered and "CreateEndpointConfig" not in entered
     failure = _failure(fake)
     assert failure["State"] == "QualityGate" and failure["Metrics"]["segm_mAP"] == 0.1
-    assert "below the threshold 0.5" in execution.cause
+    assert "below this run's threshold (GateThreshold" in execution.cause
+    assert "gate.threshold = 0.5 by default" in execution.cause
+
+
+def test_quality_gate_uses_the_inputs_threshold_not_the_configured_one(make_config) -> None:
+    config = make_config()  # gate.threshold 0.5
+    execution, _fake, entered, data = _run(config, {"segm": 0.1}, "repo:x", gate_threshold=0.05)
+    assert data["GateThreshold"] == 0.05
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert "RequestApproval" in entered and "QualityGateNotMet" not in entered
+
+
+@pytest.mark.parametrize(("metric", "threshold", "passes"), [(0.3, 0.3, True), (0.3, 0.31, False)])
+def test_quality_gate_threshold_is_inclusive(make_config, metric, threshold, passes) -> None:
+    execution, _fake, entered, _ = _run(
+        make_config(gate__threshold=0.0), {"segm": metric}, "repo:x", gate_threshold=threshold
+    )
+    assert ("QualityGateNotMet" not in entered) is passes
+    assert execution.status == ("SUCCEEDED" if passes else "FAILED")
+
+
+def test_quality_gate_fails_above_the_metric_with_the_named_error(make_config) -> None:
+    config = make_config(gate__threshold=0.0)
+    execution, fake, entered, _ = _run(config, {"segm": 0.8}, "repo:x", gate_threshold=0.9)
+    assert (execution.status, execution.error) == ("FAILED", "QualityGateFailed")
+    assert entered[-4:] == ["QualityGate", "QualityGateNotMet", "NotifyFailure", "Failed"]
+    assert _failure(fake)["Metrics"]["segm_mAP"] == 0.8
+
+
+def test_quality_gate_fails_when_the_input_lacks_the_threshold(make_config) -> None:
+    execution, fake, entered, data = _run(
+        make_config(gate__threshold=0.0), {"segm": 0.8}, "repo:x", drop=("GateThreshold",)
+    )
+    assert "GateThreshold" not in data
+    assert (execution.status, execution.error) == ("FAILED", "QualityGateFailed")
+    assert "CreateEndpointConfig" not in entered
+    assert _failure(fake)["State"] == "QualityGate"
 
 
 def test_rejection_is_caught_notified_and_failed(make_config) -> None:

@@ -34,9 +34,13 @@ def test_aws_splits_are_read_from_s3(make_session, s3_data, coco_root):
 
 
 def test_aws_execution_input_uses_the_configured_bucket(make_session):
-    session = make_session("aws", overrides={"s3.bucket": "my-bucket"})
+    session = make_session(
+        "aws",
+        overrides={"s3.bucket": "my-bucket", "gate.threshold": 0.6, "local.gate_threshold": 0.1},
+    )
     document = aws_execution_input(session, commit="abc1234", image_uri="1.dkr.ecr/x:1")
     assert document["CommitId"] == "abc1234" and document["ImageUri"] == "1.dkr.ecr/x:1"
+    assert document["GateThreshold"] == 0.6  # AWS runs: gate.threshold
     assert document["TrainingData"] == "s3://my-bucket/mask-r-cnn/data/train/"
 
 

@@ -46,8 +46,13 @@ def test_render_prints_exactly_the_deployed_string(make_config, capsys) -> None:
 def test_options_after_the_command_and_config_file(write_config, make_config, capsys) -> None:
     path = write_config({"gate": {"threshold": 0.7}})
     assert main(["render", "--config", str(path), "--set", "gate.metric=bbox_mAP"]) == 0
-    gate = json.loads(capsys.readouterr().out)["States"]["QualityGate"]["Choices"][0]["And"][-1]
-    assert gate == {"Variable": "$.Metrics.Payload.bbox_mAP", "NumericGreaterThanEquals": 0.7}
+    state = json.loads(capsys.readouterr().out)["States"]["QualityGate"]
+    # the threshold travels in the execution input; the file's value is the documented default
+    assert state["Choices"][0]["And"][-1] == {
+        "Variable": "$.Metrics.Payload.bbox_mAP",
+        "NumericGreaterThanEqualsPath": "$.GateThreshold",
+    }
+    assert "gate.threshold = 0.7" in state["Comment"]
 
 
 def test_configuration_errors_exit_2_one_line_each(write_config, capsys) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -270,3 +271,26 @@ def test_file_is_found_in_a_parent_directory(write_config, tmp_path, monkeypatch
     config = load_config(environ={})
     assert config.name == "from-parent"
     assert config.source == str(tmp_path / "workflow.yaml")
+
+
+def test_local_gate_threshold_default_and_sources(make_config, monkeypatch) -> None:
+    config = make_config()
+    assert config.local.gate_threshold == 0.0 and config.gate.threshold == 0.5
+    assert make_config(local__gate_threshold=1).local.gate_threshold == 1.0
+    monkeypatch.setenv("MLOPS_LOCAL__GATE_THRESHOLD", "0.3")
+    assert load_config(environ=dict(os.environ)).local.gate_threshold == 0.3
+    assert "local.gate_threshold" in known_keys()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (1.5, "1.5 is out of range (expected 0 to 1)"),
+        (-0.1, "-0.1 is out of range (expected 0 to 1)"),
+        ("high", "'high' is not a number (e.g. 0.5)"),
+        (True, "True is not a number (e.g. 0.5)"),
+    ],
+)
+def test_local_gate_threshold_is_validated(write_config, value, problem) -> None:
+    path = write_config({"local": {"gate_threshold": value}})
+    assert _problems(path=path, environ={}) == [f"local.gate_threshold = {problem}"]

@@ -236,10 +236,55 @@ def test_failures_end_with_the_recorded_named_error(make_config) -> None:
     ]
 
 
-def test_gate_uses_the_configured_metric_and_threshold(make_config) -> None:
+def test_gate_compares_the_metric_with_the_inputs_threshold(make_config) -> None:
     s = render_definition(make_config(gate__metric="bbox_mAP", gate__threshold=0.25))["States"]
-    rules = s["QualityGate"]["Choices"][0]["And"]
-    assert rules[-1] == {"Variable": "$.Metrics.Payload.bbox_mAP", "NumericGreaterThanEquals": 0.25}
+    gate = s["QualityGate"]
+    rules = gate["Choices"][0]["And"]
+    metric, threshold = "$.Metrics.Payload.bbox_mAP", "$.GateThreshold"
+    assert rules == [
+        {"Variable": threshold, "IsPresent": True},
+        {"Variable": threshold, "IsNumeric": True},
+        {"Variable": metric, "IsPresent": True},
+        {"Variable": metric, "IsNumeric": True},
+        {"Variable": metric, "NumericGreaterThanEqualsPath": threshold},
+    ]
+    # no constant threshold and no context path ($$ cannot be read by *Path comparators locally)
+    assert "0.25" not in json.dumps(gate["Choices"]) and "$$" not in json.dumps(gate["Choices"])
+    assert "GateThreshold" in gate["Comment"] and "gate.threshold = 0.25" in gate["Comment"]
+    cause = s["QualityGateNotMet"]["Parameters"]["Cause"]
+    assert "bbox_mAP" in cause and "GateThreshold" in cause and "gate.threshold = 0.25" in cause
+
+
+def test_same_document_whatever_the_local_gate_threshold(make_config) -> None:
+    assert render_json(make_config(local__gate_threshold=0.9)) == render_json(make_config())
+
+
+def _path_to(states: dict, start: str, target: str) -> list[str]:
+    """The states from ``start`` to ``target`` on the success path (Choices first, then Next)."""
+    path, name = [], start
+    while name != target:
+        path.append(name)
+        state = states[name]
+        name = state["Choices"][-1]["Next"] if state["Type"] == "Choice" else state["Next"]
+        assert name not in path, f"loop at {name}"
+    return path
+
+
+@pytest.mark.parametrize("variant", ["full", "ssm_spot"])
+def test_state_data_at_the_gate_keeps_the_execution_input(make_config, variant) -> None:
+    document = render_definition(make_config(VARIANTS[variant]))
+    states = document["States"]
+    for start in (document["StartAt"], "BuildImage"):  # via UseGivenImage, UseBuiltImage
+        for name in _path_to(states, start, "QualityGate"):
+            state = states[name]
+            # each state adds its result under its own key and passes the rest on
+            assert "InputPath" not in state and "OutputPath" not in state, name
+            if state["Type"] in ("Task", "Pass"):
+                result = state.get("ResultPath")
+                assert isinstance(result, str) and result.startswith("$.") and result != "$.", name
+                assert result.split(".")[1] not in ("GateThreshold", "Metrics") or (
+                    result == "$.Metrics" and name == "ComputeMetrics"
+                ), name
 
 
 def test_endpoint_done_only_on_this_runs_configuration(make_config) -> None:

@@ -91,6 +91,7 @@ def test_execution_input_contract(make_config) -> None:
     assert data["TransformJobName"] == base + "-eval"
     assert data["EndpointName"] == "mask-r-cnn"
     assert data["EndpointPollSeconds"] == 30
+    assert data["GateThreshold"] == 0.5  # gate.threshold: what AWS runs compare with
     assert data["HyperParameters"] == dict(config.training.hyperparameters)
     bucket = "s3://mask-r-cnn-mlops-000000000000-us-east-1/mask-r-cnn"
     assert data["TrainingData"] == f"{bucket}/data/train/"
@@ -110,6 +111,7 @@ def test_execution_input_without_image_and_with_local_values(make_config) -> Non
     )
     assert "ImageUri" not in data
     assert data["EndpointPollSeconds"] == 1
+    assert data["GateThreshold"] == 0.5  # not given: the configuration's gate.threshold
     assert data["HyperParameters"]["backbone"] == "mobilenet_v3_large_fpn"
     assert data["HyperParameters"]["lr"] == "0.005"  # merged over the training ones
 
@@ -122,6 +124,28 @@ def test_execution_input_rejects_bad_values(make_config) -> None:
         execution_input(config, "abc", poll_seconds=-1)
     with pytest.raises(NamingError, match="image URI is empty"):
         execution_input(config, "abc", image_uri=" ")
+
+
+def test_execution_input_carries_the_gate_threshold(make_config) -> None:
+    config = make_config(gate__threshold=0.35)
+    assert execution_input(config, "abc", now=NOW)["GateThreshold"] == 0.35
+    for value in (0, 0.0, 0.2, 1):
+        data = execution_input(config, "abc", now=NOW, gate_threshold=value)
+        assert data["GateThreshold"] == float(value)
+        assert isinstance(data["GateThreshold"], float)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), float("inf"), True, "0.5", None])
+def test_execution_input_rejects_bad_gate_thresholds(make_config, bad) -> None:
+    config = make_config()
+    if bad is None:  # None means "the configured default", which is valid
+        assert execution_input(config, "abc", gate_threshold=bad)["GateThreshold"] == 0.5
+        return
+    with pytest.raises(NamingError) as info:
+        execution_input(config, "abc", gate_threshold=bad)
+    message = str(info.value)
+    assert message.startswith(f"gate threshold {bad!r} must be a number from 0 to 1")
+    assert "local.gate_threshold" in message and "\n" not in message
 
 
 def test_resolve_commit_prefers_codebuild(tmp_path) -> None:

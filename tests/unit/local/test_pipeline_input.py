@@ -1,0 +1,55 @@
+"""The execution input of a local run: the same keys as an AWS run, local values."""
+
+from __future__ import annotations
+
+import pytest
+
+from workflow.config import load_config
+from workflow.errors import ConfigError
+from workflow.local.pipeline import build_input
+from workflow.naming import execution_input
+
+DATA = {
+    "TrainingData": "s3://b/p/data/synthetic-x/train/",
+    "ValidationData": "s3://b/p/data/synthetic-x/validation/",
+    "TestData": "s3://b/p/data/synthetic-x/test/",
+    "TestImages": "s3://b/p/data/synthetic-x/test/images/",
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_config_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the defaults, not a workflow.yaml of the working directory
+
+
+def _config(**overrides: object):
+    return load_config(None, environ={}, overrides=overrides)
+
+
+def test_local_input_carries_the_local_gate_threshold() -> None:
+    config = _config(**{"gate.threshold": 0.5, "local.gate_threshold": 0.25})
+    document = build_input(config, "abc1234", DATA, image_uri="local/mask-r-cnn:abc1234")
+    assert document["GateThreshold"] == 0.25
+    assert document["EndpointPollSeconds"] == config.local.poll_seconds
+    assert document["HyperParameters"] == {
+        **config.training.hyperparameters,
+        **config.local.hyperparameters,
+    }
+    assert {key: document[key] for key in DATA} == DATA
+    # the AWS input of the same configuration differs in values only
+    aws = execution_input(config, "abc1234", image_uri="local/mask-r-cnn:abc1234")
+    assert aws["GateThreshold"] == 0.5
+    assert set(aws) == set(document)
+
+
+def test_default_local_gate_lets_the_demo_model_through() -> None:
+    document = build_input(_config(), "abc1234", DATA)
+    assert document["GateThreshold"] == 0.0 and "ImageUri" not in document
+
+
+def test_a_bad_local_gate_threshold_is_a_configuration_error() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^defaults: local.gate_threshold = 2.0 .* is out of range \(expected 0 to 1\)$",
+    ):
+        _config(**{"local.gate_threshold": 2})
