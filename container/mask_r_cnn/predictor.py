@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 JSON_TYPE = "application/json"
-ACCEPTED_FORMATS = ("JPEG", "MPO", "PNG")  # MPO: camera JPEGs with extra frames
+ACCEPTED_FORMATS = ("JPEG", "PNG")  # PIL's JPEG opener also returns camera MPO files
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
 

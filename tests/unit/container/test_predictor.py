@@ -210,3 +210,10 @@ def test_parsers_on_bytes() -> None:
     assert info.value.status == 400
     decoded = decode_image(_encode(_picture(mode="L"), "PNG"), 10_000)
     assert decoded.size == (72, 56)
+
+
+def test_camera_mpo_jpegs_are_accepted() -> None:
+    buffer = io.BytesIO()
+    _picture().save(buffer, format="MPO", save_all=True, append_images=[_picture(mode="RGB")])
+    image = decode_image(buffer.getvalue(), 10_000)
+    assert image.format == "MPO" and image.size == (72, 56)
