@@ -39,7 +39,7 @@ def test_defaults_and_derived_values(make_config) -> None:
         == "arn:aws:sns:us-east-1:000000000000:mask-r-cnn-mlops-notifications"
     )
     assert config.training.hyperparameters["backbone"] == "resnet50_fpn"
-    assert config.local.dataset.size == 128
+    assert config.local.dataset.size == 96
     assert config.s3.uri("data", "train") == (
         "s3://mask-r-cnn-mlops-000000000000-us-east-1/mask-r-cnn/data/train/"
     )
