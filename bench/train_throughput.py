@@ -377,9 +377,15 @@ def measure_pair(setup: Setup, rounds: int, warm_up: bool) -> dict[str, Any]:
     ips = {name: [images / s for s in values] for name, values in seconds.items()}
     ratios = [c / b for c, b in zip(ips["container"], ips["baseline"], strict=True)]
     step_ms = median(seconds["container"]) * 1000 / max(pair.state.global_step // max(rounds, 1), 1)
+    # Rounds alternate which loop goes first; an order effect shows as a difference here.
+    first = {
+        "container_first": [r for i, r in enumerate(ratios) if i % 2 == 0],
+        "baseline_first": [r for i, r in enumerate(ratios) if i % 2 == 1],
+    }
     return {
         "images_per_s": {name: summary(values) for name, values in ips.items()},
         "ratio": summary(ratios),
+        "ratio_by_order": {k: round(median(v), 3) for k, v in first.items() if v},
         "clip_ms": round(pair.clip_ms(), 2) if setup.config.grad_clip > 0 else 0.0,
         "container_step_ms_approx": round(step_ms, 1),
     }
@@ -416,6 +422,21 @@ def run(settings: BenchSettings) -> Measurement:
                 ),
             )
         )
+        by_order = fp32["ratio_by_order"]
+        if len(by_order) == 2:
+            details["findings"].append(
+                f"paired ratios range {fp32['ratio']['min']:.2f} to {fp32['ratio']['max']:.2f} "
+                f"(load from other processes); median ratio {by_order['container_first']:.2f} "
+                f"when the container loop ran first in the round, "
+                f"{by_order['baseline_first']:.2f} when the baseline did"
+                + (
+                    f": the loop that runs "
+                    f"{'second' if by_order['container_first'] < by_order['baseline_first'] else 'first'}"
+                    " in a round tends to be faster, so the order explains part of the spread."
+                    if abs(by_order["container_first"] - by_order["baseline_first"]) > 0.2
+                    else "."
+                )
+            )
         if verdict == "missed":
             details["findings"].append(
                 f"container/baseline = {ratio:.3f}: the container's loop does per step what the "

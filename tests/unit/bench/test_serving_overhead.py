@@ -97,6 +97,7 @@ def test_smoke_run_writes_a_well_formed_result(
     assert document["details"]["concurrency_4"]["completed"] == 4
     assert document["details"]["cpu_ms_per_request"]["http"]["n"] == 1
     assert document["settings"]["warm_up_requests"] == 1
+    assert document["details"]["fastest_ratio"] > 0
 
 
 def test_tree_cpu_seconds_counts_a_process_tree() -> None:

@@ -77,5 +77,6 @@ def test_smoke_run_writes_a_well_formed_result(
     fp32 = document["details"]["fp32"]
     assert fp32["images_per_s"]["container"]["n"] == 1
     assert fp32["images_per_s"]["baseline"]["n"] == 1
+    assert fp32["ratio_by_order"] == {"container_first": fp32["ratio"]["median"]}
     assert document["settings"]["threads"] == 1
     assert document["settings"]["model"]["backbone"] == "mobilenet_v3_large_fpn"
