@@ -40,7 +40,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AREA = "training faults"
 KILL_AFTER_STEPS = (1, 3, 5)  # SIGKILL once the checkpoint of this step exists (+ a random delay)
-TOTAL_STEPS = 6  # 3 epochs x 2 steps (4 images, batch 2)
+EPOCHS = 4
+TOTAL_STEPS = 8  # 4 epochs x 2 steps (4 images, batch 2): 3 steps remain after the last kill
 
 
 def _tree(base: Path, data: Path) -> Path:
@@ -48,7 +49,7 @@ def _tree(base: Path, data: Path) -> Path:
     config.mkdir(parents=True)
     hyperparameters = {
         **FAST_HYPERPARAMETERS,
-        "epochs": "3",
+        "epochs": str(EPOCHS),
         "checkpoint_steps": "1",
         "keep_checkpoints": "2",
         "log_interval": "1",
@@ -132,7 +133,7 @@ def test_sigkill_mid_epoch_then_restart_resumes(
         )
 
     metrics = json.loads((base / "model" / "metrics.json").read_text())
-    assert metrics["steps"] == TOTAL_STEPS and metrics["epochs"] == 3, metrics
+    assert metrics["steps"] == TOTAL_STEPS and metrics["epochs"] == EPOCHS, metrics
     assert (base / "model" / "model.pth").is_file()
     assert not (base / "output" / "failure").exists()
     # every step 1..TOTAL_STEPS was trained in some attempt
