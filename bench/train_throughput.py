@@ -15,7 +15,7 @@ hyperparameters: `local.hyperparameters` of workflow.yaml over the container's d
 initial weights, backbone, image size, batch size, data (a synthetic set of the demo's image
 size; both loops get the same batches in the same order), DataLoader workers and torch thread
 count. After one warm-up epoch each, the loops alternate epoch by epoch (the order flips every
-round); each figure is the median of the rounds, and the ratio is the median of the per-round
+round), each measured epoch starting again from the initial weights (see `Pair.reset`); each figure is the median of the rounds, and the ratio is the median of the per-round
 ratios container / baseline.
 
 Target: ratio at least 1.0 on CPU. With a GPU the pair is measured again with AMP (container
@@ -250,29 +250,47 @@ class Pair:
         """Build one model, copy it, and give each copy the container's optimizer settings."""
         import torch
         from mask_r_cnn.distributed import DistContext
-        from mask_r_cnn.engine import LoopState
         from mask_r_cnn.model import build_model
 
         self.setup = setup
         config = setup.config
         torch.manual_seed(config.seed)
         model = build_model(setup.spec).to(setup.device)
+        self.initial = copy.deepcopy(model.state_dict())
         self.models = {"container": model, "baseline": copy.deepcopy(model)}
-        self.optimizers = {
-            name: torch.optim.SGD(
-                [p for p in m.parameters() if p.requires_grad],
-                lr=config.lr,
-                momentum=config.momentum,
-                weight_decay=config.weight_decay,
-            )
-            for name, m in self.models.items()
-        }
-        use_amp = config.amp and setup.device.startswith("cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-        self.baseline_scaler = torch.amp.GradScaler("cuda") if use_amp else None
         self.ctx = DistContext(device=setup.device)
-        self.state = LoopState()
-        self.baseline_epoch = 0
+        self.reset("container")
+        self.reset("baseline")
+
+    def reset(self, name: str) -> None:
+        """Put one loop back at the start: initial weights, a new optimizer, epoch 0.
+
+        Every measured epoch starts from the same weights with the same batches: a model that
+        has learnt more matches more proposals to objects, which makes its mask head do more
+        work, so letting the two models drift apart (their warm-up schedules differ) would
+        compare the models, not the loops.
+        """
+        import torch
+        from mask_r_cnn.engine import LoopState
+
+        config = self.setup.config
+        model = self.models[name]
+        model.load_state_dict(self.initial)
+        optimizer = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        use_amp = config.amp and self.setup.device.startswith("cuda")
+        if name == "container":
+            self.optimizers = {**getattr(self, "optimizers", {}), name: optimizer}
+            self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+            self.state = LoopState()
+        else:
+            self.optimizers = {**getattr(self, "optimizers", {}), name: optimizer}
+            self.baseline_scaler = torch.amp.GradScaler("cuda") if use_amp else None
+            self.baseline_epoch = 0
 
     def _batches(self, epoch: int) -> Any:
         from mask_r_cnn.engine import EpochBatchSampler
@@ -371,12 +389,13 @@ def measure_pair(setup: Setup, rounds: int, warm_up: bool) -> dict[str, Any]:
     for r in range(rounds):
         order = ("container", "baseline") if r % 2 == 0 else ("baseline", "container")
         for name in order:
+            pair.reset(name)
             run = pair.container_epoch if name == "container" else pair.baseline_epoch_run
             seconds[name].append(run())
     images = setup.images_per_epoch
     ips = {name: [images / s for s in values] for name, values in seconds.items()}
     ratios = [c / b for c, b in zip(ips["container"], ips["baseline"], strict=True)]
-    step_ms = median(seconds["container"]) * 1000 / max(pair.state.global_step // max(rounds, 1), 1)
+    step_ms = median(seconds["container"]) * 1000 / max(pair.state.global_step, 1)
     # Rounds alternate which loop goes first; an order effect shows as a difference here.
     first = {
         "container_first": [r for i, r in enumerate(ratios) if i % 2 == 0],
