@@ -17,8 +17,9 @@ and answers `application/json`:
 with boxes and masks in the original image's pixels, sorted by score. The header
 `X-Amzn-SageMaker-Custom-Attributes: score_threshold=0.7` overrides the threshold (then the
 JSON field, then the model's default). Every client error is a 4xx `{"error": "<sentence>"}`:
-415 content type, 400 empty/truncated/undecodable image or bad JSON/base64/threshold, 406
-unacceptable `Accept`, 413 body or decoded image over the limit.
+415 content type, 400 empty/truncated/undecodable image, bad JSON/base64/threshold or an image
+too elongated for the model's resize, 406 unacceptable `Accept`, 413 body (with or without
+`Content-Length`) or declared image size over the limit (decompression bombs included).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ import io
 import json
 import logging
 import math
+import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +87,38 @@ def threshold_from_attributes(header: str | None) -> float | None:
     return None
 
 
+def _declared_pixels(exc: Exception) -> str:
+    """The pixel count in Pillow's decompression-bomb message, or 'more than <its limit>'."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return found.group(1) if found else f"more than {Image.MAX_IMAGE_PIXELS}"
+
+
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     """Decode JPEG or PNG bytes fully, refusing decompression bombs.
 
+    Args:
+        data: the image file's bytes.
+        max_pixels: the most pixels an image may declare; at most Pillow's
+            `Image.MAX_IMAGE_PIXELS` (`ServeSettings` checks it), which Pillow enforces first.
+
     Raises:
-        RequestError: 400 for empty, truncated or undecodable bytes; 413 when the image has
-            more than `max_pixels` pixels.
+        RequestError: 400 for empty, truncated or undecodable bytes; 413 when the image
+            declares more than `max_pixels` pixels.
     """
     if not data:
         raise RequestError(400, "the request body is empty; send the image bytes (JPEG or PNG).")
     try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+        with warnings.catch_warnings():
+            # Pillow warns past MAX_IMAGE_PIXELS and raises past twice that, before we see the
+            # size; both mean a declared size over our limit (settings cap it at Pillow's).
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise RequestError(
+            413,
+            f"the image declares {_declared_pixels(exc)} pixels, over the limit of {max_pixels} "
+            "(MASK_R_CNN_MAX_IMAGE_PIXELS); send a smaller image.",
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise RequestError(
             400, f"the body ({len(data)} bytes) is not a JPEG or PNG image; send a valid image."
@@ -117,6 +141,34 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     if width == 0 or height == 0:
         raise RequestError(400, "the image has no pixels; send a non-empty image.")
     return image
+
+
+def resized_size(width: int, height: int, min_size: int, max_size: int) -> tuple[int, int]:
+    """The (width, height) torchvision's `GeneralizedRCNNTransform` resizes an image to.
+
+    The scale brings the short side to `min_size` unless that takes the long side over
+    `max_size`; then the long side becomes `max_size` (so no side ever exceeds it) and a very
+    elongated image's short side can round down to 0 px, which `interpolate` refuses.
+    """
+    scale = min(min_size / min(width, height), max_size / max(width, height))
+    # torch.nn.functional.interpolate(recompute_scale_factor=True) floors float(size) * scale.
+    return math.floor(float(width) * scale), math.floor(float(height) * scale)
+
+
+def check_resizable(width: int, height: int, min_size: int, max_size: int) -> None:
+    """Refuse an image the model's resize would shrink to less than 1 px on a side.
+
+    Raises:
+        RequestError: 400 naming the image size and the most elongated shape accepted.
+    """
+    if min(resized_size(width, height, min_size, max_size)) < 1:
+        raise RequestError(
+            400,
+            f"the image is {width}x{height} pixels, too elongated for this model (resized to "
+            f"its max_size of {max_size} px, the short side would be 0 px); the smallest "
+            f"aspect ratio it accepts is 1:{max_size} (long side at most {max_size} times the "
+            "short side), so crop or pad the image.",
+        )
 
 
 def parse_json_body(data: bytes) -> tuple[bytes, float | None]:
@@ -201,7 +253,12 @@ class Predictor:
         self.healthy = True
 
     def predict(self, image: Image.Image, threshold: float) -> list[dict[str, Any]]:
-        """Detect objects in `image` scoring at least `threshold`, best first."""
+        """Detect objects in `image` scoring at least `threshold`, best first.
+
+        Raises:
+            RequestError: 400 when the model cannot resize the image (see `check_resizable`).
+        """
+        check_resizable(*image.size, self.spec.min_size, self.spec.max_size)
         tensor = image_to_tensor(image)
         roi_heads = self.model.roi_heads
         with self._lock, torch.inference_mode():
@@ -266,6 +323,20 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send a smaller image."
     )
 
+    def read_body(limit: int) -> bytes:
+        """The request body, refused with 413 past `limit` bytes, chunked or not."""
+        if request.content_length is not None:
+            if request.content_length > limit:
+                raise RequestError(413, too_large)
+            return request.get_data(cache=False)
+        # Without Content-Length werkzeug silently stops reading at MAX_CONTENT_LENGTH (it
+        # only raises on a further read), so read one byte more to tell "over" from "at".
+        request.max_content_length = limit + 1
+        data = request.get_data(cache=False)
+        if len(data) > limit:
+            raise RequestError(413, too_large)
+        return data
+
     @app.get("/ping")
     def ping() -> Response:
         if not predictor.healthy:
@@ -296,12 +367,7 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
             raise RequestError(
                 406, f"Accept {accept!r} cannot be met; this model answers application/json."
             )
-        if (
-            request.content_length is not None
-            and request.content_length > settings.max_payload_bytes
-        ):
-            raise RequestError(413, too_large)
-        data = request.get_data(cache=False)
+        data = read_body(settings.max_payload_bytes)
         json_threshold = None
         if mimetype == JSON_TYPE:
             data, json_threshold = parse_json_body(data)

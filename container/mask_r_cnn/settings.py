@@ -9,7 +9,7 @@
 | `MODEL_SERVER_TIMEOUT` | `60` | seconds a request may take (nginx waits 5 s longer) |
 | `MODEL_SERVER_THREADS` | CPUs / workers | torch threads per worker |
 | `SAGEMAKER_MAX_PAYLOAD_IN_MB` | `6` | request bodies over it get 413 |
-| `MASK_R_CNN_MAX_IMAGE_PIXELS` | `40000000` | decoded images over it get 413 (decompression bombs) |
+| `MASK_R_CNN_MAX_IMAGE_PIXELS` | `40000000` | images declaring more pixels get 413 (decompression bombs); at most Pillow's `Image.MAX_IMAGE_PIXELS` (89478485) |
 | `MASK_R_CNN_NGINX` | `1` | `0` never starts nginx even when it is installed |
 """
 
@@ -19,6 +19,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from PIL import Image
 
 from .env import base_dir_from
 from .errors import UserInputError
@@ -72,13 +74,24 @@ class ServeSettings:
         """Read the settings.
 
         Raises:
-            UserInputError: a variable holds a value that is not a whole number.
+            UserInputError: a variable holds a value that is not a whole number, or
+                `MASK_R_CNN_MAX_IMAGE_PIXELS` is over Pillow's `Image.MAX_IMAGE_PIXELS`.
         """
         environ = os.environ if environ is None else environ
         workers = _positive_int(environ, "MODEL_SERVER_WORKERS", cpu_count())
         port = _positive_int(environ, "SAGEMAKER_BIND_TO_PORT", DEFAULT_PORT, lo=0)
         if port > 65535:
             raise UserInputError(f"SAGEMAKER_BIND_TO_PORT={port} is not a TCP port; use 1-65535.")
+        max_image_pixels = _positive_int(
+            environ, "MASK_R_CNN_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS
+        )
+        pillow_limit = Image.MAX_IMAGE_PIXELS
+        if pillow_limit is not None and max_image_pixels > pillow_limit:
+            # Pillow refuses bigger images as decompression bombs before our own check runs.
+            raise UserInputError(
+                f"MASK_R_CNN_MAX_IMAGE_PIXELS={max_image_pixels} is over Pillow's decompression "
+                f"bomb limit of {pillow_limit} pixels; set it to at most {pillow_limit}."
+            )
         return cls(
             model_dir=base_dir_from(environ) / "model",
             host=environ.get("SAGEMAKER_BIND_TO_HOST", "").strip() or "0.0.0.0",
@@ -89,8 +102,6 @@ class ServeSettings:
             max_payload_mb=_positive_int(
                 environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", DEFAULT_MAX_PAYLOAD_MB
             ),
-            max_image_pixels=_positive_int(
-                environ, "MASK_R_CNN_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS
-            ),
+            max_image_pixels=max_image_pixels,
             use_nginx=environ.get("MASK_R_CNN_NGINX", "1").strip() != "0",
         )

@@ -255,3 +255,92 @@ def test_serve_exits_when_gunicorn_dies(trained_model: Any, tmp_path: Path, proc
         assert not alive, "orphaned workers notice their master is gone and exit"
     finally:
         processes.stop_server(running.process)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` x `height` over 8 KiB of zlib-compressed zeros."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * (8 * 1024 * 1024), 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(20_000, 20_000), (10_000, 10_000)])
+def test_bombs_past_pillows_own_limits_are_413(server: Any, width: int, height: int) -> None:
+    """Over 2x Pillow's MAX_IMAGE_PIXELS it raises, between 1x and 2x it warns: both are 413."""
+    reply = requests.post(
+        f"{server.url}/invocations",
+        data=_png_declaring(width, height),
+        headers={"Content-Type": "image/png"},
+        timeout=60,
+    )
+    assert reply.status_code == 413, reply.text
+    assert reply.json()["error"] == (
+        f"the image declares {width * height} pixels, over the limit of 40000000 "
+        "(MASK_R_CNN_MAX_IMAGE_PIXELS); send a smaller image."
+    )
+    assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200
+
+
+def _pieces(body: bytes, size: int = 256 * 1024) -> Any:
+    """A generator body: requests sends it with `Transfer-Encoding: chunked`, no Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def test_chunked_bodies_over_the_limit_are_413_and_within_it_served(
+    server: Any, synthetic_data: Path
+) -> None:
+    jpeg, record = _test_image(synthetic_data, 0)
+    big = requests.post(
+        f"{server.url}/invocations",
+        data=_pieces(jpeg + bytes(6 * 1024 * 1024 + 1 - len(jpeg))),
+        headers={"Content-Type": "image/jpeg"},
+        timeout=60,
+    )
+    assert big.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in big.request.headers
+    assert big.status_code == 413, big.text
+    assert "over the limit of 6 MB (SAGEMAKER_MAX_PAYLOAD_IN_MB)" in big.json()["error"]
+    small = requests.post(
+        f"{server.url}/invocations",
+        data=_pieces(jpeg, 1000),
+        headers={"Content-Type": "image/jpeg", **ALL},
+        timeout=60,
+    )
+    assert small.request.headers.get("Transfer-Encoding") == "chunked"
+    _check_predictions(small, record["width"], record["height"])
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "status"),
+    [(2, 200, 400), (300, 1, 400), (2, 192, 200), (1, 96, 200), (1, 1, 200)],
+)
+def test_extreme_shapes_are_400_when_the_resize_would_give_0_px(
+    server: Any, width: int, height: int, status: int
+) -> None:
+    """The served model has max_size 96: a side resized below 1 px cannot be predicted on."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 40, 40)).save(buffer, format="PNG")
+    reply = requests.post(
+        f"{server.url}/invocations",
+        data=buffer.getvalue(),
+        headers={"Content-Type": "image/png", **ALL},
+        timeout=60,
+    )
+    if status == 200:
+        _check_predictions(reply, width, height)
+        return
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["error"]
+    assert message.startswith(f"the image is {width}x{height} pixels, too elongated")
+    assert "the smallest aspect ratio it accepts is 1:96" in message
+    assert requests.get(f"{server.url}/ping", timeout=10).status_code == 200

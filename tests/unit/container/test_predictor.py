@@ -2,23 +2,32 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from flask.testing import FlaskClient
-from mask_r_cnn.errors import RequestError
+from mask_r_cnn.errors import RequestError, UserInputError
 from mask_r_cnn.predictor import (
     ModelLoadError,
     Predictor,
+    check_resizable,
     create_app,
     decode_image,
     parse_json_body,
+    resized_size,
     threshold_from_attributes,
 )
 from mask_r_cnn.settings import ServeSettings
 from PIL import Image
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 
 def _encode(image: Image.Image, fmt: str) -> bytes:
@@ -217,3 +226,153 @@ def test_camera_mpo_jpegs_are_accepted() -> None:
     _picture().save(buffer, format="MPO", save_all=True, append_images=[_picture(mode="RGB")])
     image = decode_image(buffer.getvalue(), 10_000)
     assert image.format == "MPO" and image.size == (72, 56)
+
+
+# --- decompression bombs beyond Pillow's own limits --------------------------------------------
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` x `height` over a few bytes of zlib zeros."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 4096, 9)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [
+        (20_000, 20_000),  # over 2 x Image.MAX_IMAGE_PIXELS: Image.open raises
+        (10_000, 10_000),  # between 1 and 2 x Image.MAX_IMAGE_PIXELS: Image.open warns
+        (2**31 - 1, 2**31 - 1),
+    ],
+)
+def test_bombs_past_pillows_limits_are_413_naming_size_limit_and_setting(
+    width: int, height: int
+) -> None:
+    assert width * height > Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the DecompressionBombWarning must not leak either
+        with pytest.raises(RequestError) as info:
+            decode_image(_png_declaring(width, height), 1_000_000)
+    assert info.value.status == 413
+    message = str(info.value)
+    assert f"declares {width * height} pixels" in message
+    assert "over the limit of 1000000 (MASK_R_CNN_MAX_IMAGE_PIXELS)" in message
+    assert "\n" not in message
+
+
+def test_bomb_answers_413_json_and_the_app_keeps_answering(client: FlaskClient) -> None:
+    reply = client.post(
+        "/invocations", data=_png_declaring(20_000, 20_000), content_type="image/png"
+    )
+    assert reply.status_code == 413
+    assert "declares 400000000 pixels, over the limit of 100000" in reply.json["error"]
+    assert client.get("/ping").status_code == 200
+
+
+def test_max_image_pixels_setting_cannot_exceed_pillows_limit() -> None:
+    limit = Image.MAX_IMAGE_PIXELS
+    assert limit is not None
+    at = ServeSettings.from_environ({"MASK_R_CNN_MAX_IMAGE_PIXELS": str(limit)})
+    assert at.max_image_pixels == limit
+    with pytest.raises(
+        UserInputError, match=rf"={limit + 1} is over Pillow's .* at most {limit}\."
+    ):
+        ServeSettings.from_environ({"MASK_R_CNN_MAX_IMAGE_PIXELS": str(limit + 1)})
+
+
+# --- bodies without Content-Length (chunked) -----------------------------------------------------
+
+
+def _post_chunked(client: FlaskClient, body: bytes, content_type: str = "image/png") -> Any:
+    """POST `body` as gunicorn presents a chunked request: no CONTENT_LENGTH, terminated input."""
+    environ = EnvironBuilder(
+        method="POST", path="/invocations", input_stream=io.BytesIO(body), content_type=content_type
+    ).get_environ()
+    del environ["CONTENT_LENGTH"]
+    environ["wsgi.input_terminated"] = True
+    return client.open(Request(environ))
+
+
+def test_chunked_body_over_the_limit_is_413_not_truncated(client: FlaskClient) -> None:
+    limit = 1024 * 1024
+    png = _encode(_picture(), "PNG")
+    for size in (limit + 1, 3 * limit):
+        reply = _post_chunked(client, png + bytes(size - len(png)))
+        # werkzeug alone reads the first MB and stops: the PNG would decode and answer 200
+        assert reply.status_code == 413, reply.json
+        assert reply.json["error"] == (
+            "the request body is over the limit of 1 MB (SAGEMAKER_MAX_PAYLOAD_IN_MB); "
+            "send a smaller image."
+        )
+    assert client.get("/ping").status_code == 200
+
+
+def test_chunked_body_within_the_limit_is_served(client: FlaskClient) -> None:
+    png = _encode(_picture(), "PNG")
+    reply = _post_chunked(client, png)
+    assert reply.status_code == 200, reply.json
+    assert all(p["mask"]["size"] == [56, 72] for p in reply.json["predictions"])
+    # exactly at the limit is not over it: it reaches the decoder (trailing bytes after IEND)
+    at_limit = _post_chunked(client, png + bytes(1024 * 1024 - len(png)))
+    assert at_limit.status_code == 200, at_limit.json
+
+
+# --- images the model's resize would shrink to 0 px -----------------------------------------------
+
+
+def test_resized_size_matches_the_models_own_transform(predictor: Predictor) -> None:
+    spec = predictor.spec
+    shapes = [(w, h) for w in (1, 2, 3, 4, 5, 64, 96, 500) for h in (1, 2, 95, 96, 97, 191, 192)]
+    shapes += [(1, 900), (4, 384), (4, 385), (3, 288), (7000, 5), (2, 2000)]
+    for width, height in shapes:
+        expected = resized_size(width, height, spec.min_size, spec.max_size)
+        assert max(expected) <= spec.max_size, "the long side is capped at max_size"
+        tensor = torch.zeros(3, height, width)
+        if min(expected) >= 1:
+            resized, _ = predictor.model.transform.resize(tensor, None)
+            assert tuple(resized.shape[-2:]) == (expected[1], expected[0]), (width, height)
+        else:
+            with pytest.raises(RuntimeError):
+                predictor.model.transform.resize(tensor, None)
+            with pytest.raises(RequestError) as info:
+                check_resizable(width, height, spec.min_size, spec.max_size)
+            assert info.value.status == 400
+
+
+def test_small_images_are_scaled_up_to_min_size_without_passing_max_size() -> None:
+    assert resized_size(1, 1, 64, 96) == (64, 64)
+    assert resized_size(1, 2, 64, 96) == (48, 96)  # min_size would give 64x128: capped
+    assert resized_size(2, 192, 64, 96) == (1, 96)
+    assert resized_size(2, 200, 64, 96) == (0, 96)  # round() would say 1 px; the resize floors
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 200), (200, 1), (2, 200), (4, 900)])
+def test_too_elongated_images_are_400_naming_size_and_ratio(
+    client: FlaskClient, width: int, height: int
+) -> None:
+    body = _encode(_picture(width, height), "PNG")
+    reply = client.post("/invocations", data=body, content_type="image/png")
+    assert reply.status_code == 400, reply.json
+    message = reply.json["error"]
+    assert f"the image is {width}x{height} pixels, too elongated" in message
+    assert "the smallest aspect ratio it accepts is 1:96" in message
+    assert "\n" not in message
+    assert client.get("/ping").status_code == 200
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 96), (96, 1), (2, 192), (1, 1), (4, 384)])
+def test_elongated_images_the_model_can_resize_are_served(
+    client: FlaskClient, width: int, height: int
+) -> None:
+    body = _encode(_picture(width, height), "PNG")
+    reply = client.post("/invocations", data=body, content_type="image/png")
+    assert reply.status_code == 200, reply.json
+    assert all(p["mask"]["size"] == [height, width] for p in reply.json["predictions"])
