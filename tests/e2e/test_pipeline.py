@@ -49,7 +49,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_config(root: Path, **overrides: Any) -> WorkflowConfig:
     values: dict[str, Any] = {
         "local.root": str(root),
-        "gate.threshold": "0.0",
+        "local.gate_threshold": "0.0",  # local runs are gated by it, not by gate.threshold
         "local.dataset.train": "4",
         "local.dataset.validation": "2",
         "local.dataset.test": "4",
@@ -141,9 +141,11 @@ def test_same_commit_again_fails_the_gate_and_overwrites_nothing(root: Path) -> 
     before = {p: digest(p) for p in root.glob("*/**/*") if p.is_file() and is_artifact(p, root)}
     assert before, "runs after the first test of the module"
     source_hash = content_hash(REPO / "container")
-    result, log = run(make_config(root, **{"gate.threshold": "1.0"}), commit=COMMIT)
+    result, log = run(make_config(root, **{"local.gate_threshold": "1.0"}), commit=COMMIT)
     assert result.exit_code == 1, log
     assert result.summary["execution_error"] == "QualityGateFailed"
+    record = json.loads(Path(result.summary["record"]).read_text())
+    assert record["input"]["GateThreshold"] == 1.0  # the input carried local.gate_threshold
     assert "> QualityGate" in log and "> RequestApproval" not in log
     after = {p: digest(p) for p in root.glob("*/**/*") if p.is_file() and is_artifact(p, root)}
     assert {p: after.get(p) for p in before} == before  # nothing changed or disappeared
