@@ -77,7 +77,7 @@ class BenchSettings:
         threads: torch threads for training, serving and the raw forward.
         out_dir: where `<name>.json` and `README.md` go.
         repo_root: the checkout to benchmark.
-        profile: profile with pyinstrument where a target is missed (adds time).
+        profile: profile with py-spy where a target is missed (adds time).
     """
 
     smoke: bool = False
