@@ -142,9 +142,8 @@ def execution_input(
     Returns:
         A JSON-serialisable dict: CommitId, ImageUri (when given), JobName, the four resource
         names, EndpointName, EndpointPollSeconds, GateThreshold, HyperParameters and the S3 URIs
-        TrainingData,
-        ValidationData, TestData, TestImages (``<TestData>images/``), OutputPath, CheckpointPath
-        and TransformOutput.
+        TrainingData, ValidationData, TestData, TestImages (``<TestData>images/``), OutputPath,
+        CheckpointPath and TransformOutput.
 
     Raises:
         NamingError: When a name cannot be derived or a value is invalid.
