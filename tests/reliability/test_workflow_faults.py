@@ -335,7 +335,8 @@ def test_stopping_an_execution_stops_its_jobs_and_endpoints(
     before = set(process_tree(os.getpid()))
     overrides: dict[str, Any] = {
         "Train": {"local.hyperparameters": {"sleep_seconds": "120"}},
-        "WaitForEndpoint": {"endpoint.poll_seconds": 600},  # a 6 s wait at the 0.01 time scale
+        # local runs poll with local.poll_seconds: a 36 s wait at the 0.01 time scale
+        "WaitForEndpoint": {"local.poll_seconds": 3600},
     }.get(stop_at, {})
     harness = make_harness(**overrides)
     if stop_at == "BatchTransform":
