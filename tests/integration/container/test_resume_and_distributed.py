@@ -68,7 +68,8 @@ def test_sigkill_then_restart_resumes_and_finishes_the_planned_epochs(
     match = re.search(r"resumed: checkpoint=checkpoint-(\d+)\.pth epoch=(\d+) step=(\d+)", log)
     assert match, log[-3000:]
     assert int(match.group(1)) == int(match.group(3)) == saved[-1]
-    assert int(match.group(2)) == saved[-1] // 2 + 1  # the epoch it was in
+    # the epoch the last saved step ran in (step 2 is the last step of epoch 1, not epoch 2)
+    assert int(match.group(2)) == (saved[-1] - 1) // 2 + 1
     steps_after = _steps(log)
     assert steps_after == list(range(saved[-1] + 1, 5)), (
         "the restart continues, it does not start over"
