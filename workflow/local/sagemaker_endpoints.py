@@ -50,6 +50,33 @@ ENDPOINTS = "endpoints"
 _LOCAL_KEYS = ("Pid", "Port", "Url", "ModelDir", "LogPath", "CreatedBy", "Deployment")
 
 
+def record_created(
+    sm: LocalSageMaker,
+    collection: str,
+    name: str,
+    params: Mapping[str, Any],
+    arn_kind: str,
+    arn_key: str,
+    label: str,
+) -> dict[str, Any]:
+    """Store a created resource (the request without ``Tags``, its ARN and creation time).
+
+    Returns:
+        ``{arn_key: arn}``, the Create* API's answer.
+
+    Raises:
+        TaskFailed: When ``name`` exists already (AWS refuses to create it twice).
+    """
+    arn = sm.settings.arn(arn_kind, name)
+    record = {
+        **{k: v for k, v in params.items() if k != "Tags"},
+        arn_key: arn,
+        "CreationTime": now_ms(),
+    }
+    sm.records.create(collection, name, record, label)
+    return {arn_key: arn}
+
+
 class ModelHandler:
     """``sagemaker:createModel``."""
 
@@ -65,14 +92,7 @@ class ModelHandler:
                 SAGEMAKER_ERROR,
                 "CreateModel needs PrimaryContainer.Image; add the image URI to the Parameters.",
             )
-        arn = self.sm.settings.arn("model", name)
-        record = {
-            **{k: v for k, v in params.items() if k != "Tags"},
-            "ModelArn": arn,
-            "CreationTime": now_ms(),
-        }
-        self.sm.records.create(MODELS, name, record, "model")
-        return {"ModelArn": arn}
+        return record_created(self.sm, MODELS, name, params, "model", "ModelArn", "model")
 
 
 class EndpointConfigHandler:
@@ -93,14 +113,10 @@ class EndpointConfigHandler:
                     f'Could not find model "{self.sm.settings.arn("model", model)}"; create the '
                     "model before its endpoint config.",
                 )
-        arn = self.sm.settings.arn("endpoint-config", name)
-        record = {
-            **{k: v for k, v in params.items() if k != "Tags"},
-            "EndpointConfigArn": arn,
-            "CreationTime": now_ms(),
-        }
-        self.sm.records.create(CONFIGS, name, record, "endpoint configuration")
-        return {"EndpointConfigArn": arn}
+        return record_created(
+            self.sm, CONFIGS, name, params, "endpoint-config", "EndpointConfigArn",
+            "endpoint configuration",
+        )  # fmt: skip
 
 
 class EndpointHandlers:
