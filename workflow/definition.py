@@ -53,6 +53,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mask_r_cnn.contract import METRIC_DEFINITIONS
+
 from workflow.config import WorkflowConfig
 from workflow.errors import DefinitionError
 
@@ -69,16 +71,6 @@ BUILD_TIMEOUT_SECONDS = 2 * 60 * 60
 METRICS_TIMEOUT_SECONDS = 900
 APPROVAL_GRACE_SECONDS = 300
 ENDPOINT_DEPLOY_BUDGET_SECONDS = 2 * 60 * 60
-
-# The container's log lines (docs/architecture.md): "epoch=1 step=20 loss=0.812 lr=0.005" and
-# "validation: bbox_mAP=0.41 segm_mAP=0.37". SageMaker turns the first group into the metric.
-METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
-    {"Name": "train:loss", "Regex": r"\bloss=([-+0-9.eE]+)"},
-    {"Name": "train:lr", "Regex": r"\blr=([-+0-9.eE]+)"},
-    {"Name": "train:epoch", "Regex": r"\bepoch=([0-9]+)"},
-    {"Name": "validation:bbox_mAP", "Regex": r"bbox_mAP=([-+0-9.eE]+)"},
-    {"Name": "validation:segm_mAP", "Regex": r"segm_mAP=([-+0-9.eE]+)"},
-)
 
 # Error names Step Functions reports for transient failures of each integration.
 LAMBDA_TRANSIENT_ERRORS = (

@@ -55,6 +55,15 @@ from torch.utils.data import DataLoader
 
 from . import __version__
 from .checkpoint import load_latest, save_checkpoint
+from .contract import (
+    EXIT_INTERNAL,
+    EXIT_STOPPED,
+    EXIT_USER,
+    METADATA_FILE,
+    METADATA_FORMAT,
+    METRICS_FILE,
+    MODEL_FILE,
+)
 from .data import (
     DatasetIndex,
     MaskDataset,
@@ -90,22 +99,6 @@ from .model import ModelSpec, build_model, find_state_dict, load_pretrained
 from .transforms import TrainAugment
 
 logger = logging.getLogger("mask_r_cnn")
-
-EXIT_INTERNAL = 1
-EXIT_USER = 2
-EXIT_STOPPED = 143
-MODEL_FILE = "model.pth"
-METADATA_FILE = "metadata.json"
-METRICS_FILE = "metrics.json"
-METADATA_FORMAT = 1
-# SageMaker `MetricDefinitions` for the log lines above (the first group is the value).
-METRIC_DEFINITIONS: tuple[dict[str, str], ...] = (
-    {"Name": "train:loss", "Regex": r"\bloss=([-+0-9.eE]+|nan)"},
-    {"Name": "train:lr", "Regex": r"\blr=([-+0-9.eE]+)"},
-    {"Name": "train:epoch_loss", "Regex": r"\btrain_loss=([-+0-9.eE]+|nan)"},
-    {"Name": "validation:bbox_mAP", "Regex": r"validation: .*\bbbox_mAP=([0-9.]+)"},
-    {"Name": "validation:segm_mAP", "Regex": r"validation: .*\bsegm_mAP=([0-9.]+)"},
-)
 
 
 ALL_BACKBONE_LAYERS = {"resnet50_fpn": 5, "resnet18_fpn": 5, "mobilenet_v3_large_fpn": 6}

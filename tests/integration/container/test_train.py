@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from mask_r_cnn.contract import METRIC_DEFINITIONS
 from mask_r_cnn.model import ModelSpec, build_model
-from mask_r_cnn.train import METRIC_DEFINITIONS, run
+from mask_r_cnn.train import run
 from PIL import Image
 
 pytestmark = pytest.mark.integration
@@ -52,6 +53,25 @@ def test_log_lines_match_the_metric_definitions(trained_model: Any) -> None:
     assert re.search(r"validation: bbox_mAP=[0-9.]+ segm_mAP=[0-9.]+", log)
     for definition in METRIC_DEFINITIONS:
         assert re.findall(definition["Regex"], log), definition["Name"]
+
+
+def test_the_deployed_metric_definitions_scrape_a_real_training_log(trained_model: Any) -> None:
+    """The state machine's `MetricDefinitions` ARE the container's: one definition, every regex
+    finds its value in the log of a real training run (SageMaker reads the first group)."""
+    from workflow.config import load_config
+    from workflow.definition import render_definition
+
+    document = render_definition(load_config(overrides={}))
+    deployed = [
+        state["Parameters"]["AlgorithmSpecification"]["MetricDefinitions"]
+        for state in document["States"].values()
+        if state.get("Resource", "").startswith("arn:aws:states:::sagemaker:createTrainingJob")
+    ]
+    assert deployed == [list(METRIC_DEFINITIONS)]
+    for definition in deployed[0]:
+        values = re.findall(definition["Regex"], trained_model.log)
+        assert values, f"{definition['Name']} never matches the training log"
+        assert all(v == "nan" or np.isfinite(float(v)) for v in values), definition["Name"]
 
 
 def test_checkpoints_are_written_and_no_failure_file(trained_model: Any) -> None:
