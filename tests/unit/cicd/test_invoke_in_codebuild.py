@@ -18,12 +18,14 @@ REPO = Path(__file__).resolve().parents[3]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:0123456-20261121193000"
 
-# Run invoke_sfn.py with every import outside the stdlib and infra/invoke-requirements.txt refused,
+# Run invoke_sfn.py with every import outside the stdlib, this project (`pip install --no-deps -e .`
+# installs workflow and the torch-free parts of mask_r_cnn it imports) and
+# infra/invoke-requirements.txt refused,
 # so a new dependency of the start path fails here instead of in CodeBuild.
 RESTRICTED_RUN = r"""
 import importlib.abc, runpy, sys
 allowed = set(sys.stdlib_module_names) | {
-    "workflow", "boto3", "botocore", "jmespath", "dateutil", "yaml", "_yaml", "s3transfer",
+    "workflow", "mask_r_cnn", "boto3", "botocore", "jmespath", "dateutil", "yaml", "_yaml", "s3transfer",
     "six", "urllib3",
 }
 class Refuse(importlib.abc.MetaPathFinder):
