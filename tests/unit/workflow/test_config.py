@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -48,9 +48,9 @@ def test_defaults_and_derived_values(make_config) -> None:
 
 def test_config_is_frozen(make_config) -> None:
     config = make_config()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError):
         config.name = "x"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError):
         config.gate.threshold = 0.1  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.training.hyperparameters["epochs"] = "99"  # type: ignore[index]
@@ -167,7 +167,7 @@ def test_unknown_env_variable_is_an_error(make_config) -> None:
     problems = _problems(environ={"MLOPS_GATE__TRESHOLD": "0.4"})
     assert problems == [
         "MLOPS_GATE__TRESHOLD does not name a configuration key ('gate.treshold' is unknown); "
-        "did you mean 'gate.threshold'? the keys are listed in workflow/config.py and README "
+        "did you mean 'gate.threshold'? the keys are listed in workflow/config/models.py and README "
         "'Configuration'"
     ]
     assert _problems(environ={"MLOPS_S3____BUCKET": "x"})[0].startswith(
