@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from workflow.contracts import ERROR_REJECTED
 from workflow.errors import AwsError, ExecutionFailedError
 
 logger = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
-REJECTED_ERROR = "Rejected"
 
 # botocore's error codes that have a known fix.
 _FIXES = {
@@ -389,7 +389,7 @@ def send_approval(
             "SendTaskFailure",
             client.send_task_failure,
             taskToken=token,
-            error=REJECTED_ERROR,
+            error=ERROR_REJECTED,
             cause=cause or "rejected with 'python -m workflow reject'",
         )
 

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
 
+from workflow.contracts import SAGEMAKER_NAME_PATTERN
+
 # The pydantic error type of every problem this package reports itself; `loader` turns it into
 # the ``<key> = <value> <expectation>`` sentence.
 PROBLEM = "config"
@@ -218,7 +220,7 @@ TOPIC = Pattern(
     "is not an SNS topic ARN (expected 'arn:aws:sns:REGION:ACCOUNT:NAME')",
 )
 ENDPOINT = Pattern(
-    r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
+    SAGEMAKER_NAME_PATTERN,
     "is not a valid SageMaker endpoint name (expected 1-63 letters, digits and '-', not starting "
     "or ending with '-')",
 )

@@ -42,7 +42,7 @@ from types import TracebackType
 from typing import Any
 
 from workflow.config import WorkflowConfig
-from workflow.definition import GATE_THRESHOLD_KEY
+from workflow.contracts import GATE_THRESHOLD_KEY
 from workflow.errors import ConfigError
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
