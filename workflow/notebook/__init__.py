@@ -12,6 +12,8 @@ The notebooks import this package as ``nb`` and only orchestrate and show::
 - :mod:`workflow.notebook.evaluate`: invoking the endpoint, COCO mAP, latency figures.
 - :mod:`workflow.notebook.viz`: the matplotlib figures (PNG outputs in executed notebooks).
 - :mod:`workflow.notebook.tables`: small HTML/Markdown tables without pandas.
+- :mod:`workflow.notebook.sources` and :mod:`workflow.notebook.execute`: running the notebooks
+  with papermill (``python -m workflow notebooks`` is a thin caller).
 
 Heavy libraries (matplotlib, torch, boto3, stepfunctions) are imported inside the functions.
 """
