@@ -106,11 +106,13 @@ def load_config(
     if overrides:
         layers.merge_overrides(overrides)
     layers.derive()
-    config, invalid = None, set()
+    config: WorkflowConfig | None = None
+    invalid: set[str] = set()
     try:
-        # The one source is the layered values (see WorkflowConfig.settings_customise_sources).
+        # The one source is the layered values (see WorkflowConfig.settings_customise_sources);
+        # `_build_sources` is BaseSettings' documented hook, unknown to the type checker.
         sources = (InitSettingsSource(WorkflowConfig, init_kwargs=layers.raw),)
-        config = WorkflowConfig(_build_sources=(sources, {}))
+        config = WorkflowConfig(_build_sources=(sources, {}))  # type: ignore[call-arg]
     except ValidationError as exc:
         layers.problems += layers.explain(exc)
         invalid = {".".join(str(part) for part in error["loc"]) for error in exc.errors()}
