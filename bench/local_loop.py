@@ -13,14 +13,13 @@ listed beside ours with their sources (`REFERENCES`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +41,7 @@ from bench.profiling import (
     profile_command,
     share_of,
 )
+from workflow.history import state_visits, timestamp_seconds
 
 NAME = "local_loop"
 TITLE = "Commit to serving endpoint, locally"
@@ -102,39 +102,23 @@ REFERENCES: tuple[dict[str, Any], ...] = (
 )
 
 
-def state_times(history: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+def state_times(history: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
     """Return per state name `{"seconds": total time inside it, "entries": times entered}`.
 
     A state's time runs from its `...StateEntered` event to the next `...StateExited` event of
-    the same name; a state entered again (a poll loop) adds up.
+    the same name (`workflow.history.state_visits`); a state entered again (a poll loop) adds up.
     """
-    opened: dict[str, dt.datetime] = {}
     totals: dict[str, dict[str, float]] = defaultdict(lambda: {"seconds": 0.0, "entries": 0})
-    for event in history:
-        kind = str(event.get("type", ""))
-        if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            opened[name] = _timestamp(event["timestamp"])
-            totals[name]["entries"] += 1
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            if name in opened:
-                elapsed = _timestamp(event["timestamp"]) - opened.pop(name)
-                totals[name]["seconds"] += elapsed.total_seconds()
+    for visit in state_visits(history):
+        totals[visit.name]["entries"] += 1
+        totals[visit.name]["seconds"] += visit.seconds or 0.0
     return {name: dict(values) for name, values in totals.items()}
 
 
-def _timestamp(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value
-    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-
-
-def execution_seconds(history: list[Mapping[str, Any]]) -> float:
+def execution_seconds(history: Sequence[Mapping[str, Any]]) -> float:
     """Seconds from the first to the last event of a history."""
-    return (
-        _timestamp(history[-1]["timestamp"]) - _timestamp(history[0]["timestamp"])
-    ).total_seconds()
+    first, last = history[0]["timestamp"], history[-1]["timestamp"]
+    return timestamp_seconds(last) - timestamp_seconds(first)
 
 
 def cli_has_run(repo_root: Path) -> bool:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from workflow.contracts import ERROR_REJECTED
 from workflow.errors import AwsError, ExecutionFailedError
+from workflow.history import progress_line, state_name
 
 logger = logging.getLogger(__name__)
 
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
-REJECTED_ERROR = "Rejected"
 
 # botocore's error codes that have a known fix.
 _FIXES = {
@@ -248,31 +249,6 @@ def iter_new_events(client: Any, execution_arn: str, after_id: int) -> Iterator[
             return
 
 
-def describe_event(event: Mapping[str, Any]) -> str | None:
-    """Return a one-line description of a history event worth showing, else None."""
-    kind = str(event.get("type", ""))
-    if kind.endswith("StateEntered"):
-        name = event.get("stateEnteredEventDetails", {}).get("name", "?")
-        return f"-> {name}"
-    if kind.endswith(("Failed", "TimedOut", "Aborted")) or kind == "ExecutionSucceeded":
-        details: Mapping[str, Any] = (
-            next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
-        )
-        error, cause = details.get("error"), details.get("cause")
-        text = kind
-        if error:
-            text += f": {error}"
-        if cause:
-            text += f" ({_shorten(str(cause), 300)})"
-        return text
-    return None
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def wait_for_execution(
     client: Any,
     execution_arn: str,
@@ -313,18 +289,18 @@ def wait_for_execution(
     current_state = "-"
     events: list[dict[str, Any]] = []
     url = console_url(region, execution_arn)
+    execution_name = execution_arn.rsplit(":", 1)[-1]
 
     def report_new_events() -> None:
         nonlocal last_id, current_state, last_line
         for event in iter_new_events(client, execution_arn, last_id):
             last_id = max(last_id, int(event.get("id", 0)))
             events.append(event)
-            entered = event.get("stateEnteredEventDetails")
-            if entered:
-                current_state = entered.get("name", current_state)
-            line = describe_event(event)
+            if str(event.get("type", "")).endswith("StateEntered"):
+                current_state = state_name(event) or current_state
+            line = progress_line(event, execution_name=execution_name)
             if line:
-                say(f"[{_elapsed(clock() - started)}] {line}")
+                say(f"[{_elapsed(clock() - started)}] {line.strip()}")
                 last_line = clock()
 
     while True:
@@ -389,7 +365,7 @@ def send_approval(
             "SendTaskFailure",
             client.send_task_failure,
             taskToken=token,
-            error=REJECTED_ERROR,
+            error=ERROR_REJECTED,
             cause=cause or "rejected with 'python -m workflow reject'",
         )
 
@@ -419,7 +395,6 @@ __all__ = [
     "ExecutionResult",
     "console_url",
     "deploy",
-    "describe_event",
     "find_state_machine",
     "iter_new_events",
     "last_event_id",

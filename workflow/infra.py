@@ -11,9 +11,10 @@
    `ecr_repository`, `codebuild_project`, `lambdas.*`, `endpoint.name`, ...), so the stack's
    resources are called what `workflow.yaml` expects.
 
-`write_rendered(config, output)` writes it as YAML and stages the Lambda bundle (`workflow.errors`
-and `workflow.lambdas` plus a `requirements.txt`) in ``lambda/`` beside it, the ``CodeUri`` of
-every function; `sam build` and `sam deploy` take it from there.
+`write_rendered(config, output)` writes it as YAML and stages the Lambda bundle
+(`workflow.errors`, `workflow.contracts` and `workflow.lambdas` plus a `requirements.txt`) in
+``lambda/`` beside it, the ``CodeUri`` of every function; `sam build` and `sam deploy` take it
+from there.
 """
 
 from __future__ import annotations
@@ -342,7 +343,7 @@ def _requirements_lines() -> list[str]:
 
 
 def stage_lambda_bundle(destination: Path) -> Path:
-    """Copy the Lambda code (workflow.errors + workflow.lambdas) and its requirements.
+    """Copy the Lambda code (workflow.errors, .contracts, .lambdas) and its requirements.
 
     Args:
         destination: The bundle directory (must not exist).
@@ -354,7 +355,8 @@ def stage_lambda_bundle(destination: Path) -> Path:
     (package / "lambdas").mkdir(parents=True)
     # A minimal package root: the real workflow/__init__.py may import what Lambda lacks.
     (package / "__init__.py").write_text('"""Lambda bundle of the workflow package."""\n')
-    shutil.copy2(PACKAGE_DIR / "errors.py", package / "errors.py")
+    for module in ("errors.py", "contracts.py"):  # the contracts the Lambdas share (stdlib only)
+        shutil.copy2(PACKAGE_DIR / module, package / module)
     for source in sorted((PACKAGE_DIR / "lambdas").glob("*.py")):
         shutil.copy2(source, package / "lambdas" / source.name)
     (destination / "requirements.txt").write_text("\n".join(_requirements_lines()) + "\n")

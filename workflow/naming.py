@@ -2,11 +2,11 @@
 
 Every run gets fresh SageMaker names derived from the commit ID, the UTC time and a random suffix,
 e.g. ``mask-r-cnn-mlops-abc1234-20261121-193000-1a2b``, so no run overwrites another's training
-job, model, endpoint configuration or transform job. Names are at most 63 characters of
-``[a-zA-Z0-9-]`` (SageMaker's rule), starting and ending with a letter or digit.
+job, model, endpoint configuration or transform job. Names follow SageMaker's rule
+(`workflow.contracts.is_valid_name`).
 
-`execution_input` returns the dict every runtime passes to the state machine (its keys are the
-contract in docs/architecture.md, "Execution input").
+`execution_input` returns the `workflow.contracts.ExecutionInput` every runtime passes to the
+state machine (docs/architecture.md, "Execution input").
 """
 
 from __future__ import annotations
@@ -18,46 +18,22 @@ import secrets
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from workflow.config import WorkflowConfig
+from workflow.contracts import (
+    GATE_THRESHOLD_KEY,
+    MAX_NAME_LENGTH,
+    RESOURCE_SUFFIXES,
+    ExecutionInput,
+    is_valid_name,
+    short_commit,
+)
 from workflow.errors import NamingError
 
-MAX_NAME_LENGTH = 63
-COMMIT_LENGTH = 7
 SUFFIX_HEX_DIGITS = 4
 ENV_CODEBUILD_COMMIT = "CODEBUILD_RESOLVED_SOURCE_VERSION"
-
-# Appended to the run's base name (JobName) for each SageMaker resource; the longest one bounds
-# how long the base name may be.
-RESOURCE_SUFFIXES: Mapping[str, str] = {
-    "TrainingJobName": "",
-    "ModelName": "-model",
-    "EndpointConfigName": "-config",
-    "TransformJobName": "-eval",
-}
 _TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
-_NAME_RE = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
-
-
-def is_valid_name(name: str) -> bool:
-    """Return True when ``name`` is a valid SageMaker resource name (≤ 63 of [a-zA-Z0-9-])."""
-    return bool(_NAME_RE.fullmatch(name))
-
-
-def short_commit(commit_id: str) -> str:
-    """Return the part of a commit ID used in names: 7 lower-case characters of [a-z0-9].
-
-    Raises:
-        NamingError: When the commit ID holds no letter or digit.
-    """
-    cleaned = re.sub(r"[^a-zA-Z0-9]", "", commit_id).lower()
-    if not cleaned:
-        raise NamingError(
-            f"commit ID {commit_id!r} holds no letter or digit; pass a git commit SHA "
-            "(e.g. --commit abc1234)"
-        )
-    return cleaned[:COMMIT_LENGTH]
 
 
 def job_name(
@@ -125,7 +101,7 @@ def execution_input(
     hyperparameters: Mapping[str, str] | None = None,
     poll_seconds: int | None = None,
     gate_threshold: float | None = None,
-) -> dict[str, Any]:
+) -> ExecutionInput:
     """Return the execution input of one run (the contract in docs/architecture.md).
 
     Args:
@@ -177,7 +153,7 @@ def execution_input(
             "EndpointName": config.endpoint.name,
             "EndpointPollSeconds": poll,
             # QualityGate compares the metric with this value (NumericGreaterThanEqualsPath).
-            "GateThreshold": threshold,
+            GATE_THRESHOLD_KEY: threshold,
             "HyperParameters": merged,
             "TrainingData": s3.uri("data", "train"),
             "ValidationData": s3.uri("data", "validation"),
@@ -189,7 +165,7 @@ def execution_input(
             "TransformOutput": s3.uri("transform", base),
         }
     )
-    return data
+    return cast(ExecutionInput, data)
 
 
 def check_gate_threshold(value: Any) -> float:
@@ -253,13 +229,9 @@ def resolve_commit(environ: Mapping[str, str], cwd: str | Path | None = None) ->
 
 __all__ = [
     "ENV_CODEBUILD_COMMIT",
-    "MAX_NAME_LENGTH",
-    "RESOURCE_SUFFIXES",
     "check_gate_threshold",
     "execution_input",
-    "is_valid_name",
     "job_name",
     "resolve_commit",
     "resource_names",
-    "short_commit",
 ]

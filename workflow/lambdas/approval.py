@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from workflow.contracts import ERROR_REJECTED
 from workflow.lambdas import clients
 from workflow.lambdas._util import error_code, require_env, require_field
 from workflow.lambdas.errors import LambdaConfigError
@@ -53,7 +54,6 @@ logger = logging.getLogger(__name__)
 
 LINK_VERSION = "v1"
 ACTIONS = ("approve", "reject")
-REJECTED_ERROR = "Rejected"
 DEFAULT_PREFIX = "approvals/"
 DEFAULT_TTL_SECONDS = 86400
 MIN_SECRET_BYTES = 32
@@ -495,7 +495,7 @@ def _decide(
         else:
             sfn.send_task_failure(
                 taskToken=record["token"],
-                error=REJECTED_ERROR,
+                error=ERROR_REJECTED,
                 cause=f"rejected by the reviewer through approval request {approval_id} "
                 f"at {_iso(now)}",
             )

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflow.checkout import checkout_root
 from workflow.errors import WorkflowError
 from workflow.local.store import LocalStore, ObjectExistsError, publish_dir, temporary_sibling
 
@@ -37,7 +38,7 @@ logger = logging.getLogger(__name__)
 
 # The one image builder of the repository (also used by the Docker tests): registry-free base,
 # `--network host`, torch installed in the image.
-BUILD_IMAGE_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-image.sh"
+BUILD_IMAGE_SCRIPT = checkout_root() / "scripts" / "build-image.sh"
 
 LOCAL_REGISTRY = "local"
 _IGNORED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}

@@ -20,18 +20,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from workflow.history import failing_state, progress_line, shorten
+
 PROGRESS_LINE = re.compile(
     r"(epoch=\d+.*step=\d+|validation:|Epoch: \[|resumed:|train_loss|mAP|error|Error|ERROR)"
 )
-_FAILED_EVENTS = {
-    "TaskFailed",
-    "TaskTimedOut",
-    "LambdaFunctionFailed",
-    "LambdaFunctionTimedOut",
-    "ExecutionFailed",
-    "ExecutionTimedOut",
-    "ExecutionAborted",
-}
 MIN_PICTURE_SIDE = 512
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
 
@@ -78,25 +71,18 @@ class Progress:
         self._execution = event.execution_arn
         if kind.endswith("StateEntered") and event.state_name:
             self._open[event.state_name] = time.monotonic()
-            self.print(f"  > {event.state_name}")
         elif kind.endswith("StateExited") and event.state_name:
             self._open.pop(event.state_name, None)
-            took = f" ({event.duration:.1f} s)" if event.duration is not None else ""
-            self.print(f"  < {event.state_name}{took}")
-        elif kind in _FAILED_EVENTS and not kind.startswith("Execution"):
-            error, cause = failure_details(raw)
-            self.print(f"  ! {kind}: {error}: {shorten(cause)}")
-        elif kind == "ExecutionStarted":
+        elif kind in ("ExecutionStarted", "ExecutionRedriven"):
             self._started = time.monotonic()
-            self.print(f"execution {event.execution_name} started")
-        elif kind == "ExecutionRedriven":
-            self._started = time.monotonic()
-            self.print(f"execution {event.execution_name} redriven")
-        elif kind.startswith("Execution") and kind != "ExecutionStarted":
-            took = f" after {event.duration:.1f} s" if event.duration is not None else ""
-            self.print(
-                f"execution {event.execution_name}: {kind[len('Execution') :].upper()}{took}"
-            )
+        line = progress_line(
+            raw,
+            execution_name=event.execution_name,
+            duration=event.duration,
+            state=event.state_name,
+        )
+        if line:
+            self.print(line)
 
     # -- training logs --------------------------------------------------------------------------
     def log_sink(self, source: str, line: str) -> None:
@@ -129,37 +115,6 @@ class Progress:
                 f"  ... still in {state} ({time.monotonic() - since:.0f} s; run "
                 f"{time.monotonic() - self._started:.0f} s; {self._execution})"
             )
-
-
-def failure_details(event: Mapping[str, Any]) -> tuple[str, str]:
-    """Return ``(error, cause)`` of a failure event."""
-    for key, value in event.items():
-        if key.endswith("EventDetails") and isinstance(value, Mapping):
-            return str(value.get("error", "")), str(value.get("cause", ""))
-    return "", ""
-
-
-def shorten(text: str, limit: int = 300) -> str:
-    """Return the text on one line, cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-def failing_state(history: Iterable[Mapping[str, Any]]) -> tuple[str | None, str, str]:
-    """Return ``(state, error, cause)`` of the first task failure, else of the execution's end."""
-    current: str | None = None
-    first: tuple[str | None, str, str] | None = None
-    last: tuple[str | None, str, str] = (None, "", "")
-    for event in history:
-        kind = str(event.get("type", ""))
-        if kind.endswith("StateEntered"):
-            current = (event.get("stateEnteredEventDetails") or {}).get("name")
-        if kind in _FAILED_EVENTS:
-            error, cause = failure_details(event)
-            if not kind.startswith("Execution") and first is None:
-                first = (current, error, cause)
-            last = (current, error, cause)
-    return first or last
 
 
 def find_key(document: Any, key: str) -> Any:

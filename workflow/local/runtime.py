@@ -41,8 +41,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from workflow.checkout import checkout_root
 from workflow.config import WorkflowConfig
-from workflow.definition import GATE_THRESHOLD_KEY
+from workflow.contracts import GATE_THRESHOLD_KEY
 from workflow.errors import ConfigError
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
@@ -65,7 +66,7 @@ logger = logging.getLogger(__name__)
 APPROVE_MODES = ("auto", "manual")
 APPROVAL_SECRET_ID = "local/approval-signing-key"
 LOCAL_APPROVAL_URL = "http://127.0.0.1/local-approval"
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = checkout_root()
 
 
 def default_container_dir() -> Path:

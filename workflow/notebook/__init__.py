@@ -7,17 +7,31 @@ The notebooks import this package as ``nb`` and only orchestrate and show::
 
 - :mod:`workflow.notebook.session`: the configuration, mode and local store of a notebook.
 - :mod:`workflow.notebook.data`: COCO splits (local folder, local store or S3), class counts.
-- :mod:`workflow.notebook.runs`: editing the SDK workflow, the local Step Functions API, AWS
-  deployment, progress and history tables, the run record notebook 03 reads.
+- :mod:`workflow.notebook.authoring`: editing, checking and drawing the SDK workflow.
+- :mod:`workflow.notebook.local_api`: the local runtime behind a Step Functions API.
+- :mod:`workflow.notebook.deploy`: the aws mode (deploy, execution input).
+- :mod:`workflow.notebook.progress`: following an execution, progress and history tables.
+- :mod:`workflow.notebook.records`: the run record notebook 03 reads.
 - :mod:`workflow.notebook.evaluate`: invoking the endpoint, COCO mAP, latency figures.
 - :mod:`workflow.notebook.viz`: the matplotlib figures (PNG outputs in executed notebooks).
 - :mod:`workflow.notebook.tables`: small HTML/Markdown tables without pandas.
+- :mod:`workflow.notebook.sources` and :mod:`workflow.notebook.execute`: running the notebooks
+  with papermill (``python -m workflow notebooks`` is a thin caller).
 
 Heavy libraries (matplotlib, torch, boto3, stepfunctions) are imported inside the functions.
 """
 
 from __future__ import annotations
 
+from workflow.notebook.authoring import (
+    check,
+    compare_workflows,
+    document_of,
+    graph_png,
+    insert_step_after,
+    state_names,
+    with_client,
+)
 from workflow.notebook.data import (
     CocoSplit,
     class_counts,
@@ -25,6 +39,7 @@ from workflow.notebook.data import (
     load_split,
     split_summary,
 )
+from workflow.notebook.deploy import aws_execution_input, deploy
 from workflow.notebook.evaluate import (
     EndpointInvoker,
     LocalEndpoint,
@@ -38,27 +53,16 @@ from workflow.notebook.evaluate import (
     stop_local_endpoint,
     time_requests,
 )
-from workflow.notebook.runs import (
-    LocalStepFunctions,
-    aws_execution_input,
-    check,
-    compare_workflows,
-    deploy,
-    document_of,
+from workflow.notebook.local_api import LocalStepFunctions
+from workflow.notebook.progress import (
     follow,
-    graph_png,
     history_rows,
-    insert_step_after,
-    last_run,
-    model_artifact,
-    remember_run,
     require_success,
     run_summary,
-    state_names,
     state_rows,
     state_visits,
-    with_client,
 )
+from workflow.notebook.records import last_run, model_artifact, remember_run
 from workflow.notebook.session import NotebookError, Session, setup_logging, start
 from workflow.notebook.tables import Table
 

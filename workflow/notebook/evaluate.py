@@ -16,13 +16,12 @@ import json
 import math
 import shutil
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflow.http import HttpError, post_bytes
 from workflow.notebook.data import CocoSplit, content_type
 from workflow.notebook.session import NotebookError, Session
 from workflow.notebook.tables import Table
@@ -148,21 +147,16 @@ def _post(url: str, body: bytes, kind: str, threshold: float | None, timeout: fl
     headers = {"Content-Type": kind, "Accept": "application/json"}
     if threshold is not None:
         headers[CUSTOM_ATTRIBUTES] = f"score_threshold={threshold}"
-    request = urllib.request.Request(
-        url.rstrip("/") + "/invocations", data=body, method="POST", headers=headers
-    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", errors="replace")[:300]
+        return post_bytes(url.rstrip("/") + "/invocations", body, headers, timeout)
+    except HttpError as exc:
+        if exc.status is not None:
+            raise NotebookError(
+                f"the endpoint {url} answered HTTP {exc.status}: {exc.detail}; check the image "
+                "and the endpoint's log (python -m workflow endpoints list)."
+            ) from exc
         raise NotebookError(
-            f"the endpoint {url} answered HTTP {exc.code}: {detail}; check the image and the "
-            "endpoint's log (python -m workflow endpoints list)."
-        ) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise NotebookError(
-            f"the endpoint {url} cannot be reached ({exc}); check that it still runs "
+            f"the endpoint {url} cannot be reached ({exc.detail}); check that it still runs "
             "(python -m workflow endpoints list)."
         ) from exc
 

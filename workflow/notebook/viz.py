@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from workflow.history import StateVisit
     from workflow.notebook.evaluate import Prediction
-    from workflow.notebook.runs import StateVisit
 
 PALETTE = (
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),

@@ -82,7 +82,7 @@ def test_start_waits_and_exits_zero_on_success(moto_sfn, make_machine, capsys, m
     assert data["ImageUri"].endswith(":abc")
     assert data["GateThreshold"] == 0.42  # AWS runs are gated by gate.threshold
     assert arn.endswith(":" + data["JobName"])
-    assert "-> CheckImage" in err and "-> Done" in err
+    assert "> CheckImage" in err and "> Done" in err
     assert "console: https://us-east-1.console.aws.amazon.com/states/" in err
     assert "SUCCEEDED" in err
 
@@ -93,7 +93,7 @@ def test_start_exits_one_with_the_named_error(moto_sfn, make_machine, capsys, mo
     out, err = capsys.readouterr()
     assert code == 1
     assert out.strip().count(":execution:") == 1
-    assert "-> Gate" in err
+    assert "> Gate" in err
     assert "ended FAILED: QualityGateFailed (too low)" in err
     assert "Traceback" not in err
 
@@ -216,7 +216,7 @@ def test_invoke_sfn_as_codebuild_runs_it(moto_server, make_machine, repo_root, t
     data = json.loads(client.describe_execution(executionArn=arn)["input"])
     assert data["CommitId"] == COMMIT and data["ImageUri"].endswith(":0123456")
     assert data["GateThreshold"] == 0.45
-    assert "-> Done" in ok.stderr
+    assert "> Done" in ok.stderr
 
     env["STATE_MACHINE_ARN"] = bad
     del env["IMAGE_URI"]  # no image: this machine's Choice goes to its failing branch
@@ -282,7 +282,7 @@ def test_redrive_waits_for_the_rerun(in_empty_dir, capsys, monkeypatch) -> None:
     monkeypatch.setattr("workflow.commands.sfn_client", lambda region, url=None: client)
     assert main(["redrive", arn, "--poll-seconds", "0.1"]) == 0
     err = capsys.readouterr().err
-    assert "-> Train" in err and "ExecutionFailed" not in err
+    assert "> Train" in err and "ExecutionFailed" not in err
     stub.assert_no_pending_responses()
 
 

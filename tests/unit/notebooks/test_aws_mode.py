@@ -72,7 +72,7 @@ def test_follow_prints_each_event_once_until_the_end(make_events):
     assert follow(_Execution(make_events), poll_seconds=0, stream=out) == "SUCCEEDED"
     assert out.getvalue().splitlines() == [
         "  > Train",
-        "  ! TaskFailed: Boom",
+        "  ! TaskFailed: Boom: it broke",  # the one progress line (workflow.history)
         "  < Train",
         "execution SUCCEEDED",
     ]

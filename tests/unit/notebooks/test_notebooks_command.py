@@ -6,62 +6,63 @@ from pathlib import Path
 
 import pytest
 
-from workflow.commands import notebooks as command
+from workflow.checkout import notebooks_dir
 from workflow.errors import ConfigError
+from workflow.notebook import execute, sources
 
-REPO_NOTEBOOKS = command.REPO_NOTEBOOKS
+REPO_NOTEBOOKS = notebooks_dir()
 
 
 def test_parse_value_types_like_papermill_plus_json():
-    assert command.parse_value("True") is True and command.parse_value("False") is False
-    assert command.parse_value("None") is None
-    assert command.parse_value("3") == 3 and command.parse_value("0.5") == 0.5
-    assert command.parse_value('{"gate.threshold": 0.0}') == {"gate.threshold": 0.0}
-    assert command.parse_value("{'a': 1}") == {"a": 1}
-    assert command.parse_value("[1, 2]") == [1, 2]
-    assert command.parse_value("local") == "local"
+    assert sources.parse_value("True") is True and sources.parse_value("False") is False
+    assert sources.parse_value("None") is None
+    assert sources.parse_value("3") == 3 and sources.parse_value("0.5") == 0.5
+    assert sources.parse_value('{"gate.threshold": 0.0}') == {"gate.threshold": 0.0}
+    assert sources.parse_value("{'a': 1}") == {"a": 1}
+    assert sources.parse_value("[1, 2]") == [1, 2]
+    assert sources.parse_value("local") == "local"
     with pytest.raises(ConfigError, match="looks like a mapping or list"):
-        command.parse_value("{not valid")
+        sources.parse_value("{not valid")
 
 
 def test_every_repository_notebook_declares_the_common_parameters():
-    paths = command.find_notebooks(REPO_NOTEBOOKS, [])
+    paths = sources.find_notebooks(REPO_NOTEBOOKS, [])
     assert [p.name for p in paths] == ["01_data.py", "02_workflow.py", "03_evaluate.py"]
     for path in paths:
-        notebook = command.read_notebook(path)
+        notebook = sources.read_notebook(path)
         assert {"mode", "config_file", "root", "overrides"} <= set(notebook.parameters), path
         assert notebook.parameters["mode"] == '"local"'
         assert notebook.node.metadata["kernelspec"]["name"] == "python3"
 
 
 def test_only_selects_and_names_unknown_notebooks():
-    picked = command.find_notebooks(REPO_NOTEBOOKS, ["03_evaluate", "01_data.py"])
+    picked = sources.find_notebooks(REPO_NOTEBOOKS, ["03_evaluate", "01_data.py"])
     assert [p.stem for p in picked] == ["01_data", "03_evaluate"]
     with pytest.raises(ConfigError, match="--only 09_nope is not a notebook"):
-        command.find_notebooks(REPO_NOTEBOOKS, ["09_nope"])
+        sources.find_notebooks(REPO_NOTEBOOKS, ["09_nope"])
 
 
 def test_a_folder_without_notebooks_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="holds no notebooks"):
-        command.find_notebooks(tmp_path, [])
+        sources.find_notebooks(tmp_path, [])
 
 
 def test_a_notebook_without_parameters_cell_is_named(tmp_path):
     path = tmp_path / "01_x.py"
     path.write_text("# %%\nx = 1\n")
-    with pytest.raises(command.NotebookRunError, match="has no cell tagged 'parameters'"):
-        command.read_notebook(path)
+    with pytest.raises(sources.NotebookRunError, match="has no cell tagged 'parameters'"):
+        sources.read_notebook(path)
 
 
 def test_set_overrides_extend_the_notebook_default():
-    notebook = command.read_notebook(REPO_NOTEBOOKS / "02_workflow.py")
-    values = command.notebook_parameters(
+    notebook = sources.read_notebook(REPO_NOTEBOOKS / "02_workflow.py")
+    values = sources.notebook_parameters(
         notebook, {"mode": "local", "data": "x"}, {"gate.threshold": 0.3}
     )
     assert "data" not in values  # 02 does not declare it
     assert values["overrides"]["gate.threshold"] == 0.3
     assert values["overrides"]["local.hyperparameters.max_steps"] == "1"  # the default kept
-    given = command.notebook_parameters(notebook, {"overrides": {"a": 1}}, {"b": 2})
+    given = sources.notebook_parameters(notebook, {"overrides": {"a": 1}}, {"b": 2})
     assert given["overrides"] == {"a": 1, "b": 2}
 
 
@@ -73,7 +74,7 @@ def test_failure_message_names_file_line_cell_and_error(tmp_path):
         '# %% tags=["parameters"]\nmode = "local"\n\n# %%\nimport math\n'
         "value = math.sqrt(-1)\nprint(value)\n"
     )
-    notebook = command.read_notebook(path)
+    notebook = sources.read_notebook(path)
     error = PapermillExecutionError(
         cell_index=2,
         exec_count=2,
@@ -82,7 +83,7 @@ def test_failure_message_names_file_line_cell_and_error(tmp_path):
         evalue="math domain error.",
         traceback=["\x1b[0;31mValueError\x1b[0m", "Cell \x1b[0;32mIn[2], line 2\x1b[0m", "..."],
     )
-    message = command.describe_failure(notebook, tmp_path / "out.ipynb", error)
+    message = execute.describe_failure(notebook, tmp_path / "out.ipynb", error)
     assert message.startswith(f"{path}:6: cell 2 (value = math.sqrt(-1)) raised ValueError: ")
     assert "math domain error; executed notebook: " in message
     assert "\n" not in message
@@ -91,12 +92,12 @@ def test_failure_message_names_file_line_cell_and_error(tmp_path):
 def test_kernel_check_accepts_this_environment_and_refuses_another(monkeypatch):
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-    command.check_kernel()  # the python3 kernel of this environment
+    execute.check_kernel()  # the python3 kernel of this environment
     other = KernelSpec(argv=["/opt/other/bin/python", "-m", "ipykernel_launcher"],
                        resource_dir="/opt/other/kernels/python3")  # fmt: skip
     monkeypatch.setattr(KernelSpecManager, "get_kernel_spec", lambda self, name: other)
-    with pytest.raises(command.NotebookRunError, match="runs /opt/other/bin/python, not this"):
-        command.check_kernel()
+    with pytest.raises(sources.NotebookRunError, match="runs /opt/other/bin/python, not this"):
+        execute.check_kernel()
 
 
 def test_cli_refuses_unknown_parameters_and_taken_outputs(tmp_path, capsys):
@@ -115,7 +116,7 @@ def test_cli_refuses_unknown_parameters_and_taken_outputs(tmp_path, capsys):
 
 def test_cell_line_finds_the_cell_start():
     path = REPO_NOTEBOOKS / "01_data.py"
-    line = command.cell_line(path, "splits = nb.dataset_splits(session, data)\nx")
+    line = execute.cell_line(path, "splits = nb.dataset_splits(session, data)\nx")
     assert line is not None
     assert Path(path).read_text().splitlines()[line - 1].startswith("splits = ")
-    assert command.cell_line(path, "") is None
+    assert execute.cell_line(path, "") is None

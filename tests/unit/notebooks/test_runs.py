@@ -27,7 +27,8 @@ from workflow.notebook import (
     state_visits,
     with_client,
 )
-from workflow.notebook.runs import LocalStepFunctions, graph_png
+from workflow.notebook.authoring import graph_png
+from workflow.notebook.local_api import LocalStepFunctions
 
 
 def _pass(name: str = "RecordModel"):

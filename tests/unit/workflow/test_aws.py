@@ -12,7 +12,6 @@ from botocore.stub import ANY, Stubber
 from workflow.aws import (
     console_url,
     deploy,
-    describe_event,
     redrive,
     send_approval,
     start_execution,
@@ -183,11 +182,12 @@ def test_wait_reports_transitions_and_heartbeats_then_fails(stubbed) -> None:
         clock=clock, sleep=clock.sleep,
     )  # fmt: skip
     assert result.status == "FAILED"
-    assert lines[0] == "[0:00:00] -> Train"
+    name = EX_ARN.rsplit(":", 1)[-1]
+    assert lines[:2] == [f"[0:00:00] execution {name} started", "[0:00:00] > Train"]
     heartbeats = [line for line in lines if "still RUNNING in Train" in line]
     assert len(heartbeats) == 1  # at 60 s; the failure arrives at 120 s
     assert console_url(REGION, EX_ARN) in heartbeats[0]
-    assert lines[-1] == "[0:02:00] TaskFailed: States.TaskFailed (bad data)"
+    assert lines[-1] == "[0:02:00] ! TaskFailed: States.TaskFailed: bad data"
     with pytest.raises(ExecutionFailedError) as info:
         result.raise_for_status()
     assert info.value.error == "States.TaskFailed"
@@ -218,24 +218,6 @@ def test_wait_returns_output_on_success_and_times_out(stubbed) -> None:
     with pytest.raises(AwsError, match="still RUNNING after 0:01:40; it keeps running"):
         wait_for_execution(client, EX_ARN, timeout_seconds=50, report=lambda line: None,
                            clock=lambda: next(times), sleep=lambda s: None)  # fmt: skip
-
-
-def test_describe_event() -> None:
-    assert describe_event(_event(1, "ExecutionStarted")) is None
-    assert (
-        describe_event(_event(2, "ChoiceStateEntered", stateEnteredEventDetails={"name": "Gate"}))
-        == "-> Gate"
-    )
-    assert (
-        describe_event(
-            _event(
-                3,
-                "ExecutionFailed",
-                executionFailedEventDetails={"error": "Rejected", "cause": "no"},
-            )
-        )
-        == "ExecutionFailed: Rejected (no)"
-    )
 
 
 def test_approve_and_reject_on_aws(stubbed) -> None:

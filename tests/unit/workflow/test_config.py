@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -48,9 +48,9 @@ def test_defaults_and_derived_values(make_config) -> None:
 
 def test_config_is_frozen(make_config) -> None:
     config = make_config()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError):
         config.name = "x"  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(pydantic.ValidationError):
         config.gate.threshold = 0.1  # type: ignore[misc]
     with pytest.raises(TypeError):
         config.training.hyperparameters["epochs"] = "99"  # type: ignore[index]
@@ -167,7 +167,7 @@ def test_unknown_env_variable_is_an_error(make_config) -> None:
     problems = _problems(environ={"MLOPS_GATE__TRESHOLD": "0.4"})
     assert problems == [
         "MLOPS_GATE__TRESHOLD does not name a configuration key ('gate.treshold' is unknown); "
-        "did you mean 'gate.threshold'? the keys are listed in workflow/config.py and README "
+        "did you mean 'gate.threshold'? the keys are listed in workflow/config/models.py and README "
         "'Configuration'"
     ]
     assert _problems(environ={"MLOPS_S3____BUCKET": "x"})[0].startswith(
@@ -294,3 +294,27 @@ def test_local_gate_threshold_default_and_sources(make_config, monkeypatch) -> N
 def test_local_gate_threshold_is_validated(write_config, value, problem) -> None:
     path = write_config({"local": {"gate_threshold": value}})
     assert _problems(path=path, environ={}) == [f"local.gate_threshold = {problem}"]
+
+
+def test_readme_table_names_every_key() -> None:
+    """A new key is one typed field and one row of README 'Configuration'."""
+    import re
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        for token in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            head, _, tail = token.partition("{")  # `gate.{enabled,metric}`: one name each
+            names.update({token} if not tail else {head + p for p in tail.rstrip("}").split(",")})
+
+    def covered(key: str) -> bool:
+        parts = key.split(".")
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        return bool(prefixes & names) or any(
+            name.endswith(".*") and key.startswith(name[:-1]) for name in names
+        )
+
+    assert [key for key in known_keys() if not covered(key)] == []

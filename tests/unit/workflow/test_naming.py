@@ -8,15 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workflow.contracts import is_valid_name, short_commit
 from workflow.errors import NamingError
-from workflow.naming import (
-    execution_input,
-    is_valid_name,
-    job_name,
-    resolve_commit,
-    resource_names,
-    short_commit,
-)
+from workflow.naming import execution_input, job_name, resolve_commit, resource_names
 
 NOW = dt.datetime(2026, 11, 21, 19, 30, 0, tzinfo=dt.timezone.utc)
 

@@ -1,0 +1,306 @@
+"""The typed configuration: one frozen pydantic model per section of `workflow.yaml`.
+
+A key is one typed field with its default here and one row in README 'Configuration'. Types and
+checks come from `workflow.config.checks`; a key whose default derives from ``name``,
+``account_id`` and ``region`` is required here and filled by `derived_defaults` when it is unset.
+Build a `WorkflowConfig` with `workflow.config.load_config`, which layers the sources.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PrivateAttr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from workflow.config.checks import (
+    ACCOUNT,
+    BUCKET,
+    CODEBUILD,
+    ECR,
+    EMAIL,
+    ENDPOINT,
+    INSTANCE,
+    LAMBDA,
+    NAME,
+    PREFIX,
+    REGION,
+    ROLE,
+    SSM,
+    TOPIC,
+    Choice,
+    Flag,
+    Hyperparameters,
+    Integer,
+    Number,
+    Pattern,
+    Range,
+    Text,
+)
+
+ENV_PREFIX = "MLOPS_"
+ENV_SEPARATOR = "__"
+ENV_CONFIG = "MLOPS_CONFIG"
+DEFAULT_CONFIG_FILE = "workflow.yaml"
+
+GateMetric = Literal["bbox_mAP", "segm_mAP"]
+ApproveMode = Literal["auto", "manual"]
+
+Role = Annotated[Text, AfterValidator(ROLE)]
+Lambda = Annotated[Text, AfterValidator(LAMBDA)]
+InstanceType = Annotated[Text, AfterValidator(INSTANCE)]
+Count = Annotated[Integer, AfterValidator(Range(1, 100))]
+Seconds = Annotated[Integer, AfterValidator(Range(1, 2419200, " seconds"))]
+Fraction = Annotated[Number, AfterValidator(Range(0.0, 1.0))]
+DatasetCount = Annotated[Integer, AfterValidator(Range(1, 100000))]
+
+
+class Section(BaseModel):
+    """A section of `workflow.yaml`: frozen, and unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RolesConfig(Section):
+    """IAM role ARNs (derived: ``arn:aws:iam::<account_id>:role/<name>-<key>``)."""
+
+    state_machine: Role
+    sagemaker: Role
+
+
+class S3Config(Section):
+    """Where data, models, checkpoints and transform output live."""
+
+    bucket: Annotated[Text, AfterValidator(BUCKET)]  # derived: <name>-<account_id>-<region>
+    prefix: Annotated[Text, AfterValidator(PREFIX)] = "mask-r-cnn"
+
+    def uri(self, *parts: str) -> str:
+        """Return ``s3://bucket/prefix/part/.../`` (a trailing slash: a folder)."""
+        keys = [p.strip("/") for p in (self.prefix, *parts) if p and p.strip("/")]
+        return f"s3://{self.bucket}/" + "".join(f"{k}/" for k in keys)
+
+
+class LambdasConfig(Section):
+    """Lambda function names or ARNs (derived: ``<name>-start-build`` etc.)."""
+
+    start_build: Lambda
+    request_approval: Lambda
+    evaluate: Lambda
+
+
+class TrainingConfig(Section):
+    """The SageMaker training job."""
+
+    instance_type: InstanceType = "ml.g4dn.xlarge"
+    instance_count: Count = 1
+    volume_size_gb: Annotated[Integer, AfterValidator(Range(1, 16384, " GB"))] = 50
+    max_runtime_seconds: Seconds = 86400
+    spot: Flag = False
+    max_wait_seconds: Seconds = 172800  # managed spot only
+    hyperparameters: Hyperparameters = {
+        "epochs": "10",
+        "backbone": "resnet50_fpn",
+        "batch_size": "4",
+        "lr": "0.005",
+    }
+    # An SSM parameter (a JSON object of strings) merged over the hyperparameters at run time.
+    hyperparameters_ssm_parameter: Annotated[Text, AfterValidator(SSM)] | None = None
+
+
+class EvaluationConfig(Section):
+    """The batch transform of the held-out images and the metrics Lambda."""
+
+    enabled: Flag = True
+    instance_type: InstanceType = "ml.m5.xlarge"
+
+
+class GateConfig(Section):
+    """The quality gate: ``metric >= threshold`` or the execution fails."""
+
+    enabled: Flag = True
+    metric: Annotated[GateMetric, BeforeValidator(Choice(get_args(GateMetric)))] = "segm_mAP"
+    threshold: Fraction = 0.5
+
+
+class ApprovalConfig(Section):
+    """The manual approval (a task token sent by e-mail)."""
+
+    enabled: Flag = True
+    email: Annotated[Text, AfterValidator(EMAIL)] | None = None
+    # The template's ApprovalLinkTtlSeconds takes 300 to 604800 (infra/template.yaml).
+    link_ttl_seconds: Annotated[Integer, AfterValidator(Range(300, 604800, " seconds"))] = 86400
+
+
+class NotificationConfig(Section):
+    """The SNS notifications on success and failure."""
+
+    enabled: Flag = True
+    topic_arn: Annotated[Text, AfterValidator(TOPIC)]  # derived: <name>-notifications topic
+
+
+class EndpointConfig(Section):
+    """The real-time endpoint, created once and then updated in place."""
+
+    name: Annotated[Text, AfterValidator(ENDPOINT)] = "mask-r-cnn"
+    instance_type: InstanceType = "ml.m5.xlarge"
+    initial_instance_count: Count = 1
+    poll_seconds: Annotated[Integer, AfterValidator(Range(1, 3600, " seconds"))] = 30
+
+
+class DatasetConfig(Section):
+    """Size of the synthetic data set of local runs."""
+
+    train: DatasetCount = 4
+    validation: DatasetCount = 2
+    test: DatasetCount = 2
+    size: Annotated[Integer, AfterValidator(Range(32, 4096, " pixels"))] = 96
+    seed: Annotated[Integer, AfterValidator(Range(0, 2**32 - 1))] = 0
+
+
+class LocalConfig(Section):
+    """Settings of the local runtime; they never change the ASL document."""
+
+    root: Text = ".mlops"
+    poll_seconds: Annotated[Integer, AfterValidator(Range(0, 3600, " seconds"))] = 1
+    approve: Annotated[ApproveMode, BeforeValidator(Choice(get_args(ApproveMode)))] = "auto"
+    # The quality gate's threshold in local runs, whose seconds-trained demo model scores ~0.
+    gate_threshold: Fraction = 0.0
+    # The demo: seconds of real training and serving on a CPU (the gate is
+    # local.gate_threshold). `fast` and few detections keep the mask head cheap; the
+    # model's resize matches local.dataset.size; max_steps caps a bigger data set.
+    # Merged over training.hyperparameters for local runs.
+    hyperparameters: Hyperparameters = {
+        "epochs": "1",
+        "max_steps": "2",
+        "backbone": "mobilenet_v3_large_fpn",
+        "batch_size": "2",
+        "min_size": "96",
+        "max_size": "96",
+        "fast": "true",
+        "detections_per_image": "10",
+        "num_workers": "0",
+    }
+    dataset: DatasetConfig = DatasetConfig()
+
+
+class WorkflowConfig(BaseSettings):
+    """The whole configuration, validated. Build it with `load_config`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_SEPARATOR,
+        yaml_file=DEFAULT_CONFIG_FILE,
+        extra="forbid",
+        frozen=True,
+    )
+
+    name: Annotated[Text, AfterValidator(NAME)] = "mask-r-cnn-mlops"
+    region: Annotated[Text, AfterValidator(REGION)] = "us-east-1"
+    account_id: Annotated[Text, AfterValidator(ACCOUNT)] = "000000000000"  # derives ARNs only
+    roles: RolesConfig
+    s3: S3Config
+    ecr_repository: Annotated[Text, AfterValidator(ECR)] = "mask-r-cnn"
+    codebuild_project: Annotated[Text, AfterValidator(CODEBUILD)]  # derived: <name>-build
+    lambdas: LambdasConfig
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    gate: GateConfig = GateConfig()
+    approval: ApprovalConfig = ApprovalConfig()
+    notification: NotificationConfig
+    endpoint: EndpointConfig = EndpointConfig()
+    local: LocalConfig = LocalConfig()
+
+    _source: str = PrivateAttr(default="defaults")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Take values from the constructor only: `load_config` layers file, env and flags.
+
+        The layering keeps the documented rules that pydantic-settings' deep merge does not: a
+        whole mapping replaces (``training.hyperparameters: {...}``) while one entry patches
+        (``MLOPS_TRAINING__HYPERPARAMETERS__EPOCHS``), and each value remembers its source.
+        """
+        return (init_settings,)
+
+    @property
+    def source(self) -> str:
+        """Where the configuration came from: a file name, or ``defaults``."""
+        return self._source
+
+    @property
+    def image_repository_uri(self) -> str:
+        """The ECR repository URI of the BYOC image (without tag)."""
+        return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.ecr_repository}"
+
+    @property
+    def state_machine_arn(self) -> str:
+        """The ARN the state machine has once deployed."""
+        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain data (the shape of `workflow.yaml`)."""
+        return self.model_dump()
+
+    def __eq__(self, other: object) -> bool:
+        """Compare the values; where they came from (`source`) does not count."""
+        if not isinstance(other, WorkflowConfig):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]  # mappings inside: not hashable
+
+
+def derived_defaults(name: str, region: str, account: str) -> dict[str, str]:
+    """Return the default of each key that derives from ``name``, ``region`` and ``account_id``."""
+    return {
+        "roles.state_machine": f"arn:aws:iam::{account}:role/{name}-state_machine",
+        "roles.sagemaker": f"arn:aws:iam::{account}:role/{name}-sagemaker",
+        "s3.bucket": f"{name}-{account}-{region}",
+        "codebuild_project": f"{name}-build",
+        "lambdas.start_build": f"{name}-start-build",
+        "lambdas.request_approval": f"{name}-request-approval",
+        "lambdas.evaluate": f"{name}-evaluate",
+        "notification.topic_arn": f"arn:aws:sns:{region}:{account}:{name}-notifications",
+    }
+
+
+# The checks of the keys the derived defaults are made of (`loader` derives only from good ones).
+DERIVED_FROM: Mapping[str, Pattern] = {"name": NAME, "region": REGION, "account_id": ACCOUNT}
+
+
+def _spot_waits_long_enough(spot: bool, max_wait: int, max_runtime: int) -> str | None:
+    if spot and max_wait < max_runtime:
+        return (
+            f"is less than training.max_runtime_seconds ({max_runtime}); "
+            "managed spot needs max_wait_seconds >= max_runtime_seconds"
+        )
+    return None
+
+
+def _gate_reads_the_evaluation(gate_enabled: bool, evaluation_enabled: bool) -> str | None:
+    if gate_enabled and not evaluation_enabled:
+        return (
+            "needs evaluation.enabled = true (the gate reads the evaluation's metrics); set "
+            "gate.enabled: false or evaluation.enabled: true"
+        )
+    return None
+
+
+# Rules between keys: (the key a problem names, the keys the rule reads, the rule). `loader`
+# applies them to every rule whose keys are valid, so they are reported with the other problems.
+CROSS_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[..., str | None]], ...] = (
+    (
+        "training.max_wait_seconds",
+        ("training.spot", "training.max_wait_seconds", "training.max_runtime_seconds"),
+        _spot_waits_long_enough,
+    ),
+    ("gate.enabled", ("gate.enabled", "evaluation.enabled"), _gate_reads_the_evaluation),
+)
