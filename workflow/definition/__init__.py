@@ -8,7 +8,11 @@ network. `render_json(config)` is the exact string `deploy` sends and the local 
 The states, in order (each optional stage switches off in the configuration)::
 
     CheckImage            Choice: ImageUri in the execution input? -> UseGivenImage
-    BuildImage            lambda:invoke.waitForTaskToken (start_build -> CodeBuild); -> $.Build
+    BuildImage            lambda:invoke (start_build -> CodeBuild) -> $.Build {BuildId, ImageUri}
+    WaitForBuild          Wait SecondsPath $.EndpointPollSeconds
+    DescribeBuild         aws-sdk:codebuild:batchGetBuilds -> $.BuildPoll.Build
+    CheckBuild            Choice: SUCCEEDED -> UseBuiltImage; IN_PROGRESS -> wait;
+                          else BuildNotSucceeded (BuildFailed). No token reaches the build.
     UseBuiltImage         Pass $.Build.ImageUri -> $.Image.Uri
     UseGivenImage         Pass $.ImageUri       -> $.Image.Uri
     ReadHyperParameters   aws-sdk:ssm:getParameter        (training.hyperparameters_ssm_parameter)
@@ -49,6 +53,7 @@ from __future__ import annotations
 from mask_r_cnn.contract import METRIC_DEFINITIONS
 
 from workflow.definition.names import (
+    ERROR_BUILD,
     ERROR_ENDPOINT,
     ERROR_QUALITY_GATE,
     ERROR_REJECTED,
@@ -66,6 +71,7 @@ from workflow.definition.render import (
 from workflow.definition.sdk import aws_partition
 
 __all__ = [
+    "ERROR_BUILD",
     "ERROR_ENDPOINT",
     "ERROR_QUALITY_GATE",
     "ERROR_REJECTED",

@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from workflow.config import WorkflowConfig
-from workflow.definition.names import FAILURE_PATH, SNS_TRANSIENT_ERRORS, StepId, check_state_name
+from workflow.definition.names import (
+    FAILURE_PATH,
+    POLL_SECONDS_PATH,
+    SNS_TRANSIENT_ERRORS,
+    StepId,
+    check_state_name,
+)
 from workflow.definition.sdk import (
     Sdk,
     aws_partition,
@@ -46,6 +52,29 @@ class BuilderBase:
                 backoff_rate=2.0,
             )
         )
+
+    def poll_loop(
+        self,
+        wait_id: StepId,
+        describe_id: StepId,
+        integration: str,
+        parameters: dict[str, Any],
+        result_path: str,
+        comments: tuple[str, str],
+    ) -> tuple[Any, Any]:
+        """Return a Wait (``POLL_SECONDS_PATH``) and the Task it leads to, which reads a status."""
+        wait = self.steps.Wait(
+            check_state_name(wait_id.value), comment=comments[0], seconds_path=POLL_SECONDS_PATH
+        )
+        describe = self.steps.Task(
+            check_state_name(describe_id.value),
+            resource=self.resource(integration),
+            comment=comments[1],
+            parameters=parameters,
+            result_path=result_path,
+        )
+        wait.next(describe)
+        return wait, describe
 
     def catch(self, state: Any, step_id: StepId, errors: tuple[str, ...] = ("States.ALL",)) -> None:
         """Route the errors of ``state`` to its failure marker, then the failure handling."""

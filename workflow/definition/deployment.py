@@ -209,17 +209,16 @@ class DeploymentStages(BuilderBase):
         )
         self.catch(find, StepId.FIND_ENDPOINT)
 
-        wait = steps.Wait(
-            check_state_name(StepId.WAIT_FOR_ENDPOINT.value),
-            comment="polls in the state machine itself, not in a Lambda with a 15-minute limit",
-            seconds_path="$.EndpointPollSeconds",
-        )
-        describe = steps.Task(
-            check_state_name(StepId.DESCRIBE_ENDPOINT.value),
-            resource=self.resource("aws-sdk:sagemaker:describeEndpoint"),
-            comment="reads EndpointStatus and the configuration the endpoint runs",
-            parameters=describe_parameters,
-            result_path="$.EndpointStatus",
+        wait, describe = self.poll_loop(
+            StepId.WAIT_FOR_ENDPOINT,
+            StepId.DESCRIBE_ENDPOINT,
+            "aws-sdk:sagemaker:describeEndpoint",
+            describe_parameters,
+            "$.EndpointStatus",
+            (
+                "polls in the state machine itself, not in a Lambda with a 15-minute limit",
+                "reads EndpointStatus and the configuration the endpoint runs",
+            ),
         )
         # While polling, the endpoint exists: any SageMaker error here is transient.
         self.retry(describe, (*SAGEMAKER_SDK_TRANSIENT_ERRORS, ENDPOINT_MISSING_ERROR), 5, 5)
@@ -266,7 +265,6 @@ class DeploymentStages(BuilderBase):
         find.next(update)
         create.next(wait)
         update.next(wait)
-        wait.next(describe)
         describe.next(check)
         return endpoint_config
 

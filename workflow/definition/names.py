@@ -16,6 +16,8 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 TRANSFORM_CONTENT_TYPE = "application/x-image"
 TRANSFORM_ACCEPT = "application/json"
 BUILD_TIMEOUT_SECONDS = 2 * 60 * 60
+# The build and the endpoint are polled at the execution input's interval (local runs: 1 s).
+POLL_SECONDS_PATH = "$.EndpointPollSeconds"
 METRICS_TIMEOUT_SECONDS = 900
 APPROVAL_GRACE_SECONDS = 300
 ENDPOINT_DEPLOY_BUDGET_SECONDS = 2 * 60 * 60
@@ -39,6 +41,12 @@ SAGEMAKER_SDK_TRANSIENT_ERRORS = (
     "SageMaker.InternalFailureException",
     "ThrottlingException",
 )
+# batchGetBuilds through aws-sdk: CodeBuild models no throttling error, so throttling and
+# service faults arrive as the service's base exception.
+CODEBUILD_SDK_TRANSIENT_ERRORS = (
+    "CodeBuild.CodeBuildException",
+    "ThrottlingException",
+)
 # DescribeEndpoint of a missing endpoint through aws-sdk fails with this name (not modelled).
 ENDPOINT_MISSING_ERROR = "SageMaker.SageMakerException"
 SNS_TRANSIENT_ERRORS = (
@@ -56,6 +64,7 @@ SSM_TRANSIENT_ERRORS = (
 
 # Named errors of the state machine (the execution ends with one of them, or with the error of
 # the task that failed).
+ERROR_BUILD = "BuildFailed"
 ERROR_QUALITY_GATE = "QualityGateFailed"
 ERROR_REJECTED = "Rejected"
 ERROR_ENDPOINT = "EndpointFailed"
@@ -71,6 +80,10 @@ class StepId(str, enum.Enum):
 
     CHECK_IMAGE = "CheckImage"
     BUILD_IMAGE = "BuildImage"
+    WAIT_FOR_BUILD = "WaitForBuild"
+    DESCRIBE_BUILD = "DescribeBuild"
+    CHECK_BUILD = "CheckBuild"
+    BUILD_NOT_SUCCEEDED = "BuildNotSucceeded"
     USE_BUILT_IMAGE = "UseBuiltImage"
     USE_GIVEN_IMAGE = "UseGivenImage"
     READ_HYPERPARAMETERS = "ReadHyperParameters"

@@ -189,6 +189,15 @@ def bind(state: Any, keys: tuple[str, ...], path: str) -> None:
     target[f"{keys[-1]}.$"] = path
 
 
+def select_result(state: Any, selector: dict[str, str]) -> None:
+    """Give a Task a ``ResultSelector`` (ASL, 2020), which SDK 2.3.0 does not know.
+
+    The field is set after the SDK checked the constructor's fields; it renders as
+    ``ResultSelector``.
+    """
+    state.fields["result_selector"] = selector
+
+
 _FAIL_CLS: Any = None
 
 

@@ -8,40 +8,47 @@ from mask_r_cnn.contract import METRIC_DEFINITIONS
 
 from workflow.definition.base import BuilderBase
 from workflow.definition.names import (
-    BUILD_TIMEOUT_SECONDS,
     CHECKPOINT_LOCAL_PATH,
+    CODEBUILD_SDK_TRANSIENT_ERRORS,
+    ERROR_BUILD,
     LAMBDA_TRANSIENT_ERRORS,
     SSM_TRANSIENT_ERRORS,
     StepId,
     check_state_name,
 )
-from workflow.definition.sdk import bind
+from workflow.definition.sdk import bind, select_result
 
 
 class TrainingStages(BuilderBase):
     """The image, hyperparameter, training and model states."""
 
     def image_stage(self, train_entry: Any) -> Any:
+        """Return CheckImage: the given image, or a build that the state machine polls.
+
+        The build is started by the start_build Lambda, which returns the build's id and the
+        image URI it will push, and then watched with ``batchGetBuilds`` in a Wait/Choice loop.
+        Nothing in the build answers the state machine, so the build needs no ``SendTask*``
+        right and no task token ever reaches it (an approval token in the execution history is
+        of no use to code that runs in the build).
+        """
         steps, config = self.steps, self.config
         build = self.sdk.lambda_step(
             check_state_name(StepId.BUILD_IMAGE.value),
-            wait_for_callback=True,
             comment=(
-                "starts the CodeBuild project through the start_build Lambda and waits for the "
-                "build's task token answer {ImageUri}"
+                "starts the CodeBuild project through the start_build Lambda; returns the build "
+                "id and the image URI the build pushes"
             ),
             parameters={
                 "FunctionName": config.lambdas.start_build,
                 "Payload": {
-                    "TaskToken.$": "$$.Task.Token",
                     "CommitId": self.run["CommitId"],
                     "ProjectName": config.codebuild_project,
                     "ExecutionArn.$": "$$.Execution.Id",
                 },
             },
-            timeout_seconds=BUILD_TIMEOUT_SECONDS,
             result_path="$.Build",
         )
+        select_result(build, {"BuildId.$": "$.Payload.BuildId", "ImageUri.$": "$.Payload.ImageUri"})
         self.retry(build, LAMBDA_TRANSIENT_ERRORS, 2, 6)
         self.catch(build, StepId.BUILD_IMAGE)
         use_built = steps.Pass(
@@ -56,7 +63,7 @@ class TrainingStages(BuilderBase):
             parameters={"Uri.$": "$.ImageUri"},
             result_path="$.Image",
         )
-        build.next(use_built)
+        build.next(self.build_wait(use_built))
         use_built.next(train_entry)
         use_given.next(train_entry)
         check = steps.Choice(
@@ -66,6 +73,45 @@ class TrainingStages(BuilderBase):
         check.add_choice(steps.ChoiceRule.IsPresent("$.ImageUri", True), next_step=use_given)
         check.default_choice(build)
         return check
+
+    def build_wait(self, succeeded: Any) -> Any:
+        """Return WaitForBuild: poll ``batchGetBuilds`` until the build leaves IN_PROGRESS."""
+        steps, rule = self.steps, self.steps.ChoiceRule
+        wait, describe = self.poll_loop(
+            StepId.WAIT_FOR_BUILD,
+            StepId.DESCRIBE_BUILD,
+            "aws-sdk:codebuild:batchGetBuilds",
+            {"Ids.$": "States.Array($.Build.BuildId)"},
+            "$.BuildPoll",
+            (
+                "polls in the state machine itself, as the endpoint wait does",
+                "reads the build's status and phase",
+            ),
+        )
+        # The one build, whole: "$.Builds[0].BuildStatus" would do, but moto's interpreter
+        # (local runs) answers a path that indexes and then selects a field with a list.
+        select_result(describe, {"Build.$": "$.Builds[0]"})
+        self.retry(describe, CODEBUILD_SDK_TRANSIENT_ERRORS, 5, 5)
+        self.catch(describe, StepId.DESCRIBE_BUILD)
+        status = "$.BuildPoll.Build.BuildStatus"
+        check = steps.Choice(
+            check_state_name(StepId.CHECK_BUILD.value),
+            comment="SUCCEEDED: use the image; IN_PROGRESS: wait; anything else: fail",
+        )
+        check.add_choice(rule.StringEquals(status, "SUCCEEDED"), next_step=succeeded)
+        check.add_choice(rule.StringEquals(status, "IN_PROGRESS"), next_step=wait)
+        check.default_choice(
+            self.record_failure(
+                StepId.BUILD_NOT_SUCCEEDED,
+                StepId.BUILD_IMAGE,
+                ERROR_BUILD,
+                "the image build failed, stopped or timed out (see BuildStatus); read the log of "
+                "the build BuildId in the CodeBuild console",
+                {"BuildId.$": "$.Build.BuildId", "BuildStatus.$": status},
+            )
+        )
+        describe.next(check)
+        return wait
 
     def hyperparameter_stage(self, train: Any) -> Any:
         """Return the first state of training: the SSM read when configured, else ``train``."""
