@@ -6,8 +6,9 @@ For a job ``J`` with ``InstanceCount`` N, host ``algo-i`` gets ``<root>/jobs/J/a
 - ``input/config/hyperparameters.json`` (``HyperParameters``, all strings),
   ``inputdataconfig.json`` (one entry per channel) and ``resourceconfig.json`` (``current_host``,
   ``hosts``), as SageMaker writes them;
-- ``input/data/<channel>/``: the channel's objects hard-linked from the local store
-  (``ShardedByS3Key`` gives each host its share);
+- ``input/data/<channel>/``: copies of the channel's objects (``ShardedByS3Key`` gives each
+  host its share). Copies, not hard links into the store: a job that rewrites an input file
+  (some training code does) changes only its own copy, never the shared data set;
 - ``checkpoints/``: copied from ``CheckpointConfig.S3Uri`` before the start and synced back when
   the job ends, so a restarted job resumes.
 
@@ -254,10 +255,11 @@ class TrainingJobHandler:
                 shard = _shard_dir(base, channel_name)
                 for index, object_uri in enumerate(objects):
                     if index % world == rank:
-                        self.sm.store.materialize(object_uri, shard)
+                        self.sm.store.materialize(object_uri, shard, link=False)
                 shard.rename(target)
             else:
-                self.sm.store.materialize(uri, target)
+                # Copies: a write into a hard link would change the stored object.
+                self.sm.store.materialize(uri, target, link=False)
 
     # -- poll -------------------------------------------------------------------------------
     def poll(self, submitted: Any, ctx: Any) -> dict[str, Any] | None:
