@@ -370,3 +370,48 @@ def test_stopping_an_execution_stops_its_jobs_and_endpoints(
     assert execution.status == "ABORTED", execution.status
     assert not left, f"processes left after the stop at {stop_at}: {left}"
     assert all(not alive(pid) for pid in running)
+
+
+def test_redrive_after_a_train_failure_reaches_the_end(
+    tmp_path: Path, tally: Tally, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --local --redrive` after Train failed: the redriven Train may reuse its job's name.
+
+    SageMaker refuses a training job name twice (ValidationException, "Cannot create already
+    existing training job": https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+    API_CreateTrainingJob.html), so the redrive used to fail again after 70 s of retries and
+    advise `--redrive` once more. The failed job is now kept under `redriven/` and its name freed,
+    and a validation error is never retried.
+    """
+    from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN
+
+    from workflow.config import load_config
+    from workflow.local.pipeline import ensure_dataset, run_pipeline
+    from workflow.local.report import Progress
+    from workflow.local.store import LocalStore
+
+    root = tmp_path / "root"
+    settings = {"local.gate_threshold": 0, "local.poll_seconds": 0,
+                "local.hyperparameters": dict(FAST_HYPERPARAMETERS)}  # fmt: skip
+    config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
+    store = LocalStore(root)
+    data = ensure_dataset(store, config)
+    annotations = Path(store.path(data["TrainingData"] + "annotations.json"))
+    good = annotations.read_bytes()
+    annotations.write_text('{"images": [')  # the fault: Train fails
+    options = {"root": root, "approve": "auto", "commit": "abc1234", "container_dir": STAND_IN,
+               "time_scale": 0.01, "poll_interval": 0.2, "use_docker": False,
+               "stop_grace_seconds": 5, "echo": False, "progress": Progress(verbose=False)}  # fmt: skip
+    first = run_pipeline(config, **options)
+    assert first.status == "FAILED", first.summary
+    assert first.summary["execution_error"] == "Train.States.TaskFailed", first.summary
+    annotations.write_bytes(good)  # the fix
+    options.pop("commit")
+    second = run_pipeline(config, redrive=True, **options)
+    capsys.readouterr()
+    ok = second.status == "SUCCEEDED"
+    tally.row(AREA, "run --local --redrive after a Train failure").count(second.status, not ok)
+    assert second.status == "SUCCEEDED", second.summary
+    name = next(p.name for p in (root / "redriven" / "training-jobs").iterdir())
+    assert name.endswith("-attempt1")  # the failed job is kept, not overwritten or deleted
+    assert (root / "redriven" / "training-jobs" / name / "record.json").is_file()

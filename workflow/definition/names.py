@@ -29,8 +29,10 @@ LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+# Not "SageMaker.AmazonSageMakerException": SageMaker's validation errors (a job name that exists
+# already, a bad parameter) arrive under that generic name too, and retrying them only delays the
+# failure (three retries of Train took 70 s) without a chance of success.
 SAGEMAKER_TRANSIENT_ERRORS = (
-    "SageMaker.AmazonSageMakerException",
     "SageMaker.ThrottlingException",
     "ThrottlingException",
     "ServiceUnavailable",

@@ -297,7 +297,7 @@ def test_rolled_back_update_fails_with_endpoint_failed(make_config) -> None:
 def test_training_retries_transient_errors_then_fails_with_the_task_error(make_config) -> None:
     execution, fake, _entered, _ = _run(
         make_config(),
-        {"training_errors": ["SageMaker.AmazonSageMakerException", "States.TaskFailed"]},
+        {"training_errors": ["SageMaker.ThrottlingException", "States.TaskFailed"]},
         image="repo:x",
     )
     assert fake.names().count("createTrainingJob") == 2  # retried once, then a job failure
@@ -305,6 +305,24 @@ def test_training_retries_transient_errors_then_fails_with_the_task_error(make_c
     assert execution.cause == "scripted failure"
     failure = _failure(fake)
     assert (failure["State"], failure["Error"]) == ("Train", "States.TaskFailed")
+
+
+def test_a_validation_error_of_train_is_not_retried(make_config) -> None:
+    """A reused training job name (a ValidationException) fails at once, without retries.
+
+    SageMaker answers a reused name with ValidationException
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html), which
+    the optimized integration reports as SageMaker.AmazonSageMakerException; retrying cannot help.
+    """
+    execution, fake, _entered, _ = _run(
+        make_config(), {"training_errors": ["SageMaker.AmazonSageMakerException"]}, image="repo:x"
+    )
+    assert fake.names().count("createTrainingJob") == 1
+    assert [w.state_name for w in execution.waits if w.state_name == "Train"] == []
+    assert (execution.status, execution.error) == (
+        "FAILED",
+        "Train.SageMaker.AmazonSageMakerException",
+    )
 
 
 @pytest.mark.parametrize("status", ["FAILED", "FAULT", "STOPPED", "TIMED_OUT"])
