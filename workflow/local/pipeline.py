@@ -37,6 +37,7 @@ from typing import Any
 
 from workflow.config import WorkflowConfig
 from workflow.errors import WorkflowError
+from workflow.local.orphans import RunSnapshots, finish_snapshot, reap_jobs, recover_run
 from workflow.local.report import (
     Progress,
     draw_prediction,
@@ -428,10 +429,15 @@ def run_pipeline(
         **runtime_options,
     )
     unsubscribe = runtime.engine.on_event(progress)
+    # A run killed mid-way stays redrivable (workflow.local.orphans).
+    unsubscribe_snapshots = runtime.engine.on_event(RunSnapshots(runtime.store, runtime.engine))
     started = time.monotonic()
     execution = None
     try:
         runtime.install()
+        # What a killed run left behind: its jobs are stopped, its record made redrivable.
+        reap_jobs(runtime.sagemaker.records, runtime.sagemaker.settings.stop_grace_seconds)
+        recover_run(runtime.store, LAST_FAILED)
         if redrive:
             record = redrive_record(runtime.store)
             release_redriven_job(runtime.sagemaker, record)
@@ -456,6 +462,9 @@ def run_pipeline(
         wait(execution, progress)
         progress.stop_heartbeat()
         extra: dict[str, Any] = dict(save_run(runtime.store, execution))
+        finish_snapshot(
+            runtime.store, run_dir(runtime.store, execution.name), execution.redrive_count
+        )
         extra["outbox"] = str(runtime.outbox.path)
         if execution.status == "SUCCEEDED":
             extra.update(_finish_success(runtime, execution, test_prefix, keep_endpoint))
@@ -469,6 +478,7 @@ def run_pipeline(
     finally:
         progress.stop_heartbeat()
         unsubscribe()
+        unsubscribe_snapshots()
         runtime.close(keep_endpoints=keep_endpoint)
     print_summary(summary, progress.stream)
     save_json(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflow.local.orphans import OWNER_KEY, PIDS_STARTED_KEY, owner_stamp, process_stamps
 from workflow.local.sagemaker import (
     FAILURE_REASON_LIMIT,
     TASK_FAILED,
@@ -113,6 +114,8 @@ class TrainingJobHandler:
             "LastModifiedTime": created,
             "CreatedBy": getattr(ctx, "execution_arn", None),
             "OutputPath": output_path,
+            # Lets the next command stop this job if this runtime dies (workflow.local.orphans).
+            OWNER_KEY: owner_stamp(),
         }
         self.sm.records.create(KIND, name, record, "training job")
         try:
@@ -137,6 +140,7 @@ class TrainingJobHandler:
             TrainingStartTime=now_ms(),
             LocalJobDir=str(run.job_dir),
             Pids=[h.popen.pid for h in run.hosts],
+            **{PIDS_STARTED_KEY: process_stamps([h.popen.pid for h in run.hosts])},
         )
         return {"TrainingJobArn": arn}
 
