@@ -150,7 +150,7 @@ def _offline_boto_session(sdk: Sdk, region: str) -> Any:
     """A boto3 session that never resolves credentials and refuses to send requests."""
     session = sdk.boto3.Session(
         aws_access_key_id="offline-render",
-        aws_secret_access_key="offline-render",
+        aws_secret_access_key="offline-render",  # pragma: allowlist secret
         region_name=region,
     )
     session.events.register("before-send", _refuse_request)
