@@ -109,18 +109,39 @@ class LocalImages:
         return self.store.root / "images" / self.repository / tag
 
     def snapshot(self, commit: str, tag: str | None = None) -> str:
-        """Snapshot the source for ``commit`` (once per tag) and return its image URI.
+        """Snapshot the source for ``commit`` (once per content) and return its image URI.
 
         Args:
             commit: The commit the image is built from.
-            tag: The image tag (default: the content tag, so one snapshot per content).
+            tag: The tag to publish it under (the one the start_build Lambda chose); it becomes
+                a link to the content's snapshot, so the same content is stored once. Default:
+                the content tag.
+
+        Raises:
+            ImageError: The source has no ``train`` program, or ``tag`` names other content.
         """
         if not (self.source / "mask_r_cnn" / "train").is_file():
             raise ImageError(
                 f"{self.source} has no mask_r_cnn/train; run from the repository root "
                 "or set the container folder."
             )
-        tag = tag or self.tag_for(commit)
+        uri = self._snapshot_content(commit)
+        if tag is None or uri == self.uri(tag):
+            return uri
+        content_tag = uri.rsplit(":", 1)[1]
+        alias = self.folder(tag)
+        try:
+            alias.symlink_to(content_tag)  # relative: the folder beside it; never replaced
+        except FileExistsError:
+            if alias.resolve() != self.folder(content_tag).resolve():
+                raise ImageError(
+                    f"image {self.uri(tag)} exists already with other content; start the build "
+                    "again (it picks a new tag)."
+                ) from None
+        return self.uri(tag)
+
+    def _snapshot_content(self, commit: str) -> str:
+        tag = self.tag_for(commit)
         target = self.folder(tag)
         if target.is_dir():
             logger.info("image %s exists already; reusing it", self.uri(tag))

@@ -82,6 +82,10 @@ def test_start_build_returns_at_once_and_batch_get_builds_follows_it(tmp_path: P
         {"name": "IMAGE_URI", "value": "local/mask-r-cnn:1234567-20261203010203"}
     ]
     assert (images.resolve("local/mask-r-cnn:1234567-20261203010203") / "mask_r_cnn").is_dir()
+    # the same content under another tag is a link to the one snapshot, not a second copy
+    again = images.snapshot("1234567890", "1234567-20261203010204")
+    assert images.resolve(again).resolve() == images.folder(images.tag_for("1234567890")).resolve()
+    assert len([p for p in images.folder("x").parent.iterdir() if not p.is_symlink()]) == 1
     assert builder.batch_get_builds(["proj:nope"]) == {
         "builds": [],
         "buildsNotFound": ["proj:nope"],
