@@ -5,7 +5,9 @@ A thin caller of ``python -m workflow start``: CodeBuild's ``CODEBUILD_RESOLVED_
 is the commit, ``IMAGE_URI`` (or ``--image-uri``) the image the build pushed, and
 ``STATE_MACHINE_ARN`` (or ``--state-machine-arn``) the machine, else the one named in
 ``workflow.yaml``. It waits for the execution, printing each state transition, and exits 0 only
-when the execution succeeded, so the build fails when the pipeline fails.
+when the execution succeeded, so the build fails when the pipeline fails. It reads the history
+without its data (``includeExecutionData=false``): names, errors and causes, never a state's
+parameters, where a task token would be.
 
     python invoke_sfn.py [--image-uri URI] [--no-wait] [any other 'start' option]
 """

@@ -234,10 +234,19 @@ class ExecutionResult:
 
 
 def iter_new_events(client: Any, execution_arn: str, after_id: int) -> Iterator[dict[str, Any]]:
-    """Yield the history events with an id greater than ``after_id``, oldest first."""
+    """Yield the history events with an id greater than ``after_id``, oldest first.
+
+    The events come without their data (``includeExecutionData=false``: no state input, output
+    or task parameters, where a task token would be): following an execution needs names,
+    errors and causes only.
+    """
     token: str | None = None
     while True:
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        kwargs: dict[str, Any] = {
+            "executionArn": execution_arn,
+            "maxResults": 1000,
+            "includeExecutionData": False,
+        }
         if token:
             kwargs["nextToken"] = token
         page = _call("GetExecutionHistory", client.get_execution_history, **kwargs)
@@ -385,6 +394,7 @@ def last_event_id(client: Any, execution_arn: str) -> int:
         executionArn=execution_arn,
         maxResults=1,
         reverseOrder=True,
+        includeExecutionData=False,
     )
     events = page.get("events", [])
     return int(events[0]["id"]) if events else 0

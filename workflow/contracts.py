@@ -4,7 +4,7 @@ Lambdas and the CLI must agree on.
 - State ids: `StepId` (the state names, validated by `check_state_name` when the definition is
   built).
 - Error names the state machine ends with or catches: `ERROR_REJECTED` (the approval's
-  ``SendTaskFailure``), `ERROR_QUALITY_GATE`, `ERROR_ENDPOINT`.
+  ``SendTaskFailure``), `ERROR_BUILD`, `ERROR_QUALITY_GATE`, `ERROR_ENDPOINT`.
 - The execution input: `ExecutionInput` (built by `workflow.naming.execution_input`), with
   `GATE_THRESHOLD_KEY` and the per-run SageMaker names of `RESOURCE_SUFFIXES`.
 - SageMaker's name rule (`is_valid_name`, `SAGEMAKER_NAME_PATTERN`) and the part of a commit that
@@ -36,6 +36,10 @@ class StepId(str, enum.Enum):
 
     CHECK_IMAGE = "CheckImage"
     BUILD_IMAGE = "BuildImage"
+    WAIT_FOR_BUILD = "WaitForBuild"
+    DESCRIBE_BUILD = "DescribeBuild"
+    CHECK_BUILD = "CheckBuild"
+    BUILD_NOT_SUCCEEDED = "BuildNotSucceeded"
     USE_BUILT_IMAGE = "UseBuiltImage"
     USE_GIVEN_IMAGE = "UseGivenImage"
     READ_HYPERPARAMETERS = "ReadHyperParameters"
@@ -90,6 +94,7 @@ def check_state_name(name: str) -> str:
 # Error names (the execution ends with one of them, or with the error of the task that failed)
 # --------------------------------------------------------------------------------------------
 
+ERROR_BUILD = "BuildFailed"
 ERROR_QUALITY_GATE = "QualityGateFailed"
 ERROR_REJECTED = "Rejected"
 ERROR_ENDPOINT = "EndpointFailed"

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 from workflow.errors import WorkflowError
 
 DETAIL_CHARACTERS = 300
@@ -36,6 +34,8 @@ def post_bytes(url: str, body: bytes, headers: Mapping[str, str], timeout: float
         HttpError: The server answered 4xx/5xx (``detail``: the start of its answer), or it
             could not be reached or timed out (``status`` None).
     """
+    import requests  # the [local] extra; the CLI's start path (CodeBuild) does not install it
+
     try:
         response = requests.post(url, data=body, headers=dict(headers), timeout=timeout)
     except requests.RequestException as exc:
@@ -48,6 +48,8 @@ def post_bytes(url: str, body: bytes, headers: Mapping[str, str], timeout: float
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
     """GET a JSON document; None when the request fails or the answer is not JSON."""
+    import requests
+
     try:
         response = requests.get(url, timeout=timeout)
         response.raise_for_status()

@@ -8,6 +8,11 @@
 - checkov (from PyPI, in its own virtual environment: it pins boto3 1.35, which clashes with
   this project's; `scripts/security-scan.sh --install` creates `build/checkov-venv`) reports no
   failed check. Without checkov the test is skipped, unless `RELIABILITY_REQUIRE_CHECKOV=1`.
+- Who can approve: no role except the approval API's can both read an approval task token (the
+  execution history, an execution's data, or the approval records in S3) and send a task result;
+  the build, which runs pushed code, holds no `states:SendTask*` at all.
+- The SageMaker execution role reads its inputs only, writes only under the pipeline's job
+  prefixes, deletes nothing, and cannot reach approvals/ or ci/.
 - detect-secrets finds nothing in the repository's files beyond the audited false positives of
   `.secrets.baseline`, and does find a planted key (so the scanner is live).
 """
@@ -15,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import shutil
@@ -155,6 +161,119 @@ def test_deployed_iam_is_least_privilege_for_every_configuration(
                 problems.append("Allow to every principal")
             row.count("ok" if not problems else "violation", bool(problems))
             assert not problems, f"{name}: {resource_name}: {problems}: {statement}"
+
+
+# What reads an approval token: the TaskScheduled event of RequestApproval (its Parameters) in the
+# history, an execution's data, and the approval records the request Lambda stores in S3.
+# https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html
+TOKEN_READERS = ("states:GetExecutionHistory", "states:DescribeExecution")
+# SendTask* take a token, not a resource: whoever holds the action can answer any token.
+# https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html
+TOKEN_SENDERS = ("states:SendTaskSuccess", "states:SendTaskFailure")
+# The one principal that may do both: the approval API behind the signed links.
+APPROVER_ROLES = {"ApprovalApiFunctionRole"}
+BUCKET = "${ArtifactBucket.Arn}/${ArtifactPrefix}/"
+
+
+def _resource_texts(statement: dict[str, Any]) -> list[str]:
+    """The statement's resources as text, ``Fn::Sub`` templates kept unresolved."""
+    texts = []
+    for resource in _as_list(statement.get("Resource", [])):
+        if isinstance(resource, dict) and "Fn::Sub" in resource:
+            sub = resource["Fn::Sub"]
+            texts.append(sub if isinstance(sub, str) else sub[0])
+        elif isinstance(resource, dict) and "Fn::GetAtt" in resource:
+            texts.append("${" + ".".join(_as_list(resource["Fn::GetAtt"])) + "}")
+        else:
+            texts.append(str(resource))
+    return texts
+
+
+def _allows(statements: list[dict[str, Any]], action: str, resource: str = "*") -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` (IAM wildcards honoured)."""
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        actions = [a.lower() for a in _as_list(statement.get("Action", []))]
+        if not any(fnmatch.fnmatchcase(action.lower(), a) for a in actions):
+            continue
+        if resource == "*" or any(
+            fnmatch.fnmatchcase(resource, pattern) for pattern in _resource_texts(statement)
+        ):
+            return True
+    return False
+
+
+def _role_statements(deployed: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every IAM role of the deployed template with its inline statements."""
+    roles: dict[str, list[dict[str, Any]]] = {}
+    for name, resource in deployed["Resources"].items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        found = roles.setdefault(name, [])
+        for policy in resource.get("Properties", {}).get("Policies", []):
+            found.extend(_as_list(policy.get("PolicyDocument", policy).get("Statement", [])))
+    return roles
+
+
+def test_only_the_approval_api_can_read_and_answer_an_approval_token(
+    rendered: dict[str, tuple[Path, dict[str, Any]]], tally: Tally
+) -> None:
+    row = tally.row(AREA, "roles that can read and answer an approval token (approval bypass)")
+    for name, (_, template) in rendered.items():
+        config = _config(VARIANTS[name])
+        roles = _role_statements(_deployed(template, config.region, config.account_id))
+        assert "BuildRole" in roles and "ApprovalApiFunctionRole" in roles, sorted(roles)
+        for role, statements in roles.items():
+            reads = any(_allows(statements, a) for a in TOKEN_READERS) or any(
+                _allows(statements, a, BUCKET + "approvals/token.json")
+                for a in ("s3:GetObject", "s3:GetObjectVersion")
+            )
+            sends = any(_allows(statements, a) for a in TOKEN_SENDERS)
+            bypass = reads and sends and role not in APPROVER_ROLES
+            row.count("bypass" if bypass else "held", bypass)
+            assert not bypass, (
+                f"{name}: {role} can read the approval token and send a task result, so it "
+                "can approve a model without a reviewer"
+            )
+        # The build runs pushed code and any build dependency: it may answer nothing at all.
+        assert not any(_allows(roles["BuildRole"], a) for a in TOKEN_SENDERS), name
+
+
+def test_sagemaker_role_reads_inputs_and_writes_only_its_jobs_outputs(
+    rendered: dict[str, tuple[Path, dict[str, Any]]], tally: Tally
+) -> None:
+    row = tally.row(AREA, "SageMaker role: S3 keys out of a job's reach")
+    job = "${Name}-abc1234-20261203-010546-1f6a"
+    readable = ["data/train/annotations.json", f"models/{job}/output/model.tar.gz",
+                f"checkpoints/{job}/checkpoint.pth"]  # fmt: skip
+    writable = [f"models/{job}/output/model.tar.gz", f"checkpoints/{job}/checkpoint.pth",
+                f"transform/{job}/images/a.png.out"]  # fmt: skip
+    # What judges a model, and what other pipelines and the reviewers own.
+    unwritable = ["data/test/annotations.json", "data/train/images/a.png",
+                  "approvals/token.json", "ci/build-artifacts.zip", "models/model.tar.gz",
+                  "models/other-pipeline-x/output/model.tar.gz"]  # fmt: skip
+    unreadable = ["approvals/token.json", "approvals/decision.json", "ci/build-artifacts.zip"]
+    for name, (_, template) in rendered.items():
+        config = _config(VARIANTS[name])
+        roles = _role_statements(_deployed(template, config.region, config.account_id))
+        statements = roles["SageMakerExecutionRole"]
+        problems = []
+        for key in readable:
+            if not _allows(statements, "s3:GetObject", BUCKET + key):
+                problems.append(f"cannot read its input {key}")
+        for key in writable:
+            if not _allows(statements, "s3:PutObject", BUCKET + key):
+                problems.append(f"cannot write its output {key}")
+        for key in unwritable:
+            for action in ("s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"):
+                if _allows(statements, action, BUCKET + key):
+                    problems.append(f"{action} on {key}")
+        for key in unreadable:
+            if _allows(statements, "s3:GetObject", BUCKET + key):
+                problems.append(f"s3:GetObject on {key}")
+        row.count("scoped" if not problems else "too broad", bool(problems))
+        assert not problems, f"{name}: the SageMaker role {problems}"
 
 
 def _checkov() -> str | None:

@@ -370,3 +370,131 @@ def test_stopping_an_execution_stops_its_jobs_and_endpoints(
     assert execution.status == "ABORTED", execution.status
     assert not left, f"processes left after the stop at {stop_at}: {left}"
     assert all(not alive(pid) for pid in running)
+
+
+def test_redrive_after_a_train_failure_reaches_the_end(
+    tmp_path: Path, tally: Tally, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --local --redrive` after Train failed: the redriven Train may reuse its job's name.
+
+    SageMaker refuses a training job name twice (ValidationException, "Cannot create already
+    existing training job": https://docs.aws.amazon.com/sagemaker/latest/APIReference/
+    API_CreateTrainingJob.html), so the redrive used to fail again after 70 s of retries and
+    advise `--redrive` once more. The failed job is now kept under `redriven/` and its name freed,
+    and a validation error is never retried.
+    """
+    from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN
+
+    from workflow.config import load_config
+    from workflow.local.pipeline import ensure_dataset, run_pipeline
+    from workflow.local.report import Progress
+    from workflow.local.store import LocalStore
+
+    root = tmp_path / "root"
+    settings = {"local.gate_threshold": 0, "local.poll_seconds": 0,
+                "local.hyperparameters": dict(FAST_HYPERPARAMETERS)}  # fmt: skip
+    config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
+    store = LocalStore(root)
+    data = ensure_dataset(store, config)
+    annotations = Path(store.path(data["TrainingData"] + "annotations.json"))
+    good = annotations.read_bytes()
+    annotations.write_text('{"images": [')  # the fault: Train fails
+    options = {"root": root, "approve": "auto", "commit": "abc1234", "container_dir": STAND_IN,
+               "time_scale": 0.01, "poll_interval": 0.2, "use_docker": False,
+               "stop_grace_seconds": 5, "echo": False, "progress": Progress(verbose=False)}  # fmt: skip
+    first = run_pipeline(config, **options)
+    assert first.status == "FAILED", first.summary
+    assert first.summary["execution_error"] == "Train.States.TaskFailed", first.summary
+    annotations.write_bytes(good)  # the fix
+    options.pop("commit")
+    second = run_pipeline(config, redrive=True, **options)
+    capsys.readouterr()
+    ok = second.status == "SUCCEEDED"
+    tally.row(AREA, "run --local --redrive after a Train failure").count(second.status, not ok)
+    assert second.status == "SUCCEEDED", second.summary
+    name = next(p.name for p in (root / "redriven" / "training-jobs").iterdir())
+    assert name.endswith("-attempt1")  # the failed job is kept, not overwritten or deleted
+    assert (root / "redriven" / "training-jobs" / name / "record.json").is_file()
+
+
+KILLED_RUN = r"""
+import sys
+from pathlib import Path
+from workflow.config import load_config
+from workflow.local.pipeline import run_pipeline
+from workflow.local.report import Progress
+root, standin, settings = Path(sys.argv[1]), Path(sys.argv[2]), __import__("json").loads(sys.argv[3])
+config = load_config(Path(sys.argv[4]), environ={}, overrides=settings)
+run_pipeline(config, root=root, approve="auto", commit="abc1234", container_dir=standin,
+             time_scale=0.01, poll_interval=0.2, use_docker=False, stop_grace_seconds=5,
+             echo=False, progress=Progress(verbose=False))
+"""
+
+
+def test_sigkill_of_the_runtime_in_train_is_reaped_and_redrivable(
+    tmp_path: Path, tally: Tally, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL `run --local` while Train runs; the next command stops the job and redrives.
+
+    The training process runs in its own session, so it outlives a killed runtime. The next
+    command must stop it, record the job Stopped (as DescribeTrainingJob reports a stopped job:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html), and
+    find the killed run for `--redrive`.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN
+
+    from workflow.config import load_config
+    from workflow.local.pipeline import run_pipeline
+    from workflow.local.report import Progress
+
+    root = tmp_path / "root"
+    settings = {"local.gate_threshold": 0, "local.poll_seconds": 0,
+                "local.hyperparameters": {**FAST_HYPERPARAMETERS, "sleep_seconds": "4"}}  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'container'}"}
+    runtime = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, str(root), str(STAND_IN), json.dumps(settings),
+         str(REPO / "workflow.yaml")],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    records = root / "sagemaker" / "training-jobs"
+
+    def training_pids() -> list[int]:
+        for path in records.glob("*.json") if records.is_dir() else []:
+            try:
+                return list(json.loads(path.read_text()).get("Pids") or [])
+            except ValueError:
+                return []
+        return []
+
+    try:
+        assert wait_for(lambda: training_pids(), 120), "Train never started"
+        (job_pid,) = training_pids()
+        runtime.send_signal(signal.SIGKILL)
+        runtime.wait(30)
+    finally:
+        if runtime.poll() is None:
+            runtime.kill()
+    left_running = alive(job_pid)  # what a killed runtime leaves: its job in its own session
+
+    config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
+    result = run_pipeline(config, root=root, redrive=True, approve="auto",
+                          container_dir=STAND_IN, time_scale=0.01, poll_interval=0.2,
+                          use_docker=False, stop_grace_seconds=5, echo=False,
+                          progress=Progress(verbose=False))  # fmt: skip
+    capsys.readouterr()
+    archived = sorted((root / "redriven" / "training-jobs").glob("*/record.json"))
+    stopped = json.loads(archived[0].read_text()) if archived else {}
+    ok = not alive(job_pid) and stopped.get("TrainingJobStatus") == "Stopped"
+    ok = ok and result.status == "SUCCEEDED"
+    tally.row(AREA, "SIGKILL of run --local in Train, then --redrive").count(
+        f"job {'left running' if left_running else 'gone'}, redrive {result.status}", not ok
+    )
+    assert result.status == "SUCCEEDED", (result.summary.get("cause"), result.summary)
+    assert not alive(job_pid), "the killed run's training process still runs"
+    assert stopped.get("TrainingJobStatus") == "Stopped", stopped
+    assert "ended without stopping it" in stopped.get("FailureReason", "")
+    assert result.status == "SUCCEEDED", result.summary

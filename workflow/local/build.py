@@ -11,9 +11,12 @@ built from the snapshot with ``scripts/build-image.sh`` (the builder the Docker 
 locally made base image, no registry, ``--network host``); a failed Docker build fails the build
 task.
 
-As CodeBuild's ``post_build`` does, the result goes back to the waiting state machine through the
-task token: ``send_task_success(token, {"ImageUri": ..., "BuildId": ..., "CommitId": ...})``, from
-a background thread, after the Lambda that started the build returned.
+``start_build`` builds in a background thread and returns at once, as CodeBuild does; the build
+is tagged with the request's ``IMAGE_TAG`` (what the start_build Lambda decided and returned as
+``ImageUri``), else with the content tag. The state machine follows it as it follows a CodeBuild
+build: ``batch_get_builds`` (and the engine handler of ``aws-sdk:codebuild:batchGetBuilds``)
+reports ``IN_PROGRESS`` until the build ends ``SUCCEEDED`` or ``FAILED``. A build never answers
+the state machine and never sees a task token.
 """
 
 from __future__ import annotations
@@ -23,10 +26,9 @@ import logging
 import shutil
 import subprocess
 import threading
-import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,13 +109,39 @@ class LocalImages:
         """Return the snapshot folder of a tag."""
         return self.store.root / "images" / self.repository / tag
 
-    def snapshot(self, commit: str) -> str:
-        """Snapshot the source for ``commit`` (once per content) and return its image URI."""
+    def snapshot(self, commit: str, tag: str | None = None) -> str:
+        """Snapshot the source for ``commit`` (once per content) and return its image URI.
+
+        Args:
+            commit: The commit the image is built from.
+            tag: The tag to publish it under (the one the start_build Lambda chose); it becomes
+                a link to the content's snapshot, so the same content is stored once. Default:
+                the content tag.
+
+        Raises:
+            ImageError: The source has no ``train`` program, or ``tag`` names other content.
+        """
         if not (self.source / "mask_r_cnn" / "train").is_file():
             raise ImageError(
                 f"{self.source} has no mask_r_cnn/train; run from the repository root "
                 "or set the container folder."
             )
+        uri = self._snapshot_content(commit)
+        if tag is None or uri == self.uri(tag):
+            return uri
+        content_tag = uri.rsplit(":", 1)[1]
+        alias = self.folder(tag)
+        try:
+            alias.symlink_to(content_tag)  # relative: the folder beside it; never replaced
+        except FileExistsError:
+            if alias.resolve() != self.folder(content_tag).resolve():
+                raise ImageError(
+                    f"image {self.uri(tag)} exists already with other content; start the build "
+                    "again (it picks a new tag)."
+                ) from None
+        return self.uri(tag)
+
+    def _snapshot_content(self, commit: str) -> str:
         tag = self.tag_for(commit)
         target = self.folder(tag)
         if target.is_dir():
@@ -175,27 +203,58 @@ def docker_available(timeout: float = DOCKER_PROBE_SECONDS) -> bool:
     return result.returncode == 0
 
 
-TokenSuccess = Callable[[str, dict[str, Any]], None]
-TokenFailure = Callable[[str, str, str], None]
-
-
 @dataclass
-class BuildRequest:
-    """What a ``start_build`` call asked for."""
+class LocalBuild:
+    """One build: what ``start_build`` asked for and where it stands (CodeBuild's fields)."""
 
     build_id: str
+    arn: str
     project: str
     commit: str
-    token: str | None
+    tag: str | None
+    status: str = "IN_PROGRESS"
+    phase: str = "BUILD"
+    image_uri: str | None = None
+    message: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        """The build as ``codebuild.batch_get_builds`` returns it (camelCase)."""
+        build: dict[str, Any] = {
+            "id": self.build_id,
+            "arn": self.arn,
+            "projectName": self.project,
+            "buildStatus": self.status,
+            "currentPhase": self.phase,
+            "buildComplete": self.status != "IN_PROGRESS",
+            "sourceVersion": self.commit,
+            "environment": {
+                "environmentVariables": [
+                    {"name": k, "value": v, "type": "PLAINTEXT"}
+                    for k, v in sorted(self.environment.items())
+                ]
+            },
+        }
+        if self.image_uri:
+            build["exportedEnvironmentVariables"] = [{"name": "IMAGE_URI", "value": self.image_uri}]
+        if self.message:
+            build["phases"] = [
+                {
+                    "phaseType": "BUILD",
+                    "phaseStatus": "FAILED",
+                    "contexts": [
+                        {"statusCode": "COMMAND_EXECUTION_ERROR", "message": self.message}
+                    ],
+                }
+            ]
+        return build
 
 
 class LocalBuilder:
-    """The local CodeBuild project: ``start_build`` builds in a thread and answers the token.
+    """The local CodeBuild project: ``start_build`` builds in a thread; ``batch_get_builds`` reads.
 
     Args:
         images: The local images.
-        on_success: ``(token, output)`` -> sends the task success to the engine.
-        on_failure: ``(token, error, cause)`` -> sends the task failure to the engine.
         use_docker: ``True``/``False`` forces the Docker build on or off; ``None`` probes.
         region: Region of the build ARNs.
         account_id: Account of the build ARNs.
@@ -204,19 +263,17 @@ class LocalBuilder:
     def __init__(
         self,
         images: LocalImages,
-        on_success: TokenSuccess,
-        on_failure: TokenFailure,
         use_docker: bool | None = None,
         region: str = "us-east-1",
         account_id: str = "000000000000",
     ) -> None:
         self.images = images
-        self._on_success = on_success
-        self._on_failure = on_failure
         self._use_docker = use_docker
         self.region = region
         self.account_id = account_id
         self._threads: list[threading.Thread] = []
+        self._builds: dict[str, LocalBuild] = {}
+        self._lock = threading.Lock()
 
     def start_build(self, **request: Any) -> dict[str, Any]:
         """The boto3 ``codebuild.start_build`` call: start a build and return ``{"build": ...}``."""
@@ -224,25 +281,41 @@ class LocalBuilder:
         overrides = environment_overrides(request)
         commit = overrides.get("COMMIT_ID") or str(request.get("sourceVersion") or "unknown")
         build_id = f"{project}:{uuid.uuid4()}"
-        build = BuildRequest(build_id, project, commit, overrides.get("TASK_TOKEN"))
+        arn = f"arn:aws:codebuild:{self.region}:{self.account_id}:build/{build_id}"
+        build = LocalBuild(
+            build_id, arn, project, commit, overrides.get("IMAGE_TAG"), environment=overrides
+        )
+        with self._lock:
+            self._builds[build_id] = build
+            answer = {"build": build.to_api()}  # as started: the thread may end at once
         thread = threading.Thread(target=self._run, args=(build,), name="local-build", daemon=True)
         self._threads.append(thread)
         thread.start()
-        arn = f"arn:aws:codebuild:{self.region}:{self.account_id}:build/{build_id}"
-        return {
-            "build": {
-                "id": build_id,
-                "arn": arn,
-                "projectName": project,
-                "buildStatus": "IN_PROGRESS",
-                "sourceVersion": commit,
-                "currentPhase": "SUBMITTED",
-            }
-        }
+        return answer
 
-    def build(self, commit: str) -> str:
+    def batch_get_builds(self, ids: list[str]) -> dict[str, Any]:
+        """The boto3 ``codebuild.batch_get_builds`` call: ``{"builds", "buildsNotFound"}``."""
+        with self._lock:
+            found = [self._builds[i].to_api() for i in ids if i in self._builds]
+            missing = [i for i in ids if i not in self._builds]
+        return {"builds": found, "buildsNotFound": missing}
+
+    def describe_builds(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
+        """The engine handler of ``aws-sdk:codebuild:batchGetBuilds`` (PascalCase, as AWS)."""
+        ids = params.get("Ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            from workflow.local.engine import TaskFailed
+
+            raise TaskFailed(
+                "CodeBuild.InvalidInputException",
+                f"Ids = {ids!r} is not a list of build ids; pass e.g. "
+                '"Ids.$": "States.Array($.Build.BuildId)".',
+            )
+        return pascal_case(self.batch_get_builds(ids))
+
+    def build(self, commit: str, tag: str | None = None) -> str:
         """Build the image for ``commit`` synchronously and return its URI."""
-        uri = self.images.snapshot(commit)
+        uri = self.images.snapshot(commit, tag)
         use_docker = docker_available() if self._use_docker is None else self._use_docker
         if use_docker:
             self._docker_build(uri, commit)
@@ -253,33 +326,16 @@ class LocalBuilder:
         for thread in list(self._threads):
             thread.join(timeout)
 
-    def _run(self, build: BuildRequest) -> None:
+    def _run(self, build: LocalBuild) -> None:
         try:
-            uri = self.build(build.commit)
+            uri = self.build(build.commit, build.tag)
         except Exception as exc:
             logger.error("local build %s failed: %s", build.build_id, exc)
-            cause = str(exc)
-            if build.token:
-                self._answer(lambda: self._on_failure(build.token or "", "BuildFailed", cause))
+            with self._lock:
+                build.status, build.phase, build.message = "FAILED", "COMPLETED", str(exc)
             return
-        output = {"ImageUri": uri, "BuildId": build.build_id, "CommitId": build.commit}
-        if build.token:
-            self._answer(lambda: self._on_success(build.token or "", output))
-
-    @staticmethod
-    def _answer(send: Callable[[], None]) -> None:
-        # The Lambda that called start_build may still be returning, so the engine might not wait
-        # on the token yet: retry briefly, as CodeBuild's post_build would simply come later.
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                send()
-                return
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    logger.error("could not answer the build's task token: %s", exc)
-                    return
-                time.sleep(0.1)
+        with self._lock:
+            build.status, build.phase, build.image_uri = "SUCCEEDED", "COMPLETED", uri
 
     def _docker_build(self, uri: str, commit: str) -> None:
         context = self.images.resolve(uri)
@@ -301,3 +357,12 @@ def environment_overrides(request: Mapping[str, Any]) -> dict[str, str]:
         str(item.get("name")): str(item.get("value"))
         for item in request.get("environmentVariablesOverride") or []
     }
+
+
+def pascal_case(value: Any) -> Any:
+    """Capitalise the keys of an API answer, as Step Functions' ``aws-sdk`` integrations do."""
+    if isinstance(value, Mapping):
+        return {k[:1].upper() + k[1:]: pascal_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [pascal_case(v) for v in value]
+    return value

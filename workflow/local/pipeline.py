@@ -37,6 +37,8 @@ from typing import Any
 
 from workflow.config import WorkflowConfig
 from workflow.errors import WorkflowError
+from workflow.local.orphans import RunSnapshots, finish_snapshot, reap_jobs, recover_run
+from workflow.local.redrive import cut_at_failure, release_redriven_job
 from workflow.local.report import (
     Progress,
     draw_prediction,
@@ -275,16 +277,6 @@ def redrive_record(store: LocalStore) -> Any:
     return dataclasses.replace(record, history=cut_at_failure(record.history))
 
 
-def cut_at_failure(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Cut a history just after its last failed task attempt (the failure a Catch routed on)."""
-    failures = ("TaskFailed", "TaskTimedOut", "LambdaFunctionFailed", "LambdaFunctionTimedOut")
-    last = None
-    for index, event in enumerate(history):
-        if str(event.get("type", "")) in failures:
-            last = index
-    return history if last is None else history[: last + 1]
-
-
 # ---------------------------------------------------------------------------------------------
 # 4. prediction
 # ---------------------------------------------------------------------------------------------
@@ -373,12 +365,18 @@ def run_pipeline(
         **runtime_options,
     )
     unsubscribe = runtime.engine.on_event(progress)
+    # A run killed mid-way stays redrivable (workflow.local.orphans).
+    unsubscribe_snapshots = runtime.engine.on_event(RunSnapshots(runtime.store, runtime.engine))
     started = time.monotonic()
     execution = None
     try:
         runtime.install()
+        # What a killed run left behind: its jobs are stopped, its record made redrivable.
+        reap_jobs(runtime.sagemaker.records, runtime.sagemaker.settings.stop_grace_seconds)
+        recover_run(runtime.store, LAST_FAILED)
         if redrive:
             record = redrive_record(runtime.store)
+            release_redriven_job(runtime.sagemaker, record)
             execution = runtime.engine.redrive(record)
             test_prefix = str(record.input.get("TestData", ""))
         else:
@@ -400,6 +398,9 @@ def run_pipeline(
         wait(execution, progress)
         progress.stop_heartbeat()
         extra: dict[str, Any] = dict(save_run(runtime.store, execution))
+        finish_snapshot(
+            runtime.store, run_dir(runtime.store, execution.name), execution.redrive_count
+        )
         extra["outbox"] = str(runtime.outbox.path)
         if execution.status == "SUCCEEDED":
             extra.update(_finish_success(runtime, execution, test_prefix, keep_endpoint))
@@ -413,6 +414,7 @@ def run_pipeline(
     finally:
         progress.stop_heartbeat()
         unsubscribe()
+        unsubscribe_snapshots()
         runtime.close(keep_endpoints=keep_endpoint)
     print_summary(summary, progress.stream)
     save_json(

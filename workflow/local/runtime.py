@@ -19,6 +19,7 @@ What is registered on the engine:
 ``sagemaker:createTransformJob(.sync)`` a batch transform through a ``serve`` process
 ``sns:publish``                         the outbox (``<root>/outbox.jsonl``)
 ``aws-sdk:ssm:getParameter``            local parameters (``<root>/ssm/<name>``, read at call)
+``aws-sdk:codebuild:batchGetBuilds``    the local builds (:mod:`workflow.local.build`)
 Lambda functions of the config          ``workflow.lambdas`` handlers, in-process
 =====================================  =======================================================
 
@@ -138,8 +139,6 @@ class LocalRuntime:
         )
         self.builder = LocalBuilder(
             self.images,
-            self.engine.send_task_success,
-            self.engine.send_task_failure,
             use_docker=use_docker,
             region=config.region,
             account_id=config.account_id,
@@ -197,6 +196,7 @@ class LocalRuntime:
         )
         engine.register_service("sns", "publish", SnsPublishHandler(self.outbox).start)
         engine.register_service("aws-sdk:ssm", "getParameter", self._get_parameter)
+        engine.register_service("aws-sdk:codebuild", "batchGetBuilds", self.builder.describe_builds)
         lambdas = self.config.lambdas
         engine.register_lambda(lambdas.start_build, self._start_build)
         engine.register_lambda(lambdas.request_approval, self._request_approval)
@@ -248,7 +248,10 @@ class LocalRuntime:
         """Return the environment a Lambda function gets locally (what the template sets)."""
         config = self.config
         if function == "start_build":
-            return {"CODEBUILD_PROJECT": config.codebuild_project}
+            return {
+                "CODEBUILD_PROJECT": config.codebuild_project,
+                "IMAGE_REPOSITORY_URI": self.images.uri("").rstrip(":"),
+            }
         if function == "request_approval":
             return {
                 "APPROVAL_SECRET_ID": APPROVAL_SECRET_ID,

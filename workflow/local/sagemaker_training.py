@@ -6,8 +6,9 @@ For a job ``J`` with ``InstanceCount`` N, host ``algo-i`` gets ``<root>/jobs/J/a
 - ``input/config/hyperparameters.json`` (``HyperParameters``, all strings),
   ``inputdataconfig.json`` (one entry per channel) and ``resourceconfig.json`` (``current_host``,
   ``hosts``), as SageMaker writes them;
-- ``input/data/<channel>/``: the channel's objects hard-linked from the local store
-  (``ShardedByS3Key`` gives each host its share);
+- ``input/data/<channel>/``: copies of the channel's objects (``ShardedByS3Key`` gives each
+  host its share). Copies, not hard links into the store: a job that rewrites an input file
+  (some training code does) changes only its own copy, never the shared data set;
 - ``checkpoints/``: copied from ``CheckpointConfig.S3Uri`` before the start and synced back when
   the job ends, so a restarted job resumes.
 
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflow.local.orphans import OWNER_KEY, PIDS_STARTED_KEY, owner_stamp, process_stamps
 from workflow.local.sagemaker import (
     FAILURE_REASON_LIMIT,
     TASK_FAILED,
@@ -112,6 +114,8 @@ class TrainingJobHandler:
             "LastModifiedTime": created,
             "CreatedBy": getattr(ctx, "execution_arn", None),
             "OutputPath": output_path,
+            # Lets the next command stop this job if this runtime dies (workflow.local.orphans).
+            OWNER_KEY: owner_stamp(),
         }
         self.sm.records.create(KIND, name, record, "training job")
         try:
@@ -136,6 +140,7 @@ class TrainingJobHandler:
             TrainingStartTime=now_ms(),
             LocalJobDir=str(run.job_dir),
             Pids=[h.popen.pid for h in run.hosts],
+            **{PIDS_STARTED_KEY: process_stamps([h.popen.pid for h in run.hosts])},
         )
         return {"TrainingJobArn": arn}
 
@@ -254,10 +259,11 @@ class TrainingJobHandler:
                 shard = _shard_dir(base, channel_name)
                 for index, object_uri in enumerate(objects):
                     if index % world == rank:
-                        self.sm.store.materialize(object_uri, shard)
+                        self.sm.store.materialize(object_uri, shard, link=False)
                 shard.rename(target)
             else:
-                self.sm.store.materialize(uri, target)
+                # Copies: a write into a hard link would change the stored object.
+                self.sm.store.materialize(uri, target, link=False)
 
     # -- poll -------------------------------------------------------------------------------
     def poll(self, submitted: Any, ctx: Any) -> dict[str, Any] | None:

@@ -265,19 +265,20 @@ def test_redrive_waits_for_the_rerun(in_empty_dir, capsys, monkeypatch) -> None:
     stub = Stubber(client)
     old = {"id": 7, "timestamp": "2026-11-21T00:00:00Z", "type": "ExecutionFailed"}
     stub.add_response("get_execution_history", {"events": [old]},
-                      {"executionArn": arn, "maxResults": 1, "reverseOrder": True})  # fmt: skip
+                      {"executionArn": arn, "maxResults": 1, "reverseOrder": True,
+                       "includeExecutionData": False})  # fmt: skip
     stub.add_response(
         "redrive_execution", {"redriveDate": "2026-11-21T00:00:00Z"}, {"executionArn": arn}
     )
     new = {"id": 8, "timestamp": "2026-11-21T00:00:01Z", "type": "TaskStateEntered",
            "stateEnteredEventDetails": {"name": "Train"}}  # fmt: skip
     stub.add_response("get_execution_history", {"events": [old, new]},
-                      {"executionArn": arn, "maxResults": 1000})  # fmt: skip
+                      {"executionArn": arn, "maxResults": 1000, "includeExecutionData": False})  # fmt: skip
     stub.add_response("describe_execution", {"executionArn": arn, "stateMachineArn": sm,
                       "status": "SUCCEEDED", "startDate": "2026-11-21T00:00:00Z"},
                       {"executionArn": arn})  # fmt: skip
     stub.add_response("get_execution_history", {"events": [old, new]},
-                      {"executionArn": arn, "maxResults": 1000})  # fmt: skip
+                      {"executionArn": arn, "maxResults": 1000, "includeExecutionData": False})  # fmt: skip
     stub.activate()
     monkeypatch.setattr("workflow.commands.sfn_client", lambda region, url=None: client)
     assert main(["redrive", arn, "--poll-seconds", "0.1"]) == 0

@@ -42,6 +42,8 @@ class FakeAws:
         self.calls: list[tuple[str, Any]] = []
         self.messages: list[dict[str, Any]] = []
         self.describes = 0
+        self.build_status = "SUCCEEDED"
+        self.build_polls = 0
         self._register()
 
     def _later(self, function: Any, *args: Any) -> None:
@@ -66,6 +68,7 @@ class FakeAws:
         )
         engine.register_service("sns", "publish", start=self.publish)
         engine.register_service("aws-sdk:ssm", "getParameter", start=self.get_parameter)
+        engine.register_service("aws-sdk:codebuild", "batchGetBuilds", start=self.get_builds)
 
     def record(self, name: str) -> Any:
         def handler(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
@@ -76,8 +79,17 @@ class FakeAws:
 
     def start_build(self, payload: Any, ctx: Any) -> dict[str, Any]:
         self.calls.append(("start_build", payload))
-        self._later(self.engine.send_task_success, ctx.task_token, {"ImageUri": IMAGE})
-        return {"BuildId": "b:1"}
+        self.build_polls = 0
+        return {"BuildId": "b:1", "ImageUri": IMAGE}
+
+    def get_builds(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        # https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html
+        self.calls.append(("batchGetBuilds", params))
+        self.build_polls += 1
+        status = self.build_status if self.build_polls >= 2 else "IN_PROGRESS"
+        return {"Builds": [{"Id": params["Ids"][0], "BuildStatus": status,
+                            "CurrentPhase": "COMPLETED" if self.build_polls >= 2 else "BUILD"}],
+                "BuildsNotFound": []}  # fmt: skip
 
     def create_training(self, params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         self.calls.append(("createTrainingJob", params))
@@ -167,7 +179,12 @@ def _run(
 def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
     execution, fake, entered, data = _run(make_config())
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
-    assert entered[:4] == ["CheckImage", "BuildImage", "UseBuiltImage", "Train"]
+    assert entered[:9] == ["CheckImage", "BuildImage", "WaitForBuild", "DescribeBuild",
+                           "CheckBuild", "WaitForBuild", "DescribeBuild", "CheckBuild",
+                           "UseBuiltImage"]  # fmt: skip
+    # No task token reaches the build: the Lambda's payload has none, the build is polled.
+    assert "TaskToken" not in dict(fake.calls)["start_build"]
+    assert dict(fake.calls)["batchGetBuilds"] == {"Ids": ["b:1"]}
     assert "FindEndpoint" in entered and "CreateEndpoint" in entered
     assert "UpdateEndpoint" not in entered
     assert entered.count("WaitForEndpoint") == 2  # Creating, then InService
@@ -280,7 +297,7 @@ def test_rolled_back_update_fails_with_endpoint_failed(make_config) -> None:
 def test_training_retries_transient_errors_then_fails_with_the_task_error(make_config) -> None:
     execution, fake, _entered, _ = _run(
         make_config(),
-        {"training_errors": ["SageMaker.AmazonSageMakerException", "States.TaskFailed"]},
+        {"training_errors": ["SageMaker.ThrottlingException", "States.TaskFailed"]},
         image="repo:x",
     )
     assert fake.names().count("createTrainingJob") == 2  # retried once, then a job failure
@@ -290,12 +307,58 @@ def test_training_retries_transient_errors_then_fails_with_the_task_error(make_c
     assert (failure["State"], failure["Error"]) == ("Train", "States.TaskFailed")
 
 
+def test_a_validation_error_of_train_is_not_retried(make_config) -> None:
+    """A reused training job name (a ValidationException) fails at once, without retries.
+
+    SageMaker answers a reused name with ValidationException
+    (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html), which
+    the optimized integration reports as SageMaker.AmazonSageMakerException; retrying cannot help.
+    """
+    execution, fake, _entered, _ = _run(
+        make_config(), {"training_errors": ["SageMaker.AmazonSageMakerException"]}, image="repo:x"
+    )
+    assert fake.names().count("createTrainingJob") == 1
+    assert [w.state_name for w in execution.waits if w.state_name == "Train"] == []
+    assert (execution.status, execution.error) == (
+        "FAILED",
+        "Train.SageMaker.AmazonSageMakerException",
+    )
+
+
+@pytest.mark.parametrize("status", ["FAILED", "FAULT", "STOPPED", "TIMED_OUT"])
+def test_a_build_that_does_not_succeed_fails_the_run_with_build_failed(
+    make_config, status: str
+) -> None:
+    # The end states of a build: BuildStatus of
+    # https://docs.aws.amazon.com/codebuild/latest/APIReference/API_Build.html
+    def script(fake: FakeAws) -> None:
+        fake.build_status = status
+
+    config = make_config()
+    engine = engine_module.LocalEngine(time_scale=0.001, poll_interval=0.05)
+    fake = FakeAws(engine, config)
+    script(fake)
+    data = execution_input(config, "abc1234def", poll_seconds=1)
+    execution = engine.start_execution(render_definition(config), data, name=data["JobName"])
+    execution.wait(timeout=60)
+    assert execution.status == "FAILED"
+    assert execution.error == "BuildFailed"
+    failure = _failure(fake)
+    assert (failure["State"], failure["BuildStatus"], failure["BuildId"]) == (
+        "BuildImage",
+        status,
+        "b:1",
+    )
+    assert "createTrainingJob" not in fake.names()
+
+
 def test_minimal_chain(make_config) -> None:
     config = make_config(evaluation__enabled=False, gate__enabled=False,
                          approval__enabled=False, notification__enabled=False)  # fmt: skip
     execution, fake, _entered, _ = _run(config)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
-    assert fake.names()[:4] == ["start_build", "createTrainingJob", "createModel",
+    assert fake.names()[:6] == ["start_build", "batchGetBuilds", "batchGetBuilds",
+                                "createTrainingJob", "createModel",
                                 "createEndpointConfig"]  # fmt: skip
     assert fake.messages == []
 

@@ -64,6 +64,14 @@ def test_install_installs_only_what_invoke_sfn_needs(buildspec: dict[str, Any]) 
         "s3transfer",
         "six",
         "urllib3",
+        # The typed configuration (workflow.config) the start path loads.
+        "pydantic",
+        "pydantic_core",
+        "pydantic-settings",
+        "annotated-types",
+        "typing-inspection",
+        "typing_extensions",
+        "python-dotenv",
     }
     for name, version in pins:
         assert lock.get(name) == version, f"{name}=={version} differs from requirements.lock"
@@ -93,7 +101,7 @@ def test_every_repository_file_it_calls_exists(buildspec: dict[str, Any]) -> Non
     referenced = set(
         re.findall(r"(?<![\w/.-])((?:scripts|container|infra)/[\w./-]+|[\w-]+\.py)\b", text)
     )
-    assert {"scripts/codebuild-callback.sh", "container/build_and_push.sh", "invoke_sfn.py",
+    assert {"container/build_and_push.sh", "invoke_sfn.py",
             "infra/invoke-requirements.txt"} <= referenced  # fmt: skip
     for relative in sorted(referenced):
         path = REPO / relative
@@ -111,22 +119,28 @@ def test_no_privileged_assumption_or_credentials(buildspec: dict[str, Any]) -> N
 # --- behaviour ---------------------------------------------------------------------------------
 
 
-def test_state_machine_build_answers_success_with_the_image(run_buildspec: Any) -> None:
-    result = run_buildspec(TASK_TOKEN="tok-1", COMMIT_ID=COMMIT, IMAGE_TAG="0123456-20261121193000")
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mask-r-cnn-mlops:run-1"
+
+
+def test_state_machine_build_pushes_the_tag_it_was_given_and_answers_nothing(
+    run_buildspec: Any,
+) -> None:
+    """The state machine polls the build: the build sends no task result, and starts nothing."""
+    result = run_buildspec(
+        PIPELINE_EXECUTION_ARN=EXECUTION, COMMIT_ID=COMMIT, IMAGE_TAG="0123456-20261121193000"
+    )
     assert result.succeeded, result.output
-    (call,) = result.calls_of("stepfunctions", "send-task-success")
-    assert result.option(call, "--task-token") == "tok-1"
-    output = json.loads(result.option(call, "--task-output"))
-    assert output["ImageUri"] == f"{IMAGE}:0123456-20261121193000"
-    assert output["CommitId"] == COMMIT
+    assert result.calls_of("stepfunctions", "send-task-success") == []
     assert result.calls_of("stepfunctions", "send-task-failure") == []
     assert result.invoke_calls() == []  # the state machine is already running
     (build,) = result.docker_calls("build")
+    # exactly the URI start_build returned to the state machine: <repository>:IMAGE_TAG
     assert f"-t {IMAGE}:0123456-20261121193000" in build
     assert "--build-arg SOURCE_COMMIT=0123456-20261121193000" in build
     assert result.docker_calls("push") == [f"push {IMAGE}:0123456-20261121193000"]
     artifacts = result.source / "build" / "artifacts"
-    assert json.loads((artifacts / "build-info.json").read_text())["image"] == output["ImageUri"]
+    info = json.loads((artifacts / "build-info.json").read_text())
+    assert info["image"] == f"{IMAGE}:0123456-20261121193000"
     assert json.loads((artifacts / "state-machine.asl.json").read_text())["StartAt"] == "Deployed"
 
 
@@ -134,19 +148,24 @@ def test_state_machine_build_answers_success_with_the_image(run_buildspec: Any) 
     ("fake", "failed_phase"),
     [("FAKE_PIP_RC", "install"), ("FAKE_DOCKER_RC", "pre_build"), ("FAKE_BUILD_RC", "build")],
 )
-def test_state_machine_build_answers_failure_from_any_phase(
+def test_state_machine_build_fails_in_any_phase_without_answering(
     run_buildspec: Any, fake: str, failed_phase: str
 ) -> None:
-    result = run_buildspec(TASK_TOKEN="tok-2", **{fake: "1"})
+    """A failed build is a FAILED build (batchGetBuilds reads it); nothing is sent."""
+    result = run_buildspec(PIPELINE_EXECUTION_ARN=EXECUTION, **{fake: "1"})
     assert not result.succeeded
     assert result.phases[failed_phase] == "FAILED"
-    (call,) = result.calls_of("stepfunctions", "send-task-failure")
-    assert result.option(call, "--error") == "BuildFailed"
-    assert failed_phase in result.option(call, "--cause")
+    assert result.calls_of("stepfunctions", "send-task-failure") == []
     assert result.calls_of("stepfunctions", "send-task-success") == []
+    assert result.invoke_calls() == []
     if failed_phase != "build":  # CodeBuild skips the later phases
         assert "build" not in result.phases
         assert result.docker_calls("build") == []
+
+
+def test_buildspec_never_sends_a_task_result() -> None:
+    text = (REPO / "buildspec.yml").read_text()
+    assert "send-task" not in text and "TASK_TOKEN" not in text
 
 
 def test_jenkins_build_runs_invoke_sfn_and_waits(run_buildspec: Any) -> None:

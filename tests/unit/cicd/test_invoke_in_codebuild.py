@@ -18,19 +18,23 @@ REPO = Path(__file__).resolve().parents[3]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:0123456-20261121193000"
 
-# Run invoke_sfn.py with every import outside the stdlib, this project (`pip install --no-deps -e .`
-# installs workflow and the torch-free parts of mask_r_cnn it imports) and
-# infra/invoke-requirements.txt refused,
-# so a new dependency of the start path fails here instead of in CodeBuild.
+# Run invoke_sfn.py with every import outside the stdlib, infra/invoke-requirements.txt and the
+# project itself (`pip install --no-deps -e .` installs `workflow` and the torch-free parts of
+# `mask_r_cnn`, whose contract the definition imports) refused, so a new dependency of the start
+# path fails here instead of in CodeBuild.
 RESTRICTED_RUN = r"""
 import importlib.abc, runpy, sys
 allowed = set(sys.stdlib_module_names) | {
-    "workflow", "mask_r_cnn", "boto3", "botocore", "jmespath", "dateutil", "yaml", "_yaml", "s3transfer",
-    "six", "urllib3",
+    "workflow", "boto3", "botocore", "jmespath", "dateutil", "yaml", "_yaml", "s3transfer",
+    "six", "urllib3", "pydantic", "pydantic_core", "pydantic_settings", "annotated_types",
+    "typing_extensions", "typing_inspection", "dotenv",
 }
+project = {"mask_r_cnn", "mask_r_cnn.contract"}
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] not in allowed:
+        # _sysconfigdata_*: the interpreter's build data (stdlib, not listed in stdlib_module_names)
+        if (name.partition(".")[0] not in allowed and name not in project
+                and not name.startswith("_sysconfigdata_")):
             raise ModuleNotFoundError(f"{name} is not installed by CodeBuild's install phase")
         return None
 sys.meta_path.insert(0, Refuse())

@@ -63,13 +63,3 @@ def test_base_image_needs_an_engine(tmp_path: Path) -> None:
 def test_build_image_needs_a_tag() -> None:
     result = run(str(REPO / "scripts" / "build-image.sh"))
     assert result.returncode == 2 and "usage:" in result.stderr
-
-
-def test_callback_is_a_no_op_without_a_token_and_checks_its_mode(tmp_path: Path) -> None:
-    script = str(REPO / "scripts" / "codebuild-callback.sh")
-    env = {k: v for k, v in os.environ.items() if k != "TASK_TOKEN"}
-    quiet = subprocess.run([script, "finish"], capture_output=True, text=True, cwd=tmp_path,
-                           env=env, timeout=30)  # fmt: skip
-    assert quiet.returncode == 0 and quiet.stdout == "" and not (tmp_path / "build").exists()
-    bad = run(script, "succeed")
-    assert bad.returncode == 2 and "usage:" in bad.stderr

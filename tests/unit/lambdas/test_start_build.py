@@ -1,4 +1,4 @@
-"""start_build against moto's CodeBuild: one build, token and commit in its environment."""
+"""start_build against moto's CodeBuild: one build, commit and tag in its environment, no token."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from workflow.lambdas import start_build
 from workflow.lambdas.errors import BadEventError, LambdaConfigError
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn"
+EXECUTION = "arn:aws:states:us-east-1:123456789012:execution:mlops:run-1"
+
+
+def env(project: str = "p") -> dict[str, str]:
+    return {"CODEBUILD_PROJECT": project, "IMAGE_REPOSITORY_URI": REPOSITORY}
 
 
 @pytest.fixture
@@ -35,39 +41,36 @@ def project(aws: Any) -> str:
     return "mlops-build"
 
 
-def test_starts_one_build_with_token_commit_and_tag(aws: Any, project: str) -> None:
-    event = {"TaskToken": "token-123", "CommitId": COMMIT, "ImageTag": "0123456-20261121193000"}
-    result = start_build.handler(event, None, environ={"CODEBUILD_PROJECT": project})
+def test_starts_one_build_with_commit_and_tag_and_returns_the_image(aws: Any, project: str) -> None:
+    event = {"CommitId": COMMIT, "ImageTag": "0123456-20261121193000", "ExecutionArn": EXECUTION}
+    result = start_build.handler(event, None, environ=env(project))
     (request,) = aws.calls_of("codebuild", "StartBuild")
     assert request["projectName"] == project
     assert request["sourceVersion"] == COMMIT
-    env = {v["name"]: v["value"] for v in request["environmentVariablesOverride"]}
-    assert env == {
-        "TASK_TOKEN": "token-123",
+    variables = {v["name"]: v["value"] for v in request["environmentVariablesOverride"]}
+    assert variables == {
         "COMMIT_ID": COMMIT,
         "IMAGE_TAG": "0123456-20261121193000",
+        "PIPELINE_EXECUTION_ARN": EXECUTION,
     }
     builds = aws.client("codebuild").list_builds_for_project(projectName=project)["ids"]
     assert builds == [result["BuildId"]]
     assert result["ImageTag"] == "0123456-20261121193000"
+    assert result["ImageUri"] == f"{REPOSITORY}:0123456-20261121193000"
     # The project is used as it is: never deleted or recreated.
     assert aws.calls_of("codebuild", "DeleteProject") == []
     assert aws.calls_of("codebuild", "CreateProject") == []
 
 
 def test_default_tag_is_short_commit_plus_utc_timestamp(aws: Any, project: str) -> None:
-    result = start_build.handler(
-        {"TaskToken": "t", "CommitId": COMMIT}, None, environ={"CODEBUILD_PROJECT": project}
-    )
+    result = start_build.handler({"CommitId": COMMIT}, None, environ=env(project))
     short, stamp = result["ImageTag"].split("-")
     assert short == COMMIT[:7]
     assert len(stamp) == 14 and stamp.isdigit()
 
 
 def test_short_or_symbolic_commit_is_not_a_source_version(aws: Any, project: str) -> None:
-    start_build.handler(
-        {"TaskToken": "t", "CommitId": "local"}, None, environ={"CODEBUILD_PROJECT": project}
-    )
+    start_build.handler({"CommitId": "local"}, None, environ=env(project))
     (request,) = aws.calls_of("codebuild", "StartBuild")
     assert "sourceVersion" not in request
 
@@ -80,22 +83,32 @@ def test_image_tag_sanitises_the_commit() -> None:
 
 def test_missing_project_is_a_config_error(aws: Any) -> None:
     with pytest.raises(LambdaConfigError, match="CODEBUILD_PROJECT is not set"):
-        start_build.handler({"TaskToken": "t", "CommitId": COMMIT}, None, environ={})
+        start_build.handler({"CommitId": COMMIT}, None, environ={})
 
 
-@pytest.mark.parametrize("missing", ["TaskToken", "CommitId"])
-def test_missing_event_field_is_a_bad_event(aws: Any, missing: str) -> None:
-    event = {"TaskToken": "t", "CommitId": COMMIT}
-    del event[missing]
-    with pytest.raises(BadEventError, match=f"no '{missing}'"):
-        start_build.handler(event, None, environ={"CODEBUILD_PROJECT": "p"})
+def test_missing_repository_is_a_config_error(aws: Any) -> None:
+    with pytest.raises(LambdaConfigError, match="IMAGE_REPOSITORY_URI is not set"):
+        start_build.handler({"CommitId": COMMIT}, None, environ={"CODEBUILD_PROJECT": "p"})
+    assert aws.calls_of("codebuild", "StartBuild") == []
+
+
+def test_missing_commit_is_a_bad_event(aws: Any) -> None:
+    with pytest.raises(BadEventError, match="no 'CommitId'"):
+        start_build.handler({"ExecutionArn": EXECUTION}, None, environ=env())
+    assert aws.calls_of("codebuild", "StartBuild") == []
+
+
+def test_a_task_token_never_reaches_the_build(aws: Any) -> None:
+    """An old definition that still passes its token is refused before any build starts."""
+    with pytest.raises(BadEventError, match="carries a TaskToken"):
+        start_build.handler({"TaskToken": "t", "CommitId": COMMIT}, None, environ=env())
     assert aws.calls_of("codebuild", "StartBuild") == []
 
 
 def test_invalid_image_tag_is_refused(aws: Any) -> None:
     with pytest.raises(BadEventError, match="ImageTag = '-bad' is not a valid image tag"):
         start_build.handler(
-            {"TaskToken": "t", "CommitId": COMMIT, "ImageTag": "-bad"},
+            {"CommitId": COMMIT, "ImageTag": "-bad"},
             None,
-            environ={"CODEBUILD_PROJECT": "p"},
+            environ=env(),
         )

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,48 +55,62 @@ def test_snapshot_needs_a_train_program(tmp_path: Path) -> None:
         LocalImages(LocalStore(tmp_path / "root"), empty, "r").snapshot("abc")
 
 
-def test_start_build_answers_the_token_from_a_thread(tmp_path: Path) -> None:
-    source = make_source(tmp_path)
-    images = LocalImages(LocalStore(tmp_path / "root"), source, "mask-r-cnn")
-    answers: list[tuple[Any, ...]] = []
-    done = threading.Event()
-    attempts = {"n": 0}
+def _poll(builder: LocalBuilder, build_id: str) -> dict[str, Any]:
+    builder.wait(10)
+    (build,) = builder.batch_get_builds([build_id])["builds"]
+    return build
 
-    def success(token: str, output: dict[str, Any]) -> None:
-        attempts["n"] += 1
-        if attempts["n"] == 1:  # the engine does not wait on the token yet
-            raise KeyError("TaskDoesNotExist")
-        answers.append((token, output))
-        done.set()
 
-    builder = LocalBuilder(images, success, lambda *a: None, use_docker=False)
+def test_start_build_returns_at_once_and_batch_get_builds_follows_it(tmp_path: Path) -> None:
+    # Shapes: https://docs.aws.amazon.com/codebuild/latest/APIReference/API_StartBuild.html and
+    # https://docs.aws.amazon.com/codebuild/latest/APIReference/API_BatchGetBuilds.html
+    images = LocalImages(LocalStore(tmp_path / "root"), make_source(tmp_path), "mask-r-cnn")
+    builder = LocalBuilder(images, use_docker=False)
     response = builder.start_build(
         projectName="proj",
         environmentVariablesOverride=[
-            {"name": "TASK_TOKEN", "value": "tok", "type": "PLAINTEXT"},
             {"name": "COMMIT_ID", "value": "1234567890", "type": "PLAINTEXT"},
+            {"name": "IMAGE_TAG", "value": "1234567-20261203010203", "type": "PLAINTEXT"},
         ],
     )
-    assert response["build"]["id"].startswith("proj:")
-    assert done.wait(10)
-    token, output = answers[0]
-    assert token == "tok"
-    assert output["ImageUri"].startswith("local/mask-r-cnn:1234567-")
-    assert output["CommitId"] == "1234567890"
+    build_id = response["build"]["id"]
+    assert build_id.startswith("proj:") and response["build"]["buildStatus"] == "IN_PROGRESS"
+    build = _poll(builder, build_id)
+    assert (build["buildStatus"], build["currentPhase"]) == ("SUCCEEDED", "COMPLETED")
+    # the tag the start_build Lambda decided (and returned as ImageUri) is the image's tag
+    assert build["exportedEnvironmentVariables"] == [
+        {"name": "IMAGE_URI", "value": "local/mask-r-cnn:1234567-20261203010203"}
+    ]
+    assert (images.resolve("local/mask-r-cnn:1234567-20261203010203") / "mask_r_cnn").is_dir()
+    # the same content under another tag is a link to the one snapshot, not a second copy
+    again = images.snapshot("1234567890", "1234567-20261203010204")
+    assert images.resolve(again).resolve() == images.folder(images.tag_for("1234567890")).resolve()
+    assert len([p for p in images.folder("x").parent.iterdir() if not p.is_symlink()]) == 1
+    assert builder.batch_get_builds(["proj:nope"]) == {
+        "builds": [],
+        "buildsNotFound": ["proj:nope"],
+    }
 
 
-def test_failed_build_sends_task_failure(tmp_path: Path) -> None:
+def test_failed_build_reports_failed(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    images = LocalImages(LocalStore(tmp_path / "root"), empty, "r")
-    failures: list[tuple[str, str, str]] = []
-    builder = LocalBuilder(images, lambda *a: None, lambda *a: failures.append(a), use_docker=False)
-    builder.start_build(
-        projectName="p", environmentVariablesOverride=[{"name": "TASK_TOKEN", "value": "t"}]
-    )
+    builder = LocalBuilder(LocalImages(LocalStore(tmp_path / "root"), empty, "r"), use_docker=False)
+    build_id = builder.start_build(projectName="p")["build"]["id"]
+    build = _poll(builder, build_id)
+    assert build["buildStatus"] == "FAILED"
+    assert "mask_r_cnn/train" in build["phases"][0]["contexts"][0]["message"]
+
+
+def test_the_engine_handler_answers_in_the_aws_sdk_shape(tmp_path: Path) -> None:
+    """Step Functions' aws-sdk integrations capitalise the members of the answer."""
+    images = LocalImages(LocalStore(tmp_path / "root"), make_source(tmp_path), "r")
+    builder = LocalBuilder(images, use_docker=False)
+    build_id = builder.start_build(projectName="p")["build"]["id"]
     builder.wait(10)
-    assert failures and failures[0][:2] == ("t", "BuildFailed")
-    assert "mask_r_cnn/train" in failures[0][2]
+    answer = builder.describe_builds({"Ids": [build_id]}, None)
+    assert answer["Builds"][0]["BuildStatus"] == "SUCCEEDED"
+    assert answer["Builds"][0]["Id"] == build_id and answer["BuildsNotFound"] == []
 
 
 def test_docker_build_when_an_engine_answers(
@@ -118,7 +131,7 @@ def test_docker_build_when_an_engine_answers(
     assert build.docker_available()
     source = make_source(tmp_path)
     images = LocalImages(LocalStore(tmp_path / "root"), source, "mask-r-cnn")
-    builder = LocalBuilder(images, lambda *a: None, lambda *a: None)
+    builder = LocalBuilder(images)
     uri = builder.build("abc1234")
     context = images.resolve(uri)
     assert context != source.resolve()  # the snapshot is what gets built

@@ -142,7 +142,7 @@ class FakeClock:
 
 def test_wait_reports_transitions_and_heartbeats_then_fails(stubbed) -> None:
     client, stub = stubbed
-    history = {"executionArn": EX_ARN, "maxResults": 1000}
+    history = {"executionArn": EX_ARN, "maxResults": 1000, "includeExecutionData": False}
     describe = {"executionArn": EX_ARN}
     running = {
         "executionArn": EX_ARN,
@@ -196,7 +196,7 @@ def test_wait_reports_transitions_and_heartbeats_then_fails(stubbed) -> None:
 
 def test_wait_returns_output_on_success_and_times_out(stubbed) -> None:
     client, stub = stubbed
-    history = {"executionArn": EX_ARN, "maxResults": 1000}
+    history = {"executionArn": EX_ARN, "maxResults": 1000, "includeExecutionData": False}
     done = {"executionArn": EX_ARN, "stateMachineArn": SM_ARN, "status": "SUCCEEDED",
             "startDate": NOW, "stopDate": NOW, "output": '{"ok": 1}'}  # fmt: skip
     stub.add_response(

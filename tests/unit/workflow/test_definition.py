@@ -84,7 +84,8 @@ def test_state_order_of_the_full_machine(make_config) -> None:
     states = render_definition(make_config())["States"]
     main = [name for name in states if not name.endswith("Failed") or name == "Failed"]
     assert main == [
-        "CheckImage", "BuildImage", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
+        "CheckImage", "BuildImage", "WaitForBuild", "DescribeBuild", "CheckBuild",
+        "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
         "RequestApproval", "ApprovalRejected", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
@@ -98,7 +99,12 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
         {"Variable": "$.ImageUri", "IsPresent": True, "Next": "UseGivenImage"}
     ]
     assert s["CheckImage"]["Default"] == "BuildImage"
-    assert s["BuildImage"]["Next"] == "UseBuiltImage"
+    assert s["BuildImage"]["Next"] == "WaitForBuild"
+    assert s["WaitForBuild"]["SecondsPath"] == "$.EndpointPollSeconds"
+    assert s["WaitForBuild"]["Next"] == "DescribeBuild"
+    assert s["DescribeBuild"]["Next"] == "CheckBuild"
+    assert [c["Next"] for c in s["CheckBuild"]["Choices"]] == ["UseBuiltImage", "WaitForBuild"]
+    assert s["CheckBuild"]["Default"] == "BuildNotSucceeded"
     assert s["UseBuiltImage"]["Next"] == s["UseGivenImage"]["Next"] == "Train"
     assert s["Train"]["Next"] == "CreateModel"
     assert s["CreateModel"]["Next"] == "BatchTransform"
@@ -131,7 +137,10 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
 
 def test_resources(make_config) -> None:
     s = render_definition(make_config())["States"]
-    assert s["BuildImage"]["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    # The build is polled, never answered through a token (docs/reliability.md, approval bypass).
+    assert s["BuildImage"]["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert "TaskToken.$" not in s["BuildImage"]["Parameters"]["Payload"]
+    assert s["DescribeBuild"]["Resource"] == "arn:aws:states:::aws-sdk:codebuild:batchGetBuilds"
     assert s["Train"]["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     assert s["CreateModel"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
     assert s["BatchTransform"]["Resource"] == "arn:aws:states:::sagemaker:createTransformJob.sync"
@@ -265,7 +274,7 @@ def _path_to(states: dict, start: str, target: str) -> list[str]:
     while name != target:
         path.append(name)
         state = states[name]
-        name = state["Choices"][-1]["Next"] if state["Type"] == "Choice" else state["Next"]
+        name = state["Choices"][0]["Next"] if state["Type"] == "Choice" else state["Next"]
         assert name not in path, f"loop at {name}"
     return path
 

@@ -1,0 +1,296 @@
+"""The stages after the model: evaluation, quality gate, approval, endpoint and notification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.definition.base import BuilderBase
+from workflow.definition.names import (
+    APPROVAL_GRACE_SECONDS,
+    ENDPOINT_MISSING_ERROR,
+    ERROR_ENDPOINT,
+    ERROR_QUALITY_GATE,
+    ERROR_REJECTED,
+    FAILURE_PATH,
+    GATE_THRESHOLD_KEY,
+    GATE_THRESHOLD_PATH,
+    LAMBDA_TRANSIENT_ERRORS,
+    METRICS_TIMEOUT_SECONDS,
+    SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    SAGEMAKER_TRANSIENT_ERRORS,
+    SNS_TRANSIENT_ERRORS,
+    TRANSFORM_ACCEPT,
+    TRANSFORM_CONTENT_TYPE,
+    StepId,
+    check_state_name,
+)
+
+
+class DeploymentStages(BuilderBase):
+    """The evaluation, gate, approval, endpoint and success states."""
+
+    def evaluation_stage(self, after: Any) -> Any:
+        config, steps = self.config, self.steps
+        transformer = self.sdk.transformer_cls(
+            model_name=self.run["ModelName"],
+            instance_count=1,
+            instance_type=config.evaluation.instance_type,
+            output_path=config.s3.uri("transform"),
+            accept=TRANSFORM_ACCEPT,
+            sagemaker_session=self.session,
+        )
+        transform = steps.TransformStep(
+            check_state_name(StepId.BATCH_TRANSFORM.value),
+            transformer=transformer,
+            job_name=self.run["TransformJobName"],
+            model_name=self.run["ModelName"],
+            data=self.run["TestImages"],
+            content_type=TRANSFORM_CONTENT_TYPE,
+            comment="predicts the held-out test images with the new model",
+            parameters={"TransformOutput": {"S3OutputPath": self.run["TransformOutput"]}},
+            result_path="$.Transform",
+        )
+        self.retry(transform, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+        self.catch(transform, StepId.BATCH_TRANSFORM)
+        metrics = self.sdk.lambda_step(
+            check_state_name(StepId.COMPUTE_METRICS.value),
+            comment="bbox and segm mAP of the transform output against the test annotations",
+            parameters={
+                "FunctionName": config.lambdas.evaluate,
+                "Payload": {
+                    "TransformOutput": self.run["TransformOutput"],
+                    "TestData": self.run["TestData"],
+                    "TransformJobName": self.run["TransformJobName"],
+                },
+            },
+            timeout_seconds=METRICS_TIMEOUT_SECONDS,
+            result_path="$.Metrics",
+        )
+        self.retry(metrics, (*LAMBDA_TRANSIENT_ERRORS, "States.Timeout"), 2, 3)
+        self.catch(metrics, StepId.COMPUTE_METRICS)
+        transform.next(metrics)
+        if config.gate.enabled:
+            metrics.next(self.gate(after))
+        else:
+            metrics.next(after)
+        return transform
+
+    def gate(self, after: Any) -> Any:
+        """The quality gate: the metric must reach the execution input's ``GateThreshold``.
+
+        The threshold is read from the state data (``$.GateThreshold``, which every state before
+        the gate leaves in place), not written into the document, so the same ASL serves AWS runs
+        (``gate.threshold``) and local runs (``local.gate_threshold``). A missing or non-numeric
+        metric or threshold fails the gate too.
+        """
+        gate = self.config.gate
+        variable = f"$.Metrics.Payload.{gate.metric}"
+        choice = self.steps.Choice(
+            check_state_name(StepId.QUALITY_GATE.value),
+            comment=(
+                f"deploys only when {gate.metric} >= {GATE_THRESHOLD_PATH} (the execution "
+                f"input's {GATE_THRESHOLD_KEY}; gate.threshold = {gate.threshold:g} by default)"
+            ),
+        )
+        rule = self.steps.ChoiceRule
+        choice.add_choice(
+            rule.And(
+                [
+                    rule.IsPresent(GATE_THRESHOLD_PATH, True),
+                    rule.IsNumeric(GATE_THRESHOLD_PATH, True),
+                    rule.IsPresent(variable, True),
+                    rule.IsNumeric(variable, True),
+                    rule.NumericGreaterThanEqualsPath(variable, GATE_THRESHOLD_PATH),
+                ]
+            ),
+            next_step=after,
+        )
+        choice.default_choice(
+            self.record_failure(
+                StepId.QUALITY_GATE_NOT_MET,
+                StepId.QUALITY_GATE,
+                ERROR_QUALITY_GATE,
+                f"{gate.metric} of the evaluation is below this run's threshold "
+                f"({GATE_THRESHOLD_KEY} of the execution input; gate.threshold = "
+                f"{gate.threshold:g} by default), or one of them is missing or not a number; "
+                "the model is not deployed (see Metrics)",
+                # Not the threshold: a Pass that reads a missing path fails with States.Runtime.
+                {"Metrics.$": "$.Metrics.Payload"},
+            )
+        )
+        return choice
+
+    def approval_step(self) -> Any:
+        config = self.config
+        payload: dict[str, Any] = {
+            "TaskToken.$": "$$.Task.Token",
+            "ExecutionArn.$": "$$.Execution.Id",
+            "CommitId": self.run["CommitId"],
+            "ModelName": self.run["ModelName"],
+            "EndpointName": self.run["EndpointName"],
+        }
+        if config.evaluation.enabled:
+            payload["Metrics.$"] = "$.Metrics.Payload"
+        approval = self.sdk.lambda_step(
+            check_state_name(StepId.REQUEST_APPROVAL.value),
+            wait_for_callback=True,
+            comment="mails signed approve/reject links and waits; a rejection is 'Rejected'",
+            parameters={"FunctionName": config.lambdas.request_approval, "Payload": payload},
+            timeout_seconds=config.approval.link_ttl_seconds + APPROVAL_GRACE_SECONDS,
+            result_path="$.Approval",
+        )
+        self.retry(approval, LAMBDA_TRANSIENT_ERRORS, 2, 6)
+        rejected = self.record_failure(
+            StepId.APPROVAL_REJECTED,
+            StepId.REQUEST_APPROVAL,
+            ERROR_REJECTED,
+            "the deployment was rejected by the approver; see Reason",
+            {"Reason.$": f"{FAILURE_PATH}.Cause"},
+        )
+        approval.add_catch(
+            self.steps.Catch(
+                error_equals=[ERROR_REJECTED], next_step=rejected, result_path=FAILURE_PATH
+            )
+        )
+        self.catch(approval, StepId.REQUEST_APPROVAL)
+        return approval
+
+    def endpoint_stage(self, success: Any) -> Any:
+        config, steps, rule = self.config, self.steps, self.steps.ChoiceRule
+        endpoint_config = steps.EndpointConfigStep(
+            check_state_name(StepId.CREATE_ENDPOINT_CONFIG.value),
+            endpoint_config_name=self.run["EndpointConfigName"],
+            model_name=self.run["ModelName"],
+            initial_instance_count=config.endpoint.initial_instance_count,
+            instance_type=config.endpoint.instance_type,
+            comment="a new endpoint configuration per run: the endpoint switches to it",
+            result_path="$.EndpointConfig",
+        )
+        self.retry(endpoint_config, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+        self.catch(endpoint_config, StepId.CREATE_ENDPOINT_CONFIG)
+
+        describe_parameters = {"EndpointName": self.run["EndpointName"]}
+        find = steps.Task(
+            check_state_name(StepId.FIND_ENDPOINT.value),
+            resource=self.resource("aws-sdk:sagemaker:describeEndpoint"),
+            comment="does the endpoint exist? yes: update it in place; no: create it",
+            parameters=describe_parameters,
+            result_path="$.ExistingEndpoint",
+        )
+        self.retry(find, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+
+        create = steps.EndpointStep(
+            check_state_name(StepId.CREATE_ENDPOINT.value),
+            endpoint_name=self.run["EndpointName"],
+            endpoint_config_name=self.run["EndpointConfigName"],
+            comment="creates the endpoint (first deployment)",
+            result_path="$.Endpoint",
+        )
+        update = steps.EndpointStep(
+            check_state_name(StepId.UPDATE_ENDPOINT.value),
+            endpoint_name=self.run["EndpointName"],
+            endpoint_config_name=self.run["EndpointConfigName"],
+            update=True,
+            comment=(
+                "switches the live endpoint to the new configuration; SageMaker deploys "
+                "blue/green and keeps serving the old model until the new one is healthy"
+            ),
+            result_path="$.Endpoint",
+        )
+        for state, step_id in ((create, StepId.CREATE_ENDPOINT), (update, StepId.UPDATE_ENDPOINT)):
+            self.retry(state, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+            self.catch(state, step_id)
+        find.add_catch(
+            steps.Catch(
+                error_equals=[ENDPOINT_MISSING_ERROR],
+                next_step=create,
+                result_path="$.ExistingEndpoint",
+            )
+        )
+        self.catch(find, StepId.FIND_ENDPOINT)
+
+        wait, describe = self.poll_loop(
+            StepId.WAIT_FOR_ENDPOINT,
+            StepId.DESCRIBE_ENDPOINT,
+            "aws-sdk:sagemaker:describeEndpoint",
+            describe_parameters,
+            "$.EndpointStatus",
+            (
+                "polls in the state machine itself, not in a Lambda with a 15-minute limit",
+                "reads EndpointStatus and the configuration the endpoint runs",
+            ),
+        )
+        # While polling, the endpoint exists: any SageMaker error here is transient.
+        self.retry(describe, (*SAGEMAKER_SDK_TRANSIENT_ERRORS, ENDPOINT_MISSING_ERROR), 5, 5)
+        self.catch(describe, StepId.DESCRIBE_ENDPOINT)
+
+        status = "$.EndpointStatus.EndpointStatus"
+        check = steps.Choice(
+            check_state_name(StepId.CHECK_ENDPOINT.value),
+            comment="InService on this run's configuration: done; Failed or rolled back: fail",
+        )
+        check.add_choice(
+            rule.And(
+                [
+                    rule.StringEquals(status, "InService"),
+                    rule.StringEqualsPath(
+                        "$.EndpointStatus.EndpointConfigName", "$.EndpointConfigName"
+                    ),
+                ]
+            ),
+            next_step=success,
+        )
+        not_in_service = self.record_failure(
+            StepId.ENDPOINT_NOT_IN_SERVICE,
+            StepId.CHECK_ENDPOINT,
+            ERROR_ENDPOINT,
+            "the endpoint failed, went out of service or rolled back to its previous "
+            "configuration; see Endpoint.FailureReason and the endpoint's CloudWatch logs",
+            {"Endpoint.$": "$.EndpointStatus"},
+        )
+        check.add_choice(
+            rule.Or(
+                [
+                    rule.StringEquals(status, "Failed"),
+                    rule.StringEquals(status, "OutOfService"),
+                    rule.StringEquals(status, "Deleting"),
+                    rule.StringEquals(status, "InService"),  # but on another configuration
+                ]
+            ),
+            next_step=not_in_service,
+        )
+        check.default_choice(wait)
+
+        endpoint_config.next(find)
+        find.next(update)
+        create.next(wait)
+        update.next(wait)
+        describe.next(check)
+        return endpoint_config
+
+    def success_stage(self) -> Any:
+        succeeded = self.steps.Succeed(check_state_name(StepId.SUCCEEDED.value))
+        if not self.config.notification.enabled:
+            return succeeded
+        config = self.config
+        metrics = ", metrics {}" if config.evaluation.enabled else ""
+        arguments = "$.ModelName, $.EndpointName, $.CommitId, $$.Execution.Id"
+        if config.evaluation.enabled:
+            arguments += ", States.JsonToString($.Metrics.Payload)"
+        notify = self.sdk.sns_step(
+            check_state_name(StepId.NOTIFY_SUCCESS.value),
+            comment="tells the team which model now serves, with its metrics and commit",
+            parameters={
+                "TopicArn": config.notification.topic_arn,
+                "Subject": f"{config.name}: model deployed"[:100],
+                "Message.$": (
+                    "States.Format('Model {} is in service on endpoint {} (commit {}, "
+                    f"execution {{}}){metrics}.', {arguments})"
+                ),
+            },
+            result_path="$.SuccessNotification",
+        )
+        self.retry(notify, SNS_TRANSIENT_ERRORS, 2, 4)
+        self.catch(notify, StepId.NOTIFY_SUCCESS)
+        notify.next(succeeded)
+        return notify
