@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from workflow.local import moto_patches as mp
 from workflow.local.engine import (
     EngineCompatError,
     EngineError,
@@ -23,6 +22,10 @@ from workflow.local.engine import (
     parse_service_resource,
     plan_redrive,
 )
+from workflow.local.interpreter import fixes
+from workflow.local.interpreter import host as mp_host
+from workflow.local.interpreter import moto_api as mp
+from workflow.local.interpreter import patches as mp_patches
 
 
 def test_check_compat_passes_on_the_pinned_moto():
@@ -49,7 +52,7 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
     LocalEngine()
     factory = mp.state_task_factory.state_task_service_for
     LocalEngine()
-    mp.apply_engine_patches()
+    mp_patches.apply_engine_patches()
     assert mp.state_task_factory.state_task_service_for is factory
     assert {
         "factory",
@@ -60,11 +63,15 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
         "sticky-terminal-state",
         "retry-sleep",
         "wait-sleep",
-    } <= mp.applied_patches()
+        "definite-paths",
+        "intrinsic-escapes",
+        "context-state",
+        "context-path-comparators",
+    } <= mp_patches.applied_patches()
     # a patch checks its target's identity before replacing it
     monkeypatch.setattr(mp.branches_decl, "CustomErrorName", object())
     with pytest.raises(EngineCompatError, match=r"branches_decl\.CustomErrorName"):
-        mp._patch_nested_states_errors()
+        fixes.fix_nested_states_errors()
 
 
 def test_engine_silences_moto_error_logs():
@@ -127,26 +134,26 @@ def test_lambda_function_name(reference, name):
 
 
 def test_client_error_names():
-    assert mp.client_error_name("sagemaker", "ResourceNotFound", sdk=False) == (
+    assert mp_host.client_error_name("sagemaker", "ResourceNotFound", sdk=False) == (
         "SageMaker.ResourceNotFound"
     )
-    assert mp.client_error_name("ssm", "ParameterNotFound", sdk=True) == (
+    assert mp_host.client_error_name("ssm", "ParameterNotFound", sdk=True) == (
         "Ssm.ParameterNotFoundException"
     )
-    assert mp.client_error_name("newsvc", "Boom", sdk=True) == "Newsvc.BoomException"
+    assert mp_host.client_error_name("newsvc", "Boom", sdk=True) == "Newsvc.BoomException"
 
 
 def test_error_name_for_keeps_states_names_catchable():
-    assert type(mp.error_name_for("States.TaskFailed")).__name__ == "StatesErrorName"
-    assert mp.error_name_for("States.Unknown").error_name == "States.Unknown"
-    assert type(mp.error_name_for("Custom")).__name__ == "CustomErrorName"
+    assert type(mp_host.error_name_for("States.TaskFailed")).__name__ == "StatesErrorName"
+    assert mp_host.error_name_for("States.Unknown").error_name == "States.Unknown"
+    assert type(mp_host.error_name_for("Custom")).__name__ == "CustomErrorName"
 
 
 def test_normalise_event_shapes_like_boto():
     raw = {
         "id": 2,
         "previousEventId": 1,
-        "type": mp.HistoryEventType.PassStateEntered,
+        "type": "PassStateEntered",
         "timestamp": "2026-11-21T19:30:00.123Z",
         "stateEnteredEventDetails": {"name": "P"},
     }
@@ -205,7 +212,7 @@ def test_missing_handlers_lists_every_unresolved_state():
     [
         ("{not json", "not JSON"),
         ({"States": {}}, "no 'StartAt'"),
-        ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "not valid ASL"),
+        ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "Invalid State Machine Definition: document: StartAt 'Nope' is not a state"),
     ],
 )
 def test_bad_definitions_are_one_clear_error(definition, match):
