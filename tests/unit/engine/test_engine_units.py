@@ -64,7 +64,7 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
         "retry-sleep",
         "wait-sleep",
         "definite-paths",
-        "intrinsic-escapes",
+        "intrinsic-literals",
         "context-state",
         "context-path-comparators",
     } <= mp_patches.applied_patches()

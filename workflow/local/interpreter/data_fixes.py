@@ -7,11 +7,14 @@ Each `fix_*` function names the moto code it corrects, checks that its target is
   by a field (`$.a[0].b`, `$['Payload']['metrics'][0]['Value']`) returned a one-element list;
   AWS returns the value of every definite path (fields and single indices only) and a list
   only for wildcards, slices, filters and recursive descent.
-- `intrinsic-escapes` (`asl.parse.preprocessor.Preprocessor.visitString_intrinsic_function`,
+- `intrinsic-literals` (`asl.parse.preprocessor.Preprocessor.visitString_intrinsic_function`,
   `asl.parse.intrinsic.preprocessor.Preprocessor.visitFunc_arg_string`,
   `...generic.string_format.StringFormat._eval_body`): the intrinsic parser got the still
   JSON-escaped text, so `\\'` ended the literal and `\\{` crashed `States.Format`; AWS reads
   `\\'`, `\\{`, `\\}` and `\\\\` as `'`, `{`, `}` and `\\`, and an escaped brace is no placeholder.
+  moto's intrinsic grammar has no `null` literal and silently dropped it (`States.Array(1,
+  null)` gave `[1]`); the States Language allows `null` as an argument. A number literal with
+  a fraction (`1.5`) crashed the parser (`visitFunc_arg_float` reads a missing `INT` token).
 - `context-state` (`asl.component.state.state.StateData`): `$$.State` lacked `RetryCount` in
   Pass, Choice, Wait, Succeed and Fail states and `EnteredTime` ended in `+00:00` with
   microseconds; AWS gives `RetryCount` in every state and `2019-03-26T20:14:13.192Z`.
@@ -100,8 +103,11 @@ def fix_definite_paths() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# intrinsic-escapes
+# intrinsic-literals
 # --------------------------------------------------------------------------------------------
+
+# A string literal that stands for a `null` argument (the grammar has no null token).
+_NULL_SENTINEL: Final = "\ue000null\ue000"
 
 _ESCAPES: Final[dict[str, str]] = {"'": "'", "\\": "\\", "{": "{", "}": "}"}
 _MOTO_ESCAPES: Final[dict[str, str]] = {"n": "\n", "t": "\t", "r": "\r", '"': '"'}
@@ -138,7 +144,37 @@ def decode_intrinsic_string(literal: str) -> tuple[str, list[str]]:
     return "".join(value), parts
 
 
-def fix_intrinsic_escapes() -> None:
+def quote_null_arguments(derivation: str) -> str:
+    """Replace each bare `null` argument of an intrinsic call by a sentinel string literal."""
+    out: list[str] = []
+    index, quoted = 0, False
+    while index < len(derivation):
+        char = derivation[index]
+        if quoted:
+            out.append(char)
+            if char == "\\" and index + 1 < len(derivation):
+                out.append(derivation[index + 1])
+                index += 1
+            elif char == "'":
+                quoted = False
+        elif char == "'":
+            quoted = True
+            out.append(char)
+        elif (
+            derivation.startswith("null", index)
+            and derivation[:index].rstrip()[-1:] in ("(", ",")
+            and derivation[index + 4 :].lstrip()[:1] in (")", ",")
+        ):
+            out.append(f"'{_NULL_SENTINEL}'")
+            index += 4
+            continue
+        else:
+            out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def fix_intrinsic_literals() -> None:
     """Decode JSON, then intrinsic escapes, as AWS does (see module docstring)."""
     asl_cls = asl_preprocessor.Preprocessor
     original_function = asl_cls.visitString_intrinsic_function
@@ -151,6 +187,10 @@ def fix_intrinsic_escapes() -> None:
     expect_target(
         defined_in(original_string, intrinsic_preprocessor), "Preprocessor.visitFunc_arg_string"
     )
+    original_float = arg_cls.visitFunc_arg_float
+    expect_target(
+        defined_in(original_float, intrinsic_preprocessor), "Preprocessor.visitFunc_arg_float"
+    )
     format_cls = string_format.StringFormat
     original_format = format_cls._eval_body
     expect_target(defined_in(original_format, string_format), "StringFormat._eval_body")
@@ -158,16 +198,21 @@ def fix_intrinsic_escapes() -> None:
     def visit_string_intrinsic_function(self: Any, ctx: Any) -> Any:
         # The token is the JSON string literal, quotes included: decode JSON first.
         derivation = json.loads(ctx.STRINGINTRINSICFUNC().getText())
-        function, _ = asl_preprocessor.IntrinsicParser.parse(derivation)
+        function, _ = asl_preprocessor.IntrinsicParser.parse(quote_null_arguments(derivation))
         return asl_preprocessor.StringIntrinsicFunction(
             intrinsic_function_derivation=derivation, function=function
         )
 
     def visit_func_arg_string(self: Any, ctx: Any) -> Any:
         value, parts = decode_intrinsic_string(ctx.STRING().getText()[1:-1])
+        if value == _NULL_SENTINEL:
+            return intrinsic_argument.ArgumentLiteral(definition_value=None)
         literal = intrinsic_argument.ArgumentLiteral(definition_value=value)
         literal.format_parts = parts
         return literal
+
+    def visit_func_arg_float(self: Any, ctx: Any) -> Any:
+        return intrinsic_argument.ArgumentLiteral(definition_value=float(ctx.NUMBER().getText()))
 
     def _eval_body(self: Any, env: Environment) -> None:
         self.argument_list.eval(env=env)
@@ -187,6 +232,7 @@ def fix_intrinsic_escapes() -> None:
 
     asl_cls.visitString_intrinsic_function = visit_string_intrinsic_function
     arg_cls.visitFunc_arg_string = visit_func_arg_string
+    arg_cls.visitFunc_arg_float = visit_func_arg_float
     format_cls._eval_body = _eval_body
 
 

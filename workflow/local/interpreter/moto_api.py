@@ -191,6 +191,7 @@ PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (state_module, "StateData"),
     (asl_preprocessor.Preprocessor, "visitString_intrinsic_function"),
     (intrinsic_preprocessor.Preprocessor, "visitFunc_arg_string"),
+    (intrinsic_preprocessor.Preprocessor, "visitFunc_arg_float"),
     (string_format.StringFormat, "_eval_body"),
     (string_format.StringFormat, "_to_str_repr"),
     (asl_preprocessor, "IntrinsicParser"),

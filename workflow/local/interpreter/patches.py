@@ -148,7 +148,7 @@ ENGINE_PATCHES: Final[tuple[Patch, ...]] = (
     ("choice-no-match", fixes.fix_choice_no_match),
     ("sticky-terminal-state", fixes.fix_sticky_terminal_state),
     ("definite-paths", data_fixes.fix_definite_paths),
-    ("intrinsic-escapes", data_fixes.fix_intrinsic_escapes),
+    ("intrinsic-literals", data_fixes.fix_intrinsic_literals),
     ("context-state", data_fixes.fix_context_state),
     ("context-path-comparators", data_fixes.fix_context_path_comparators),
 )
