@@ -212,7 +212,10 @@ def test_missing_handlers_lists_every_unresolved_state():
     [
         ("{not json", "not JSON"),
         ({"States": {}}, "no 'StartAt'"),
-        ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "Invalid State Machine Definition: document: StartAt 'Nope' is not a state"),
+        (
+            {"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}},
+            "Invalid State Machine Definition: document: StartAt 'Nope' is not a state",
+        ),
     ],
 )
 def test_bad_definitions_are_one_clear_error(definition, match):
@@ -310,3 +313,39 @@ def test_execution_names_aws_refuses_are_refused(name):
             {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}, name=name
         )
     assert engine.executions == []
+
+
+def test_data_fixes_refuse_foreign_targets(monkeypatch):
+    from workflow.local.interpreter import data_fixes
+
+    monkeypatch.setattr(mp.json_path, "extract_json", lambda path, data: data)
+    with pytest.raises(EngineCompatError, match=r"json_path\.extract_json"):
+        data_fixes.fix_definite_paths()
+    monkeypatch.setattr(mp.state_module, "StateData", dict)
+    with pytest.raises(EngineCompatError, match=r"state\.StateData"):
+        data_fixes.fix_context_state()
+
+
+@pytest.mark.parametrize(
+    ("literal", "value", "parts"),
+    [
+        ("it\\'s {}", "it's {}", ["it's ", ""]),
+        ("\\{\\} {}", "{} {}", ["{} ", ""]),
+        ("a\\\\b", "a\\b", ["a\\b"]),
+        ("{}-{}", "{}-{}", ["", "-", ""]),
+    ],
+)
+def test_decode_intrinsic_string(literal, value, parts):
+    # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+    # ("Reserved characters in intrinsic functions")
+    from workflow.local.interpreter.data_fixes import decode_intrinsic_string
+
+    assert decode_intrinsic_string(literal) == (value, parts)
+
+
+def test_quote_null_arguments_leaves_strings_alone():
+    from workflow.local.interpreter.data_fixes import quote_null_arguments
+
+    quoted = quote_null_arguments("States.Array(null, 'null', $.null, States.Format('{}', null))")
+    assert quoted.count("'null'") == 1 and "$.null" in quoted
+    assert quoted.count("\ue000null\ue000") == 2

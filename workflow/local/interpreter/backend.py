@@ -5,6 +5,11 @@
   the output; AWS gives an ISO string `...123Z`.
 - `unnamed-execution` (`models.StepFunctionsParserBackend.start_execution`): `StartExecution`
   without a name gave an ARN ending in `:None`; AWS generates a UUID.
+- `invalid-definition` (`models.StepFunctionsParserBackend._validate_definition`):
+  CreateStateMachine/UpdateStateMachine accepted what AWS refuses (a state without Next/End,
+  an unreachable state, fields of another state type) or answered with a Python repr and an
+  empty error code (its `InvalidDefinition` sets `code`, which moto's `AWSError` ignores); they
+  answer `InvalidDefinition` with one sentence per problem, as the engine does.
 - `backend-worker` (`Execution._get_start_execution_worker`, a hook): served executions run
   through the engine's worker, set with `set_backend_worker_factory`.
 """
@@ -15,12 +20,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
 
-from workflow.local.interpreter.data_fixes import aws_timestamp
+from workflow.asl_structure import structure_problems
+from workflow.local.engine_types import aws_timestamp
 from workflow.local.interpreter.moto_api import (
     EvaluationDetails,
     ExecutionDetails,
@@ -95,6 +102,37 @@ def _fix_unnamed_execution() -> None:
     StepFunctionsParserBackend.start_execution = start_execution
 
 
+def _fix_invalid_definition() -> None:
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser import models
+    from moto.stepfunctions.parser.api import InvalidDefinition as MotoInvalidDefinition
+
+    class InvalidDefinition(AWSError):
+        TYPE = "InvalidDefinition"
+        STATUS = 400
+
+    cls = models.StepFunctionsParserBackend
+    original = cls._validate_definition
+    expect_target(defined_in(original, models), "StepFunctionsParserBackend._validate_definition")
+
+    def _validate_definition(definition: str) -> None:
+        try:
+            document = json.loads(definition)
+        except ValueError as exc:
+            raise InvalidDefinition(
+                f"Invalid State Machine Definition: the definition is not JSON ({exc})"
+            ) from exc
+        problems = structure_problems(document)
+        if problems:
+            raise InvalidDefinition("Invalid State Machine Definition: " + "; ".join(problems))
+        try:
+            original(definition)
+        except MotoInvalidDefinition as exc:
+            raise InvalidDefinition(f"Invalid State Machine Definition: {exc}") from exc
+
+    cls._validate_definition = staticmethod(_validate_definition)
+
+
 def _hook_backend_worker() -> None:
     from moto.stepfunctions.parser.backend import execution as backend_execution
 
@@ -120,6 +158,7 @@ def _hook_backend_worker() -> None:
 BACKEND_PATCHES: Final[tuple[Patch, ...]] = (
     ("start-time", _fix_start_time),
     ("unnamed-execution", _fix_unnamed_execution),
+    ("invalid-definition", _fix_invalid_definition),
     ("backend-worker", _hook_backend_worker),
 )
 
