@@ -285,7 +285,13 @@ def _check_task(state: Mapping[str, Any], path: str, problems: list[str]) -> Non
         if field in state and not (positive_int(value) or is_jsonata(value)):
             problems.append(f"{path}.{field}: {value!r} must be a positive integer")
     timeout, heartbeat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
-    if positive_int(timeout) and positive_int(heartbeat) and heartbeat >= timeout:
+    if (
+        isinstance(timeout, int)
+        and isinstance(heartbeat, int)
+        and positive_int(timeout)
+        and positive_int(heartbeat)
+        and heartbeat >= timeout
+    ):
         problems.append(f"{path}.HeartbeatSeconds: must be smaller than TimeoutSeconds")
 
 

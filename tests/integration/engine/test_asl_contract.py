@@ -682,9 +682,16 @@ def test_heartbeats_keep_task_alive_and_missing_heartbeat_times_out(engine, inbo
     assert execution.wait(30).status == SUCCEEDED
     silent = engine.start_execution(definition).wait(30)
     inbox.take()
-    # AWS names it States.HeartbeatTimeout; moto 5.2.5 reports States.Timeout (divergence 8)
-    assert silent.status == FAILED
-    assert silent.error in ("States.HeartbeatTimeout", "States.Timeout")
+    # A missed heartbeat fails with States.Timeout; States.HeartbeatTimeout matches it only in
+    # Catch and Retry (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+    assert (silent.status, silent.error) == (FAILED, "States.Timeout")
+    definition["States"]["Approve"]["Catch"] = [
+        {"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Caught"}
+    ]
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    caught = engine.start_execution(definition).wait(30)
+    inbox.take()
+    assert caught.status == SUCCEEDED and caught.output["Error"] == "States.Timeout"
 
 
 def test_stop_aborts_and_cancels_sync_job(engine):

@@ -15,7 +15,7 @@
 """
 
 # This module replaces attributes of moto's untyped private modules on purpose.
-# mypy: disable-error-code="method-assign,attr-defined,no-untyped-call"
+# mypy: disable-error-code="method-assign,attr-defined,no-untyped-call,arg-type"
 
 from __future__ import annotations
 

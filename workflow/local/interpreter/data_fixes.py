@@ -24,7 +24,7 @@ Each `fix_*` function names the moto code it corrects, checks that its target is
 """
 
 # This module replaces attributes of moto's untyped private modules on purpose.
-# mypy: disable-error-code="attr-defined,no-any-return,method-assign,assignment,no-untyped-call"
+# mypy: disable-error-code="attr-defined,no-any-return,method-assign,assignment,no-untyped-call,misc"
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@
   `States.*` name (re-raising a caught `States.TaskFailed`) and `SendTaskFailure` with such a
   name did too. They keep their name, as on AWS.
 - `states-all` (`ErrorEqualsDecl._eval_body`): `States.ALL` caught `States.Runtime` and
-  `States.DataLimitExceeded`, which AWS documents it "cannot catch".
+  `States.DataLimitExceeded`, which AWS documents it "cannot catch"; a missed heartbeat
+  (`tasks.py`) matches both `States.Timeout` and `States.HeartbeatTimeout`.
 - `choice-no-match` (`StateChoice._eval_state`): a Choice with no match and no Default failed
   with `States.Runtime` instead of `States.NoChoiceMatched`.
 - `sticky-terminal-state` (`Environment.set_error`): an error raised while a stopped or
@@ -60,6 +61,8 @@ def fix_states_all() -> None:
     cls = error_equals_decl.ErrorEqualsDecl
     original = cls._eval_body
     expect_target(defined_in(original, error_equals_decl), "ErrorEqualsDecl._eval_body")
+    heartbeat = StatesErrorName(typ=StatesErrorNameType.StatesHeartbeatTimeout)
+    timeout = StatesErrorName(typ=StatesErrorNameType.StatesTimeout)
     terminal = {
         StatesErrorNameType.StatesRuntime,
         StatesErrorNameType.StatesStatesDataLimitExceeded,
@@ -69,6 +72,12 @@ def fix_states_all() -> None:
         # AWS: States.ALL "cannot catch the States.DataLimitExceeded terminal error or Runtime
         # error types"; an explicit ErrorEquals ["States.Runtime"] still matches.
         error_name = env.stack[-1]
+        if isinstance(error_name, StatesErrorName) and error_name.typ == heartbeat.typ:
+            env.stack.pop()
+            env.stack.append(
+                any(name in self.error_names for name in (heartbeat, timeout, cls._STATE_ALL_ERROR))
+            )
+            return
         if (
             isinstance(error_name, StatesErrorName)
             and error_name.typ in terminal

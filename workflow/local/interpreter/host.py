@@ -5,7 +5,7 @@ Parallel branch frame), and that manager carries the execution's `ExecutionHost`
 engine for an `Environment` is one attribute lookup, with no global registry keyed by ARN.
 """
 
-# mypy: disable-error-code="no-any-return,attr-defined"
+# mypy: disable-error-code="no-any-return,attr-defined,return-value"
 
 from __future__ import annotations
 

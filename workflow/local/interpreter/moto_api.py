@@ -67,6 +67,7 @@ with _light_import():
             StateMachineType,
             TaskFailedEventDetails,
             TaskSubmittedEventDetails,
+            TaskTimedOutEventDetails,
         )
         from moto.stepfunctions.parser.asl.component.common.error_name import (
             error_equals_decl,
@@ -137,6 +138,7 @@ with _light_import():
             CallbackOutcomeFailure,
             CallbackOutcomeSuccess,
             CallbackPoolManager,
+            HeartbeatTimeoutError,
         )
         from moto.stepfunctions.parser.asl.eval.environment import Environment
         from moto.stepfunctions.parser.asl.eval.evaluation_details import (
@@ -218,6 +220,7 @@ PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (EventManager, "add_event"),
     (EventManager, "get_event_history"),
     (StatesErrorNameType, "StatesNoChoiceMatched"),
+    (StatesErrorNameType, "StatesHeartbeatTimeout"),
     (StatesErrorNameType, "StatesRuntime"),
     (StatesErrorNameType, "StatesStatesDataLimitExceeded"),
     (AmazonStateLanguageParser, "parse"),
@@ -299,6 +302,7 @@ __all__ = [
     "ExecutionWorkerCommunication",
     "FailureEvent",
     "FailureEventException",
+    "HeartbeatTimeoutError",
     "HistoryEventExecutionDataDetails",
     "HistoryEventType",
     "ProgramEnded",
@@ -315,6 +319,7 @@ __all__ = [
     "StatesErrorNameType",
     "TaskFailedEventDetails",
     "TaskSubmittedEventDetails",
+    "TaskTimedOutEventDetails",
     "asl_preprocessor",
     "boolean_equals",
     "branches_decl",

@@ -10,10 +10,17 @@
 
 A state the host mocks (AWS Step Functions Local's `MockedResponses`) returns or throws the
 mocked response instead of calling anything, as Step Functions Local does.
+
+Fix `heartbeat-timeout` (moto's `HeartbeatTimeoutError` is a `TimeoutError`, which
+`StateTask._from_error` names plain `States.Timeout`): a task that misses its heartbeat fails
+with `States.Timeout` that a Retry or Catch on `States.HeartbeatTimeout` also matches, as AWS
+documents (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html:
+`States.Timeout` covers a missed heartbeat; `States.HeartbeatTimeout` "is only available inside
+the Catch and Retry fields"). The matching is in `fixes.fix_states_all`.
 """
 
 # This module subclasses moto's untyped private classes on purpose.
-# mypy: disable-error-code="misc,no-any-return,attr-defined,no-untyped-call,typeddict-item,override"
+# mypy: disable-error-code="misc,no-any-return,attr-defined,no-untyped-call,typeddict-item,override,dict-item,arg-type"
 
 from __future__ import annotations
 
@@ -41,14 +48,18 @@ from workflow.local.interpreter.moto_api import (
     EventDetails,
     FailureEvent,
     FailureEventException,
+    HeartbeatTimeoutError,
     HistoryEventExecutionDataDetails,
     HistoryEventType,
     ResourceCondition,
+    StatesErrorName,
+    StatesErrorNameType,
     StateTaskService,
     StateTaskServiceCallback,
     StateTaskServiceLambda,
     TaskFailedEventDetails,
     TaskSubmittedEventDetails,
+    TaskTimedOutEventDetails,
     lambda_eval_utils,
     to_json_str,
 )
@@ -216,8 +227,27 @@ class _TaskCompletion:
         )
 
 
+def _heartbeat_timed_out(env: Environment) -> FailureEvent:
+    return FailureEvent(
+        env=env,
+        error_name=StatesErrorName(typ=StatesErrorNameType.StatesHeartbeatTimeout),
+        event_type=HistoryEventType.TaskTimedOut,
+        event_details=EventDetails(
+            taskTimedOutEventDetails=TaskTimedOutEventDetails(
+                error="States.Timeout",
+                cause="the task sent no heartbeat within HeartbeatSeconds",
+            )
+        ),
+    )
+
+
 class LocalLambdaTask(_TaskCompletion, StateTaskServiceLambda):
     """`lambda:invoke[.waitForTaskToken]`: moto's integration, mockable and replayable."""
+
+    def _from_error(self, env: Environment, ex: Exception) -> FailureEvent:
+        if isinstance(ex, HeartbeatTimeoutError):
+            return _heartbeat_timed_out(env)
+        return super()._from_error(env=env, ex=ex)
 
     def _eval_service_task(
         self,
@@ -362,6 +392,8 @@ class LocalServiceTask(_TaskCompletion, StateTaskServiceCallback):
 
     def _from_error(self, env: Environment, ex: Exception) -> FailureEvent:
         resource, kind = self._get_sfn_resource(), self._get_sfn_resource_type()
+        if isinstance(ex, HeartbeatTimeoutError):
+            return _heartbeat_timed_out(env)
         if isinstance(ex, TaskFailed):
             return _failed_event(env, ex.error, ex.cause, resource, kind)
         if isinstance(ex, ClientError):

@@ -7,7 +7,7 @@ host, which is how the patched interpreter finds the engine (`host.host_for`).
 """
 
 # This module subclasses moto's untyped private classes on purpose.
-# mypy: disable-error-code="misc,attr-defined,no-untyped-call,typeddict-item,no-any-return"
+# mypy: disable-error-code="misc,attr-defined,no-untyped-call,typeddict-item,no-any-return,arg-type,return-value"
 
 from __future__ import annotations
 
