@@ -1,7 +1,7 @@
 """ASL contract suite: the semantics the kit relies on, through the local engine.
 
 This suite must pass before any moto upgrade (moto is pinned exactly; see
-workflow/local/moto_patches.py). Each test states the AWS behaviour it pins. Time is scaled
+workflow/local/interpreter/). Each test states the AWS behaviour it pins. Time is scaled
 down 100x (Retry backoff, Wait, .sync polling); timeouts stay real, so they are kept at 1-2 s.
 """
 
