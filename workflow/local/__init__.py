@@ -5,5 +5,5 @@
 Task states call (SageMaker, CodeBuild, SNS, Lambda, approvals) over a local artifact store.
 `workflow.local.server` serves the Step Functions API on 127.0.0.1 for the notebooks.
 
-Importing this package is cheap: moto is only imported with `workflow.local.engine`.
+Importing this package is cheap: moto is only imported when a `LocalEngine` is created.
 """

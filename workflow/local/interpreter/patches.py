@@ -26,6 +26,7 @@ from workflow.local.interpreter.host import (
     silence_moto_logs,
     state_name,
 )
+from workflow.local.interpreter.lambda_invoke import invoke_local_lambda
 from workflow.local.interpreter.moto_api import (
     Environment,
     defined_in,
@@ -35,7 +36,7 @@ from workflow.local.interpreter.moto_api import (
     state_task_factory,
     wait_function,
 )
-from workflow.local.interpreter.tasks import LocalLambdaTask, LocalServiceTask, invoke_local_lambda
+from workflow.local.interpreter.tasks import LocalLambdaTask, LocalServiceTask
 
 Patch = tuple[str, Callable[[], None]]
 

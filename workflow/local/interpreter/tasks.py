@@ -6,7 +6,7 @@
   execution stops first (moto only stops polling, leaving the job running);
   `.waitForTaskToken` resources call `start` and wait for the token.
 - `LocalLambdaTask`: `lambda:invoke[.waitForTaskToken]`, moto's integration, whose invocation
-  goes through `invoke_local_lambda` (also used for `arn:aws:lambda:...:function:NAME`).
+  goes through `lambda_invoke.invoke_local_lambda` (also for `arn:aws:lambda:...:function:X`).
 
 A state the host mocks (AWS Step Functions Local's `MockedResponses`) returns or throws the
 mocked response instead of calling anything, as Step Functions Local does.
@@ -27,8 +27,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import traceback
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -60,13 +58,12 @@ from workflow.local.interpreter.moto_api import (
     TaskFailedEventDetails,
     TaskSubmittedEventDetails,
     TaskTimedOutEventDetails,
-    lambda_eval_utils,
     to_json_str,
 )
 
 logger = logging.getLogger(__name__)
 
-_MOCK_HINT = (
+MOCK_HINT = (
     "register a local handler (LocalEngine.register_service, or `exec --lambda NAME=module:fn` "
     "for a Lambda function) or mock the state's response (`exec --mock-config FILE "
     "--test-case CASE`, AWS Step Functions Local's MockedResponses format)"
@@ -84,7 +81,7 @@ def _retry_count(env: Environment) -> int:
     return int(context_data(env)["State"].get("RetryCount", 0))
 
 
-def _mocked(host: ExecutionHost, env: Environment, resource: str) -> _Replayed | None:
+def mocked_result(host: ExecutionHost, env: Environment, resource: str) -> _Replayed | None:
     """Return the mocked result of this attempt, raise its mocked error, or None."""
     mock = host.mocked_response(state_name(env), _retry_count(env))
     if mock is None:
@@ -108,77 +105,6 @@ def _lambda_parameters_key(parameters: dict[str, Any]) -> dict[str, Any]:
     if isinstance(payload, bytes):
         key["Payload"] = json.loads(payload) if payload else None
     return key
-
-
-def invoke_local_lambda(host: ExecutionHost, env: Environment, parameters: dict[str, Any]) -> None:
-    """Invoke the Python function registered for `FunctionName`, as the Lambda service would.
-
-    An unknown function fails like AWS's `Lambda.ResourceNotFoundException` (catchable); an
-    exception in the function is an unhandled Lambda error named after its class.
-    """
-    reference = str(parameters.get("FunctionName", ""))
-    raw = parameters.get("Payload")
-    payload = json.loads(raw) if raw else {}
-    mocked = _mocked(host, env, reference)
-    if mocked is not None:
-        env.stack.append(mocked.output)
-        return
-    replayed, output = host.replay(
-        state_name(env), "lambda", {"FunctionName": reference, "Payload": payload}
-    )
-    if replayed:
-        output = {"Payload": output, "StatusCode": 200}
-    else:
-        output = _call_lambda(host, env, reference, payload)
-    env.stack.append(output)
-
-
-def _call_lambda(host: ExecutionHost, env: Environment, reference: str, payload: Any) -> Any:
-    fn = host.lambda_function(reference)
-    if fn is None:
-        raise ClientError(
-            {
-                "Error": {
-                    "Code": "ResourceNotFoundException",
-                    "Message": f"Function not found: {reference} (the local runtime has no "
-                    f"function under this name or ARN; {_MOCK_HINT})",
-                },
-                "ResponseMetadata": {"HTTPStatusCode": 404, "RequestId": str(uuid.uuid4())},
-            },
-            "Invoke",
-        )
-    ctx = host.task_context(context_data(env), reference, env.is_running)
-    try:
-        result = fn(copy.deepcopy(payload), ctx)
-    except TaskFailed as exc:
-        body = {"errorType": exc.error, "errorMessage": exc.cause}
-        raise lambda_eval_utils.LambdaFunctionErrorException("Unhandled", json.dumps(body)) from exc
-    except Exception as exc:
-        body = {
-            "errorMessage": str(exc),
-            "errorType": type(exc).__name__,
-            "stackTrace": traceback.format_tb(exc.__traceback__),
-        }
-        raise lambda_eval_utils.LambdaFunctionErrorException("Unhandled", json.dumps(body)) from exc
-    # Round-trip through JSON, as the Lambda service does with the returned value.
-    try:
-        returned = json.loads(json.dumps(result))
-    except (TypeError, ValueError) as exc:
-        body = {
-            "errorMessage": f"Unable to marshal response: {exc}",
-            "errorType": "Runtime.MarshalError",
-        }
-        raise lambda_eval_utils.LambdaFunctionErrorException("Unhandled", json.dumps(body)) from exc
-    return {
-        "ExecutedVersion": "$LATEST",
-        "Payload": returned,
-        "SdkHttpMetadata": {
-            "HttpHeaders": {"X-Amz-Executed-Version": "$LATEST"},
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": str(uuid.uuid4())},
-        "StatusCode": 200,
-    }
 
 
 class _TaskCompletion:
@@ -258,7 +184,7 @@ class LocalLambdaTask(_TaskCompletion, StateTaskServiceLambda):
     ) -> None:
         host = host_for(env)
         if host is not None:
-            mocked = _mocked(host, env, self.resource.resource_arn)
+            mocked = mocked_result(host, env, self.resource.resource_arn)
             if mocked is not None:
                 env.stack.append(mocked)
                 return
@@ -309,7 +235,7 @@ class LocalServiceTask(_TaskCompletion, StateTaskServiceCallback):
                 "States.Runtime",
                 f"the local runtime cannot emulate the integration {service}:{action} "
                 f"(resource {self.resource.resource_arn}, state '{state_name(env)}'); "
-                f"{_MOCK_HINT}",
+                f"{MOCK_HINT}",
             )
         return handler
 
@@ -321,7 +247,7 @@ class LocalServiceTask(_TaskCompletion, StateTaskServiceCallback):
         state_credentials: Any,
     ) -> None:
         host = self._host(env)
-        mocked = _mocked(host, env, self.resource.resource_arn)
+        mocked = mocked_result(host, env, self.resource.resource_arn)
         if mocked is not None:
             env.stack.append(mocked)
             return
