@@ -247,3 +247,73 @@ def test_context_path_as_a_comparator_value(run):
     )
     assert run(definition, {"v": 3, "threshold": 2}).output == "above"
     assert run(definition, {"v": 1, "threshold": 2}).output == "below"
+
+
+WAIT = "https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html"
+SUCCEED = "https://docs.aws.amazon.com/step-functions/latest/dg/state-succeed.html"
+
+
+def test_choice_wait_succeed_apply_input_path_and_output_path(run):
+    # Choice, Wait and Succeed states take InputPath and OutputPath (CHOICE, WAIT, SUCCEED).
+    definition = machine(
+        {
+            "C": {
+                "Type": "Choice",
+                "InputPath": "$.inner",
+                "OutputPath": "$.data",
+                "Choices": [{"Variable": "$.go", "BooleanEquals": True, "Next": "W"}],
+                "Default": "W",
+            },
+            "W": {"Type": "Wait", "Seconds": 0, "InputPath": "$.keep", "Next": "S"},
+            "S": {"Type": "Succeed", "OutputPath": "$.value"},
+        }
+    )
+    payload = {"inner": {"go": True, "data": {"keep": {"value": 7}, "drop": 1}}}
+    assert run(definition, payload).output == 7
+
+
+@pytest.mark.parametrize(
+    ("fields", "payload", "seconds"),
+    [
+        ({"Seconds": 5}, {}, 5),
+        ({"SecondsPath": "$.delay"}, {"delay": 3}, 3),
+    ],
+)
+def test_wait_seconds_and_seconds_path(make_engine, fields, payload, seconds):
+    # Seconds waits that many seconds; SecondsPath reads them from the input. WAIT
+    engine = make_engine(time_scale=0)
+    definition = machine({"W": {"Type": "Wait", **fields, "End": True}})
+    execution = engine.start_execution(definition, payload).wait(30)
+    assert execution.status == SUCCEEDED
+    assert [(w.reason, w.seconds) for w in execution.waits] == [("wait", seconds)]
+
+
+def test_wait_timestamp_in_the_past_does_not_wait_long(make_engine):
+    # Timestamp waits until that time; a time in the past continues at once. WAIT
+    engine = make_engine(time_scale=0)
+    definition = machine({"W": {"Type": "Wait", "TimestampPath": "$.at", "End": True}})
+    execution = engine.start_execution(definition, {"at": "2016-03-14T01:59:00Z"}).wait(30)
+    assert execution.status == SUCCEEDED
+    assert all(w.seconds <= 0 for w in execution.waits)
+
+
+def test_map_max_concurrency_one_keeps_order_and_results(run):
+    # MaxConcurrency limits parallel iterations; results keep the items' order. MAP
+    definition = machine(
+        {
+            "M": {
+                "Type": "Map",
+                "MaxConcurrency": 1,
+                "ItemProcessor": {
+                    "StartAt": "Double",
+                    "States": {"Double": pass_state({"v.$": "States.MathAdd($.n, $.n)"})},
+                },
+                "End": True,
+            }
+        }
+    )
+    assert run(definition, [{"n": 1}, {"n": 2}, {"n": 3}]).output == [
+        {"v": 2},
+        {"v": 4},
+        {"v": 6},
+    ]
