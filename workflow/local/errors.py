@@ -44,6 +44,10 @@ class InvalidDefinitionError(EngineError):
         self.problems = problems
         super().__init__("Invalid State Machine Definition: " + "; ".join(problems))
 
+    def lines(self) -> list[str]:
+        """Return one line per problem, as the CLI prints them."""
+        return [f"Invalid State Machine Definition: {problem}" for problem in self.problems]
+
 
 class UnknownResourceError(EngineError):
     """The definition uses Task resources that have no registered local handler.
