@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from workflow.asl_structure import structure_problems
 from workflow.local.engine_records import (
     ExecutionRecord,
     history_to_json,
@@ -70,7 +71,6 @@ from workflow.local.errors import (
     TaskTokenError,
     UnknownResourceError,
 )
-from workflow.validate import structure_problems
 
 if TYPE_CHECKING:
     from workflow.local.interpreter.worker import EngineWorker
