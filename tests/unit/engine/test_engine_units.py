@@ -349,3 +349,31 @@ def test_quote_null_arguments_leaves_strings_alone():
     quoted = quote_null_arguments("States.Array(null, 'null', $.null, States.Format('{}', null))")
     assert quoted.count("'null'") == 1 and "$.null" in quoted
     assert quoted.count("\ue000null\ue000") == 2
+
+
+def test_only_the_seam_imports_moto():
+    # One seam over moto: nothing outside workflow/local/interpreter imports it. server.py
+    # starts moto's HTTP server (moto.server), which is not the interpreter; it is the one
+    # known exception until the local API moves behind the seam.
+    import re
+    from pathlib import Path
+
+    import workflow
+
+    root = Path(workflow.__file__).parent
+    pattern = re.compile(r"^\s*(import moto\b|from moto\b)", re.MULTILINE)
+    importers = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if pattern.search(path.read_text(encoding="utf-8"))
+    )
+    outside = [p for p in importers if not p.startswith("local/interpreter/")]
+    assert outside == ["local/server.py"]
+
+
+def test_engine_module_import_does_not_import_moto():
+    code = "import sys; import workflow.local.engine; print('moto' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "False"  # the compat check and moto come with LocalEngine()
