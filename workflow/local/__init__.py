@@ -1,9 +1,9 @@
 """The local runtime: run the deployed ASL document on this machine, with no AWS and no Docker.
 
 `workflow.local.engine.LocalEngine` interprets the state machine with moto's ASL interpreter
-(pinned, guarded by `workflow.local.moto_patches`); the other modules implement the services its
+(pinned, behind the seam `workflow.local.interpreter`); the other modules implement the services its
 Task states call (SageMaker, CodeBuild, SNS, Lambda, approvals) over a local artifact store.
 `workflow.local.server` serves the Step Functions API on 127.0.0.1 for the notebooks.
 
-Importing this package is cheap: moto is only imported with `workflow.local.engine`.
+Importing this package is cheap: moto is only imported when a `LocalEngine` is created.
 """

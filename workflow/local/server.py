@@ -24,8 +24,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from workflow.local import moto_patches as mp
 from workflow.local.engine import EngineError, LocalEngine
+from workflow.local.interpreter import backend as mp
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """ASL contract suite: the semantics the kit relies on, through the local engine.
 
 This suite must pass before any moto upgrade (moto is pinned exactly; see
-workflow/local/moto_patches.py). Each test states the AWS behaviour it pins. Time is scaled
+workflow/local/interpreter/). Each test states the AWS behaviour it pins. Time is scaled
 down 100x (Retry backoff, Wait, .sync polling); timeouts stay real, so they are kept at 1-2 s.
 """
 
@@ -21,7 +21,6 @@ from workflow.local.engine import (
     TIMED_OUT,
     LocalEngine,
     TaskFailed,
-    UnknownResourceError,
 )
 
 pytestmark = pytest.mark.integration
@@ -161,6 +160,7 @@ def test_context_object(run):
     )
     execution = run(definition, {"a": 5}, name="ctx-1", state_machine_name="sm")
     out = execution.output
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert out["name"] == "ctx-1" and out["id"] == execution.arn and out["id"].endswith(":sm:ctx-1")
     assert out["in"] == 5 and out["bracket"] == 5
     assert out["state"] == "P" and out["machine"] == "sm"
@@ -214,6 +214,7 @@ def test_intrinsic_functions(run):
 
 
 def _choice_machine(default: bool) -> dict[str, Any]:
+    # Without a Default, "Other" would be unreachable, which AWS refuses (InvalidDefinition).
     choice: dict[str, Any] = {
         "Type": "Choice",
         "Choices": [
@@ -228,16 +229,15 @@ def _choice_machine(default: bool) -> dict[str, Any]:
             {"Variable": "$.s", "StringMatches": "ok*", "Next": "Ok"},
         ],
     }
+    states = {
+        "C": choice,
+        "Big": {"Type": "Pass", "Result": "big", "End": True},
+        "Ok": {"Type": "Pass", "Result": "ok", "End": True},
+    }
     if default:
         choice["Default"] = "Other"
-    return machine(
-        {
-            "C": choice,
-            "Big": {"Type": "Pass", "Result": "big", "End": True},
-            "Ok": {"Type": "Pass", "Result": "ok", "End": True},
-            "Other": {"Type": "Pass", "Result": "other", "End": True},
-        }
-    )
+        states["Other"] = {"Type": "Pass", "Result": "other", "End": True}
+    return machine(states)
 
 
 @pytest.mark.parametrize(
@@ -682,9 +682,16 @@ def test_heartbeats_keep_task_alive_and_missing_heartbeat_times_out(engine, inbo
     assert execution.wait(30).status == SUCCEEDED
     silent = engine.start_execution(definition).wait(30)
     inbox.take()
-    # AWS names it States.HeartbeatTimeout; moto 5.2.5 reports States.Timeout (divergence 8)
-    assert silent.status == FAILED
-    assert silent.error in ("States.HeartbeatTimeout", "States.Timeout")
+    # A missed heartbeat fails with States.Timeout; States.HeartbeatTimeout matches it only in
+    # Catch and Retry (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+    assert (silent.status, silent.error) == (FAILED, "States.Timeout")
+    definition["States"]["Approve"]["Catch"] = [
+        {"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Caught"}
+    ]
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+    caught = engine.start_execution(definition).wait(30)
+    inbox.take()
+    assert caught.status == SUCCEEDED and caught.output["Error"] == "States.Timeout"
 
 
 def test_stop_aborts_and_cancels_sync_job(engine):
@@ -718,33 +725,39 @@ def test_execution_timeout(engine, run):
 # ------------------------------------------------------------------------------------------
 
 
-def test_unregistered_handlers_fail_at_start_naming_the_resource(engine):
+def test_unregistered_handlers_fail_when_reached_not_up_front(engine, run):
+    # AWS accepts a definition whose Lambda function does not exist; the Task fails when it
+    # runs with Lambda.ResourceNotFoundException, catchable like any task error:
+    # https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
     definition = machine(
         {
-            "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="Eval"),
-            "Eval": task(LAMBDA, {"FunctionName": "evaluate"}, Next="Map"),
-            "Map": {
-                "Type": "Map",
-                "Iterator": {
-                    "StartAt": "D",
-                    "States": {
-                        "D": task("arn:aws:states:::aws-sdk:sagemaker:describeEndpoint", {})
-                    },
-                },
-                "End": True,
+            "Choose": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.train", "BooleanEquals": True, "Next": "Train"}],
+                "Default": "Eval",
             },
+            "Train": task(TRAIN_SYNC, {"TrainingJobName": "j"}, Next="Eval"),
+            "Eval": task(
+                LAMBDA,
+                {"FunctionName": "evaluate"},
+                Catch=[{"ErrorEquals": ["Lambda.ResourceNotFoundException"], "Next": "Gone"}],
+            ),
+            "Gone": {"Type": "Pass", "End": True},
         }
     )
-    with pytest.raises(UnknownResourceError) as info:
-        engine.start_execution(definition)
-    message = str(info.value)
-    assert "'Train': sagemaker:createTrainingJob" in message
-    assert "'Eval': Lambda function 'evaluate'" in message
-    assert "'D': aws-sdk:sagemaker:describeEndpoint" in message
-    engine.register_service("sagemaker", "createTrainingJob", lambda p, c: {})
-    with pytest.raises(UnknownResourceError, match="without a poll function"):
-        engine.start_execution(machine({"Train": task(TRAIN_SYNC, {})}))
-    assert engine.executions == []
+    assert engine.missing_handlers(definition) == [
+        "state 'Train': sagemaker:createTrainingJob (arn:aws:states:::sagemaker:createTrainingJob.sync)",
+        "state 'Eval': Lambda function 'evaluate'",
+    ]
+    caught = run(definition, {"train": False})
+    assert caught.status == SUCCEEDED
+    assert caught.output["Error"] == "Lambda.ResourceNotFoundException"
+    assert "Function not found: evaluate" in caught.output["Cause"]
+    # An integration the runtime cannot emulate fails its task with a sentence naming it.
+    failed = run(definition, {"train": True})
+    assert (failed.status, failed.error) == (FAILED, "States.Runtime")
+    assert "cannot emulate the integration sagemaker:createTrainingJob" in failed.cause
+    assert "--mock-config" in failed.cause
 
 
 def test_no_socket_and_no_boto_client_while_running(engine, run, monkeypatch):
@@ -1015,59 +1028,3 @@ def test_fail_state_can_rethrow_a_states_error(engine, run):
         "States.TaskFailed",
         "still failed",
     )
-
-
-# ------------------------------------------------------------------------------------------
-# Known divergences from AWS that are not patched (README "Limits"). These tests pin moto
-# 5.2.5's behaviour: when one fails after an upgrade, upstream changed it; update the README.
-# ------------------------------------------------------------------------------------------
-
-
-def test_known_divergence_context_path_in_choice_comparator(run):
-    # bug 6: AWS accepts "$$..." as the value of a *Path comparator; moto cannot parse it.
-    definition = machine(
-        {
-            "C": {
-                "Type": "Choice",
-                "Choices": [
-                    {
-                        "Variable": "$.v",
-                        "Next": "Y",
-                        "NumericGreaterThanPath": "$$.Execution.Input.t",
-                    }
-                ],
-                "Default": "Y",
-            },
-            "Y": {"Type": "Succeed"},
-        }
-    )
-    execution = run(definition, {"v": 3, "t": 2})
-    assert (execution.status, execution.error) == (FAILED, "States.Runtime")
-
-
-def test_known_divergence_intrinsic_string_escapes_and_object_format(run):
-    # bug 7: an escaped quote in an intrinsic string literal is mangled (AWS: "it's 1");
-    # bug 8: States.Format renders a JSON object Java-style (AWS renders JSON).
-    definition = machine(
-        {
-            "P": {
-                "Type": "Pass",
-                "Parameters": {
-                    "quote.$": "States.Format('it\\'s {}', $.n)",
-                    "object.$": "States.Format('{}', $.o)",
-                },
-                "End": True,
-            }
-        }
-    )
-    output = run(definition, {"n": 1, "o": {"a": [1, "x"]}}).output
-    assert output["quote"] != "it's 1"
-    assert output["object"] == "{a=[1, x]}"
-
-
-def test_known_divergence_entered_time_format(run):
-    # bug 8: $$.State.EnteredTime ends in +00:00 with microseconds (AWS: ...123Z).
-    output = run(
-        machine({"P": {"Type": "Pass", "Parameters": {"t.$": "$$.State.EnteredTime"}, "End": True}})
-    ).output
-    assert output["t"].endswith("+00:00")

@@ -124,3 +124,25 @@ def test_only_loopback_and_one_server_per_process(make_engine):
     url, stop = serve_stepfunctions_api(make_engine())
     stop()
     assert url.startswith("http://127.0.0.1:")
+
+
+def test_create_and_update_refuse_invalid_definitions(served):
+    # CreateStateMachine/UpdateStateMachine answer InvalidDefinition
+    # (https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html).
+    import boto3
+    from botocore.exceptions import ClientError
+
+    _, url = served
+    sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+    role = "arn:aws:iam::123456789012:role/r"
+    bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})
+    with pytest.raises(ClientError) as info:
+        sfn.create_state_machine(name="bad", definition=bad, roleArn=role)
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidDefinition"
+    assert "States.A: a Pass state needs exactly one of 'Next' or 'End: true'" in error["Message"]
+    good = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+    arn = sfn.create_state_machine(name="good", definition=good, roleArn=role)["stateMachineArn"]
+    with pytest.raises(ClientError) as info:
+        sfn.update_state_machine(stateMachineArn=arn, definition=bad)
+    assert info.value.response["Error"]["Code"] == "InvalidDefinition"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from workflow.local import moto_patches as mp
 from workflow.local.engine import (
     EngineCompatError,
     EngineError,
@@ -23,6 +22,10 @@ from workflow.local.engine import (
     parse_service_resource,
     plan_redrive,
 )
+from workflow.local.interpreter import fixes
+from workflow.local.interpreter import host as mp_host
+from workflow.local.interpreter import moto_api as mp
+from workflow.local.interpreter import patches as mp_patches
 
 
 def test_check_compat_passes_on_the_pinned_moto():
@@ -49,7 +52,7 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
     LocalEngine()
     factory = mp.state_task_factory.state_task_service_for
     LocalEngine()
-    mp.apply_engine_patches()
+    mp_patches.apply_engine_patches()
     assert mp.state_task_factory.state_task_service_for is factory
     assert {
         "factory",
@@ -60,11 +63,15 @@ def test_patches_are_applied_once_and_refuse_foreign_targets(monkeypatch):
         "sticky-terminal-state",
         "retry-sleep",
         "wait-sleep",
-    } <= mp.applied_patches()
+        "definite-paths",
+        "intrinsic-literals",
+        "context-state",
+        "context-path-comparators",
+    } <= mp_patches.applied_patches()
     # a patch checks its target's identity before replacing it
     monkeypatch.setattr(mp.branches_decl, "CustomErrorName", object())
     with pytest.raises(EngineCompatError, match=r"branches_decl\.CustomErrorName"):
-        mp._patch_nested_states_errors()
+        fixes.fix_nested_states_errors()
 
 
 def test_engine_silences_moto_error_logs():
@@ -127,26 +134,26 @@ def test_lambda_function_name(reference, name):
 
 
 def test_client_error_names():
-    assert mp.client_error_name("sagemaker", "ResourceNotFound", sdk=False) == (
+    assert mp_host.client_error_name("sagemaker", "ResourceNotFound", sdk=False) == (
         "SageMaker.ResourceNotFound"
     )
-    assert mp.client_error_name("ssm", "ParameterNotFound", sdk=True) == (
+    assert mp_host.client_error_name("ssm", "ParameterNotFound", sdk=True) == (
         "Ssm.ParameterNotFoundException"
     )
-    assert mp.client_error_name("newsvc", "Boom", sdk=True) == "Newsvc.BoomException"
+    assert mp_host.client_error_name("newsvc", "Boom", sdk=True) == "Newsvc.BoomException"
 
 
 def test_error_name_for_keeps_states_names_catchable():
-    assert type(mp.error_name_for("States.TaskFailed")).__name__ == "StatesErrorName"
-    assert mp.error_name_for("States.Unknown").error_name == "States.Unknown"
-    assert type(mp.error_name_for("Custom")).__name__ == "CustomErrorName"
+    assert type(mp_host.error_name_for("States.TaskFailed")).__name__ == "StatesErrorName"
+    assert mp_host.error_name_for("States.Unknown").error_name == "States.Unknown"
+    assert type(mp_host.error_name_for("Custom")).__name__ == "CustomErrorName"
 
 
 def test_normalise_event_shapes_like_boto():
     raw = {
         "id": 2,
         "previousEventId": 1,
-        "type": mp.HistoryEventType.PassStateEntered,
+        "type": "PassStateEntered",
         "timestamp": "2026-11-21T19:30:00.123Z",
         "stateEnteredEventDetails": {"name": "P"},
     }
@@ -205,7 +212,10 @@ def test_missing_handlers_lists_every_unresolved_state():
     [
         ("{not json", "not JSON"),
         ({"States": {}}, "no 'StartAt'"),
-        ({"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}}, "not valid ASL"),
+        (
+            {"StartAt": "Nope", "States": {"A": {"Type": "Pass", "End": True}}},
+            "Invalid State Machine Definition: document: StartAt 'Nope' is not a state",
+        ),
     ],
 )
 def test_bad_definitions_are_one_clear_error(definition, match):
@@ -303,3 +313,67 @@ def test_execution_names_aws_refuses_are_refused(name):
             {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}, name=name
         )
     assert engine.executions == []
+
+
+def test_data_fixes_refuse_foreign_targets(monkeypatch):
+    from workflow.local.interpreter import data_fixes
+
+    monkeypatch.setattr(mp.json_path, "extract_json", lambda path, data: data)
+    with pytest.raises(EngineCompatError, match=r"json_path\.extract_json"):
+        data_fixes.fix_definite_paths()
+    monkeypatch.setattr(mp.state_module, "StateData", dict)
+    with pytest.raises(EngineCompatError, match=r"state\.StateData"):
+        data_fixes.fix_context_state()
+
+
+@pytest.mark.parametrize(
+    ("literal", "value", "parts"),
+    [
+        ("it\\'s {}", "it's {}", ["it's ", ""]),
+        ("\\{\\} {}", "{} {}", ["{} ", ""]),
+        ("a\\\\b", "a\\b", ["a\\b"]),
+        ("{}-{}", "{}-{}", ["", "-", ""]),
+    ],
+)
+def test_decode_intrinsic_string(literal, value, parts):
+    # https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html
+    # ("Reserved characters in intrinsic functions")
+    from workflow.local.interpreter.data_fixes import decode_intrinsic_string
+
+    assert decode_intrinsic_string(literal) == (value, parts)
+
+
+def test_quote_null_arguments_leaves_strings_alone():
+    from workflow.local.interpreter.data_fixes import quote_null_arguments
+
+    quoted = quote_null_arguments("States.Array(null, 'null', $.null, States.Format('{}', null))")
+    assert quoted.count("'null'") == 1 and "$.null" in quoted
+    assert quoted.count("\ue000null\ue000") == 2
+
+
+def test_only_the_seam_imports_moto():
+    # One seam over moto: nothing outside workflow/local/interpreter imports it. server.py
+    # starts moto's HTTP server (moto.server), which is not the interpreter; it is the one
+    # known exception until the local API moves behind the seam.
+    import re
+    from pathlib import Path
+
+    import workflow
+
+    root = Path(workflow.__file__).parent
+    pattern = re.compile(r"^\s*(import moto\b|from moto\b)", re.MULTILINE)
+    importers = sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if pattern.search(path.read_text(encoding="utf-8"))
+    )
+    outside = [p for p in importers if not p.startswith("local/interpreter/")]
+    assert outside == ["local/server.py"]
+
+
+def test_engine_module_import_does_not_import_moto():
+    code = "import sys; import workflow.local.engine; print('moto' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "False"  # the compat check and moto come with LocalEngine()

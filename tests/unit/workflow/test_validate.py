@@ -147,30 +147,40 @@ def test_start_at_and_terminal_state() -> None:
 
 def test_state_fields_and_names() -> None:
     doc = {
-        "StartAt": "A b",
+        "StartAt": "A" * 81,
         "Colour": 1,
         "States": {
-            "A b": {"Type": "Pass", "Nxt": "C", "End": True},
+            "A" * 81: {"Type": "Pass", "Nxt": "C", "End": True},
             "C": {"Type": "Wait", "Seconds": 1, "SecondsPath": "$.x", "End": True},
             "D": {"Type": "Teleport"},
         },
     }
     problems = _problems(doc)
     assert "document: unknown field 'Colour'" in problems
-    assert any(p.startswith("States.A b: invalid state name") for p in problems)
-    assert "States.A b: unknown field 'Nxt' for a Pass state (did you mean 'Next'?)" in problems
+    # State names: 1-80 characters (https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html)
+    long_name = "A" * 81
+    assert any(p.startswith(f"States.{long_name}: invalid state name") for p in problems)
     assert (
-        "States.C: needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath" in problems
+        f"States.{long_name}.Nxt: field 'Nxt' does not belong to a Pass state "
+        "(did you mean 'Next'?)" in problems
     )
-    assert any(p.startswith("States.D: Type = 'Teleport' is not one of") for p in problems)
+    assert (
+        "States.C: a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, "
+        "TimestampPath" in problems
+    )
+    assert any(p.startswith("States.D.Type: 'Teleport' is not one of") for p in problems)
 
 
 def test_next_and_end_exclusive() -> None:
     doc = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B", "End": True},
                                       "B": {"Type": "Pass"}}}  # fmt: skip
     problems = _problems(doc)
-    assert "States.A: needs exactly one of 'Next' or 'End: true'" in problems
-    assert "States.B: needs exactly one of 'Next' or 'End: true'" in problems
+    assert "States.A: a Pass state needs exactly one of 'Next' or 'End: true' (it has both)" in (
+        problems
+    )
+    assert "States.B: a Pass state needs exactly one of 'Next' or 'End: true' (it has neither)" in (
+        problems
+    )
 
 
 def test_choice_rules(full) -> None:
@@ -185,10 +195,9 @@ def test_choice_rules(full) -> None:
         "States.QualityGate.Choices[0].And[2].NumericGreaterThanEquals: '0.5' must be a number"
         in problems
     )
-    assert any(
-        "NumericGreaterThanEqualsPath: '$$.Execution.Input.T' is a context path" in p
-        for p in problems
-    )
+    # A context path is a valid comparator value ("Variable to variable comparison
+    # operators": https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html)
+    assert not any("NumericGreaterThanEqualsPath" in p for p in problems)
     assert any(f"And[{len(rules) - 1}]: needs exactly one comparator" in p for p in problems)
     assert "States.CheckEndpoint.Choices[1]: a top-level Choice rule needs 'Next'" in problems
 
@@ -210,15 +219,74 @@ def test_retry_and_catch(full) -> None:
     assert "States.CreateModel.Catch[0].Next: 'Nope' is not a state" in problems
 
 
-def test_local_engine_limits(full) -> None:
+def test_what_aws_accepts_is_not_flagged(full) -> None:
     doc = copy.deepcopy(full)
+    # Escapes in intrinsic literals (https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html)
     doc["States"]["NotifySuccess"]["Parameters"]["Message.$"] = "States.Format('it\\'s {}', $.x)"
+    # A Task without ResultPath: its result replaces the input
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html)
     del doc["States"]["CreateModel"]["ResultPath"]
     doc["States"]["RequestApproval"]["Parameters"]["Payload"].pop("TaskToken.$")
     problems = _problems(doc)
-    assert any("escapes inside intrinsic string literals" in p for p in problems)
-    assert any(p.startswith("States.CreateModel: no ResultPath") for p in problems)
+    assert not any("escape" in p or "ResultPath" in p for p in problems)
     assert any("a .waitForTaskToken task must pass '$$.Task.Token'" in p for p in problems)
+
+
+def test_jsonata_and_variables_documents_are_valid() -> None:
+    # https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
+    # https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html
+    doc = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Prepare",
+        "States": {
+            "Prepare": {
+                "Type": "Pass",
+                "Assign": {"threshold": 0.5},
+                "Output": {"score": "{% $states.input.score %}"},
+                "Next": "Gate",
+            },
+            "Gate": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $states.input.score > $threshold %}", "Next": "Map"}],
+                "Default": "Low",
+            },
+            "Map": {
+                "Type": "Map",
+                "Items": "{% [1, 2] %}",
+                "ItemProcessor": {
+                    "StartAt": "Echo",
+                    "States": {"Echo": {"Type": "Pass", "End": True}},
+                },
+                "Next": "Call",
+            },
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Arguments": {"FunctionName": "f", "Payload": "{% $states.input %}"},
+                "Output": "{% $states.result.Payload %}",
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "Output": "{% $states.errorOutput %}",
+                        "Next": "Low",
+                    }
+                ],
+                "End": True,
+            },
+            "Low": {
+                "Type": "Fail",
+                "Error": "Low",
+                "Cause": "{% 'score ' & $string($states.input.score) %}",
+            },
+        },
+    }
+    assert validate_definition(doc, lint=False) == []
+    # JSONPath fields do not belong to JSONata states
+    doc["States"]["Prepare"]["ResultPath"] = "$.x"
+    assert validate_definition(doc, lint=False) == [
+        "States.Prepare.ResultPath: field 'ResultPath' does not belong to a JSONata state "
+        "(set QueryLanguage to JSONPath to use it)"
+    ]
 
 
 def test_cli_validate_reports_one_line_per_problem(full, tmp_path, capsys) -> None:
@@ -231,9 +299,9 @@ def test_cli_validate_reports_one_line_per_problem(full, tmp_path, capsys) -> No
     assert main(["validate", "--file", str(path), "--no-statelint"]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines() == [
+        "States.Orphan: unreachable from StartAt 'CheckImage' (no Next, Default, Choices or Catch leads here); connect it or remove it",
         "States.Train.Parameters.TrainingJobNam: not a member of CreateTrainingJobRequest (did you mean 'TrainingJobName'?)",
         "States.Train.Parameters: missing required member 'TrainingJobName' of CreateTrainingJobRequest (give it statically or as 'TrainingJobName.$')",
-        "States.Orphan: unreachable from StartAt 'CheckImage' (no Next, Default, Choices or Catch leads here); connect it or remove it",
     ]
     assert "error: 3 problem(s)" in err
     assert "Traceback" not in err

@@ -1,0 +1,68 @@
+"""moto 5.2.5's own behaviour where the seam patches it: each bug is still there, unpatched.
+
+Each check runs in a fresh interpreter that imports moto's parser without applying the
+engine's patches. When one fails after a moto upgrade, upstream fixed that bug: drop the patch
+(workflow/local/interpreter) and its line in README's list of moto patches. The AWS behaviour
+each patch gives is pinned by the contract tests (test_asl_data_flow.py, test_asl_intrinsics.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+_PRELUDE = """
+import warnings
+warnings.simplefilter("ignore")
+from workflow.local.interpreter import moto_api as m
+"""
+
+CASES = {
+    # definite-paths: an index followed by a field gives a one-element list.
+    "definite-paths": """
+assert m.json_path.extract_json("$.a[0].b", {"a": [{"b": 1}]}) == [1]
+""",
+    # intrinsic-literals: `null` is dropped, a fraction crashes the parser.
+    "intrinsic-literals": """
+from moto.stepfunctions.parser.asl.parse.intrinsic.intrinsic_parser import IntrinsicParser
+function, _ = IntrinsicParser.parse("States.Array(1, null)")
+assert function.argument_list.size == 1
+try:
+    IntrinsicParser.parse("States.Array(1.5)")
+except AttributeError:
+    pass
+else:
+    raise AssertionError("a fractional literal parses")
+""",
+    # context-state: $$.State has no RetryCount, EnteredTime is isoformat.
+    "context-state": """
+data = m.state_module.StateData(EnteredTime="2026-01-01T00:00:00.123456+00:00", Name="P")
+assert "RetryCount" not in data
+""",
+    # context-path-comparators: a $$ path as a *Path comparator value does not parse.
+    "context-path-comparators": """
+class Env:
+    stack = [{"v": 1}, 3]
+try:
+    m.numeric.NumericGreaterThanPath.eval(Env(), "$$.Execution.Input.t")
+except Exception as exc:
+    assert "JsonPathParserError" in type(exc).__name__ or "Parse error" in str(exc), exc
+else:
+    raise AssertionError("a context path comparator works")
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_moto_still_has_the_bug_its_patch_fixes(name):
+    code = textwrap.dedent(_PRELUDE) + textwrap.dedent(CASES[name]) + "\nprint('bug present')"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("bug present")
