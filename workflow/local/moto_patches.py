@@ -65,6 +65,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Final, Protocol
 
 from workflow.errors import WorkflowError
+from workflow.local.interpreter import jsonata
 
 logger = logging.getLogger(__name__)
 
@@ -1076,6 +1077,7 @@ def _apply(patches: tuple[tuple[str, Callable[[], None]], ...]) -> None:
 def apply_engine_patches() -> None:
     """Apply the interpreter patches the engine needs (once; later calls do nothing)."""
     _apply(_ENGINE_PATCHES)
+    jsonata.install()
     silence_moto_logs()
 
 
