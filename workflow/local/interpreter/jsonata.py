@@ -20,6 +20,18 @@ at import). Its guarded patches, each naming the moto code it completes or corre
 - `condition-boolean` corrects `ConditionStringJSONata._eval_body`
   (`...asl.component.state.choice.comparison.comparison`): a `Condition` that is not a boolean
   fails with `States.QueryEvaluationError` naming the value, not a bare `RuntimeError`.
+- `choice-default-output` corrects `StateChoice._eval_state_output` (with a marker set by
+  `ChoiceRule._eval_body`, `...asl.component.state.choice`): the Choice state's own `Assign`
+  and `Output` apply only when no rule matched (AWS: they go with `Default`). moto guessed
+  "Default taken" from the next state's name, so a matching rule whose `Next` is also the
+  `Default` got both its own and the state's `Assign`/`Output`, the second one evaluated on
+  the first one's output.
+- `query-language-scope` corrects `Preprocessor.visitState_machine` (`...asl.parse.preprocessor`):
+  moto keeps the stack of `QueryLanguage` scopes in a class attribute shared by every parse
+  (`_query_language_per_scope = []`), so a document refused half-way (e.g. a JSONPath state in
+  a JSONata machine) leaves a scope behind and every later JSONPath document in the process is
+  refused ("Unsupported declaration in QueryLanguage=JSONPath block"); concurrent parses mix
+  their scopes. Each parse now gets its own stack.
 - the variables patches of `workflow.local.interpreter.variables`.
 
 AWS reference: https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
@@ -35,6 +47,7 @@ from typing import Any
 from workflow.local.interpreter.jsonata_eval import QueryEvaluationError, evaluate
 from workflow.local.interpreter.jsonata_moto import (
     MARK,
+    PIN_HINT,
     JSONataCompatError,
     MotoNames,
     patch_target,
@@ -81,6 +94,64 @@ def _patch_condition(names: MotoNames) -> None:
     replace(cls, "_eval_body", _eval_body)
 
 
+_RULE_MATCHED = "_workflow_choice_rule_matched"
+
+
+def _patch_choice_default(names: MotoNames) -> None:
+    rule_cls = names.choice_rule.ChoiceRule
+    rule_original = patch_target(rule_cls, "_eval_body")
+    if rule_original is not None:
+
+        def _rule_eval_body(self: Any, env: Any) -> None:
+            rule_original(self, env)
+            # Only top-level rules have a Next; rules nested in And/Or/Not do not.
+            if self.next_stmt is not None and env.stack and env.stack[-1] is True:
+                setattr(env, _RULE_MATCHED, True)
+
+        replace(rule_cls, "_eval_body", _rule_eval_body)
+
+    cls = names.state_choice.StateChoice
+    if patch_target(cls, "_eval_state_output") is None:
+        return
+
+    def _eval_state_output(self: Any, env: Any) -> None:
+        # moto's method, with "Default taken" known instead of guessed from the name.
+        matched = bool(getattr(env, _RULE_MATCHED, False))
+        setattr(env, _RULE_MATCHED, False)
+        next_state_name = env.stack.pop()
+        if not matched and self.default_state is not None:
+            if self.assign_decl:
+                self.assign_decl.eval(env=env)
+            if self.output:
+                self.output.eval(env=env)
+        if self._is_language_query_jsonpath():
+            if self.output_path:
+                self.output_path.eval(env=env)
+            else:
+                env.states.reset(input_value=env.stack.pop())
+        env.next_state_name = next_state_name
+
+    replace(cls, "_eval_state_output", _eval_state_output)
+
+
+def _patch_query_language_scope(names: MotoNames) -> None:
+    cls = names.preprocessor.Preprocessor
+    original = patch_target(cls, "visitState_machine")
+    if original is None:
+        return
+    if not isinstance(cls.__dict__.get("_query_language_per_scope"), list):
+        raise JSONataCompatError(
+            "moto's Preprocessor no longer keeps its QueryLanguage scopes in the class attribute "
+            f"_query_language_per_scope; drop the query-language-scope patch; {PIN_HINT}"
+        )
+
+    def visitState_machine(self: Any, ctx: Any) -> Any:
+        self._query_language_per_scope = []
+        return original(self, ctx)
+
+    replace(cls, "visitState_machine", visitState_machine)
+
+
 def install() -> None:
     """Complete moto's JSONata and variables support (idempotent; call before parsing).
 
@@ -88,8 +159,10 @@ def install() -> None:
         JSONataCompatError: moto is not 5.2.5, or a function to patch is not moto's.
     """
     names = MotoNames.load()
+    _patch_query_language_scope(names)
     _patch_expression(names)
     _patch_condition(names)
+    _patch_choice_default(names)
     install_variables(names)
 
 

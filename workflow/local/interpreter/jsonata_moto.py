@@ -15,7 +15,16 @@ from typing import Any, Final
 
 from workflow.errors import WorkflowError
 
-__all__ = ["MARK", "JSONataCompatError", "MotoNames", "patch_target", "variables_of"]
+__all__ = [
+    "MARK",
+    "PIN_HINT",
+    "JSONataCompatError",
+    "MotoNames",
+    "patch_target",
+    "record_entry_values",
+    "replace",
+    "variables_of",
+]
 
 MARK: Final[str] = "_workflow_jsonata_patch"
 ENTRY_VALUES: Final[str] = "_workflow_entry_values"
@@ -41,6 +50,8 @@ class MotoNames:
     string_expression: Any
     state: Any
     comparison: Any
+    choice_rule: Any
+    state_choice: Any
     assign_decl: Any
     variable_store: Any
     preprocessor: Any
@@ -67,6 +78,10 @@ class MotoNames:
             )
             from moto.stepfunctions.parser.asl.component.common.string import string_expression
             from moto.stepfunctions.parser.asl.component.state import state
+            from moto.stepfunctions.parser.asl.component.state.choice import (
+                choice_rule,
+                state_choice,
+            )
             from moto.stepfunctions.parser.asl.component.state.choice.comparison import (
                 comparison,
             )
@@ -87,6 +102,8 @@ class MotoNames:
             string_expression=string_expression,
             state=state,
             comparison=comparison,
+            choice_rule=choice_rule,
+            state_choice=state_choice,
             assign_decl=assign_decl,
             variable_store=variable_store,
             preprocessor=preprocessor,
