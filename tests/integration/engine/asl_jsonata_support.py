@@ -22,6 +22,10 @@ FAIL: Final = DOCS + "state-fail.html"
 ERRORS: Final = DOCS + "concepts-error-handling.html"
 CONTEXT: Final = DOCS + "input-output-contextobject.html"
 LAMBDA_DOC: Final = DOCS + "connect-lambda.html"
+EXITED_EVENT: Final = (
+    "https://docs.aws.amazon.com/step-functions/latest/apireference/"
+    "API_StateExitedEventDetails.html"
+)
 EVENTS: Final = (
     "https://docs.aws.amazon.com/step-functions/latest/apireference/"
     "API_EvaluationFailedEventDetails.html"

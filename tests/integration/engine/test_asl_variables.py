@@ -7,12 +7,14 @@ before the state, and scoping across Map and Parallel.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from asl_jsonata_support import (
     CHOICE,
     ERRORS,
+    EXITED_EVENT,
     LAMBDA,
     MAP,
     PARALLEL,
@@ -236,6 +238,23 @@ def test_task_assign_from_result_and_catch_assign(engine: LocalEngine, run: Run)
         "price": 12.5,
         "failure": "RuntimeError",
     }, VARIABLES
+
+
+def test_history_holds_assigned_variables_as_json(run: Run) -> None:
+    # EXITED_EVENT: assignedVariables maps each variable assigned by the state to its value
+    # "as a serialized JSON representation".
+    definition = jsonata(
+        {"Set": pass_output("done", Assign={"quote": 'a"b', "n": 1.5, "obj": {"k": [None]}})}
+    )
+    execution = run(definition, {})
+    assert succeeded(execution) == "done", EXITED_EVENT
+    (exited,) = [event for event in execution.history() if event["type"] == "PassStateExited"]
+    assigned = exited["stateExitedEventDetails"]["assignedVariables"]
+    assert {name: json.loads(text) for name, text in assigned.items()} == {
+        "quote": 'a"b',
+        "n": 1.5,
+        "obj": {"k": [None]},
+    }, EXITED_EVENT
 
 
 # ------------------------------------------------------------------------------------------

@@ -116,7 +116,9 @@ class MotoNames:
         """Fail when a private field or name the patches read is gone."""
         store = self.variable_store.VariableStore()
         missing = [
-            f"VariableStore.{n}" for n in ("_outer_scope", "_inner_scope") if not hasattr(store, n)
+            f"VariableStore.{n}"
+            for n in ("_outer_scope", "_inner_scope", "_declaration_tracing")
+            if not hasattr(store, n)
         ]
         wanted = (
             (self.variable_store, "IllegalOuterScopeWrite"),

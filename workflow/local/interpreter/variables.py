@@ -23,6 +23,12 @@ patches below complete or correct moto's support; each names the moto code it ch
   (`...asl.parse.preprocessor`): a string in `Assign` keeps JSON's escapes decoded (`"a\\"b"` is
   `a"b`), as in every other field; moto kept the raw text (`a\\"b`).
 
+- `assigned-variables-json` corrects `VariableStore.get_assigned_variables`
+  (`...asl.eval.variable_store`): the `assignedVariables` of a `*StateExited` history event
+  hold each value "as a serialized JSON representation" (AWS API reference,
+  StateExitedEventDetails); moto wrapped strings in quotes without escaping them
+  (`"a"b"` for `a"b`).
+
 Scoping itself is moto's and matches AWS: a Map iteration or a Parallel branch gets a scope of
 its own holding a copy of the outer variables, which it can read but not assign; the Map or
 Parallel state's own `Assign`/`Output` hand results to the outer scope.
@@ -32,6 +38,7 @@ Parallel state's own `Assign`/`Output` hand results to the outer scope.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from workflow.local.interpreter.jsonata_eval import QueryEvaluationError, evaluate
@@ -144,9 +151,24 @@ def _patch_assign_string_literal(names: MotoNames) -> None:
     replace(cls, attribute, visit)
 
 
+def _patch_assigned_variables(names: MotoNames) -> None:
+    cls = names.variable_store.VariableStore
+    if patch_target(cls, "get_assigned_variables") is None:
+        return
+
+    def get_assigned_variables(self: Any) -> dict[str, str]:
+        return {
+            name: json.dumps(self.get(name), separators=(",", ":"), ensure_ascii=False)
+            for name in self._declaration_tracing
+        }
+
+    replace(cls, "get_assigned_variables", get_assigned_variables)
+
+
 def install_variables(names: MotoNames) -> None:
     """Apply the variables patches (idempotent)."""
     _patch_variable_sample(names)
     _patch_variables_at_entry(names)
     _patch_outer_scope_assign(names)
     _patch_assign_string_literal(names)
+    _patch_assigned_variables(names)
