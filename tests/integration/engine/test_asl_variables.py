@@ -374,3 +374,18 @@ def test_map_iterations_do_not_share_variables(run: Run) -> None:
         {"item": "b", "sawOther": False},
         {"item": "c", "sawOther": False},
     ], VARIABLES
+
+
+def test_distributed_map_iterations_cannot_read_outer_variables(run: Run) -> None:
+    # VARIABLES (variable scope): unlike an inline Map, the child workflows of a Distributed
+    # Map cannot reference the variables of the outer scope.
+    def definition(mode: str) -> dict[str, Any]:
+        processor = {"Read": pass_output("{% $exists($outer) %}")}
+        each = inline_map(processor, Items=[1, 2])
+        each["ItemProcessor"]["ProcessorConfig"] = {"Mode": mode, "ExecutionType": "STANDARD"}
+        return jsonata(
+            {"Set": {"Type": "Pass", "Assign": {"outer": 1}, "Next": "Each"}, "Each": each}
+        )
+
+    assert succeeded(run(definition("INLINE"), {})) == [True, True], VARIABLES
+    assert succeeded(run(definition("DISTRIBUTED"), {})) == [False, False], VARIABLES

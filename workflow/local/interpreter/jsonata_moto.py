@@ -53,6 +53,7 @@ class MotoNames:
     choice_rule: Any
     state_choice: Any
     assign_decl: Any
+    distributed_worker: Any
     variable_store: Any
     preprocessor: Any
     antlr4utils: Any
@@ -85,6 +86,9 @@ class MotoNames:
             from moto.stepfunctions.parser.asl.component.state.choice.comparison import (
                 comparison,
             )
+            from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
+                distributed_item_processor_worker,
+            )
             from moto.stepfunctions.parser.asl.eval import variable_store
             from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
             from moto.stepfunctions.parser.asl.parse import preprocessor
@@ -105,6 +109,7 @@ class MotoNames:
             choice_rule=choice_rule,
             state_choice=state_choice,
             assign_decl=assign_decl,
+            distributed_worker=distributed_item_processor_worker,
             variable_store=variable_store,
             preprocessor=preprocessor,
             antlr4utils=antlr4utils,

@@ -23,6 +23,10 @@ patches below complete or correct moto's support; each names the moto code it ch
   (`...asl.parse.preprocessor`): a string in `Assign` keeps JSON's escapes decoded (`"a\\"b"` is
   `a"b`), as in every other field; moto kept the raw text (`a\\"b`).
 
+- `distributed-map-scope` corrects `DistributedItemProcessorWorker._eval_job`
+  (`...state_map.iteration.itemprocessor.distributed_item_processor_worker`): the child
+  workflow of a Distributed Map iteration cannot read the variables of the outer scope (AWS,
+  variable scope); moto gave it a copy of them, as for an inline Map.
 - `assigned-variables-json` corrects `VariableStore.get_assigned_variables`
   (`...asl.eval.variable_store`): the `assignedVariables` of a `*StateExited` history event
   hold each value "as a serialized JSON representation" (AWS API reference,
@@ -151,6 +155,20 @@ def _patch_assign_string_literal(names: MotoNames) -> None:
     replace(cls, attribute, visit)
 
 
+def _patch_distributed_map_scope(names: MotoNames) -> None:
+    cls = names.distributed_worker.DistributedItemProcessorWorker
+    original = patch_target(cls, "_eval_job")
+    if original is None:
+        return
+
+    def _eval_job(self: Any, env: Any, job: Any) -> None:
+        # `env` is the iteration's own frame; its store's outer scope is a copy made for it.
+        env.variable_store._outer_scope.clear()
+        original(self, env, job)
+
+    replace(cls, "_eval_job", _eval_job)
+
+
 def _patch_assigned_variables(names: MotoNames) -> None:
     cls = names.variable_store.VariableStore
     if patch_target(cls, "get_assigned_variables") is None:
@@ -172,3 +190,4 @@ def install_variables(names: MotoNames) -> None:
     _patch_outer_scope_assign(names)
     _patch_assign_string_literal(names)
     _patch_assigned_variables(names)
+    _patch_distributed_map_scope(names)
