@@ -165,6 +165,29 @@ def test_catch_sees_states_error_output(engine: LocalEngine, run: Run) -> None:
     }, TRANSFORMING + " " + ERRORS
 
 
+def test_wait_for_task_token_with_states_context(engine: LocalEngine, inbox: Any) -> None:
+    # CONTEXT/LAMBDA_DOC: in a JSONata state the task token is $states.context.Task.Token;
+    # the answer sent with SendTaskSuccess is $states.result.
+    engine.register_lambda("ask", lambda payload, ctx: inbox.put(payload["token"]) or {})
+    definition = jsonata(
+        {
+            "Approve": {
+                "Type": "Task",
+                "Resource": LAMBDA + ".waitForTaskToken",
+                "Arguments": {
+                    "FunctionName": "ask",
+                    "Payload": {"token": "{% $states.context.Task.Token %}"},
+                },
+                "Output": {"approved": "{% $states.result.decision = 'yes' %}"},
+                "End": True,
+            }
+        }
+    )
+    execution = engine.start_execution(definition, {})
+    engine.send_task_success(inbox.take(), {"decision": "yes"})
+    assert succeeded(execution.wait(30)) == {"approved": True}, CONTEXT + " " + LAMBDA_DOC
+
+
 # ------------------------------------------------------------------------------------------
 # Choice, Map, Parallel, Wait, Fail
 # ------------------------------------------------------------------------------------------
