@@ -28,6 +28,7 @@ __all__ = [
 
 MARK: Final[str] = "_workflow_jsonata_patch"
 ENTRY_VALUES: Final[str] = "_workflow_entry_values"
+MOTO_VERSION: Final[str] = "5.2.5"
 PIN_HINT: Final[str] = "pin it with: pip install 'moto[stepfunctions,server]==5.2.5'"
 
 
@@ -66,6 +67,7 @@ class MotoNames:
             JSONataCompatError: A module moved, or a private field the patches read is gone.
         """
         try:
+            import moto
             from moto.stepfunctions.parser import api
             from moto.stepfunctions.parser.asl.antlt4utils import antlr4utils
             from moto.stepfunctions.parser.asl.component.common.assign import assign_decl
@@ -89,13 +91,22 @@ class MotoNames:
             from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.itemprocessor import (
                 distributed_item_processor_worker,
             )
-            from moto.stepfunctions.parser.asl.eval import variable_store
+            from moto.stepfunctions.parser.asl.eval import states, variable_store
             from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
             from moto.stepfunctions.parser.asl.parse import preprocessor
         except ImportError as exc:
             raise JSONataCompatError(
                 f"the local JSONata support cannot import moto's interpreter ({exc}); {PIN_HINT}"
             ) from exc
+        if moto.__version__ != MOTO_VERSION:
+            raise JSONataCompatError(
+                f"the local JSONata support completes moto {MOTO_VERSION}'s interpreter, "
+                f"but moto {moto.__version__} is installed; {PIN_HINT}"
+            )
+        if "_states_data" not in getattr(states.States, "__annotations__", {}):
+            raise JSONataCompatError(
+                f"moto's States no longer holds $states in _states_data; {PIN_HINT}"
+            )
         names = cls(
             api=api,
             failure_event=failure_event,
