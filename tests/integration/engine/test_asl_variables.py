@@ -311,9 +311,10 @@ def test_inner_state_cannot_assign_an_outer_variable(run: Run) -> None:
     )
     execution = run(definition, {})
     assert (execution.status, execution.error) == (FAILED, "States.Runtime"), VARIABLES
-    assert "'total'" in (execution.cause or "") and "outer scope" in (execution.cause or ""), (
-        VARIABLES
-    )
+    cause = execution.cause or ""
+    # The cause names the state, the variable and the rule.
+    assert "state 'Add' cannot assign the variable 'total'" in cause, VARIABLES
+    assert "outer scope" in cause, VARIABLES
 
 
 def test_parallel_branches_have_separate_scopes(run: Run) -> None:

@@ -22,7 +22,6 @@ patches below complete or correct moto's support; each names the moto code it ch
   `Preprocessor.visitAssign_template_value_terminal_string_literal`
   (`...asl.parse.preprocessor`): a string in `Assign` keeps JSON's escapes decoded (`"a\\"b"` is
   `a"b`), as in every other field; moto kept the raw text (`a\\"b`).
-
 - `distributed-map-scope` corrects `DistributedItemProcessorWorker._eval_job`
   (`...state_map.iteration.itemprocessor.distributed_item_processor_worker`): the child
   workflow of a Distributed Map iteration cannot read the variables of the outer scope (AWS,
@@ -33,9 +32,9 @@ patches below complete or correct moto's support; each names the moto code it ch
   StateExitedEventDetails); moto wrapped strings in quotes without escaping them
   (`"a"b"` for `a"b`).
 
-Scoping itself is moto's and matches AWS: a Map iteration or a Parallel branch gets a scope of
-its own holding a copy of the outer variables, which it can read but not assign; the Map or
-Parallel state's own `Assign`/`Output` hand results to the outer scope.
+The rest of the scoping is moto's and matches AWS: an inline Map iteration or a Parallel branch
+gets a scope of its own holding a copy of the outer variables, which it can read but not assign;
+the Map or Parallel state's own `Assign`/`Output` hand results to the outer scope.
 """
 
 # mypy: disable-error-code="method-assign,attr-defined,no-untyped-call,no-any-return"
