@@ -1058,6 +1058,7 @@ _ENGINE_PATCHES: Final[tuple[tuple[str, Callable[[], None]], ...]] = (
     ("sticky-terminal-state", _patch_sticky_terminal_state),
     ("retry-sleep", _patch_retry_sleep),
     ("wait-sleep", _patch_wait_sleep),
+    ("jsonata", jsonata.install),  # JSONata + variables: workflow.local.interpreter.jsonata
 )
 _BACKEND_PATCHES: Final[tuple[tuple[str, Callable[[], None]], ...]] = (
     ("start-time", _patch_backend_start_time),
@@ -1077,7 +1078,6 @@ def _apply(patches: tuple[tuple[str, Callable[[], None]], ...]) -> None:
 def apply_engine_patches() -> None:
     """Apply the interpreter patches the engine needs (once; later calls do nothing)."""
     _apply(_ENGINE_PATCHES)
-    jsonata.install()
     silence_moto_logs()
 
 
