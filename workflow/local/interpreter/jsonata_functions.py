@@ -7,7 +7,8 @@ functions provided by Step Functions"
 - `$partition(array, chunkSize)`: the array cut into chunks of `chunkSize` items (the last one
   may be shorter), like `States.ArrayPartition`.
 - `$range(start, end, step)`: the numbers from `start` to `end` **inclusive** by `step`, like
-  `States.ArrayRange` (`$range(0, 10, 2)` is `[0, 2, 4, 6, 8, 10]`).
+  `States.ArrayRange` (`$range(0, 10, 2)` is `[0, 2, 4, 6, 8, 10]`); an empty array when `step`
+  goes away from `end`.
 - `$hash(data, algorithm)`: the hex digest of a string with `MD5`, `SHA-1`, `SHA-256`,
   `SHA-384` or `SHA-512`, like `States.Hash`.
 - `$random([seed])`: a number in [0, 1); the same seed always gives the same number.
@@ -67,15 +68,23 @@ def partition(array: Any = None, chunk_size: Any = None) -> list[list[Any]]:
     return [items[start : start + size] for start in range(0, len(items), size)]
 
 
-def number_range(start: Any = None, end: Any = None, step: Any = 1) -> list[int]:
-    """Return the integers from `start` to `end` inclusive by `step` (`$range`)."""
-    first = _integer("start", "$range", start)
-    last = _integer("end", "$range", end)
-    increment = _integer("step", "$range", step)
+def _number(name: str, function: str, value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StepFunctionsFunctionError(
+            f"{function}: {name} must be a number, got {json.dumps(value, default=str)}"
+        )
+    return value
+
+
+def number_range(start: Any = None, end: Any = None, step: Any = 1) -> list[int | float]:
+    """Return the numbers from `start` to `end` inclusive by `step` (`$range`)."""
+    first = _number("start", "$range", start)
+    last = _number("end", "$range", end)
+    increment = _number("step", "$range", step)
     if increment == 0:
         raise StepFunctionsFunctionError("$range: the step must not be 0")
-    stop = last + (1 if increment > 0 else -1)
-    return list(range(first, stop, increment))
+    count = math.floor((last - first) / increment) + 1
+    return [first + index * increment for index in range(max(count, 0))]
 
 
 def hash_value(data: Any = None, algorithm: Any = None) -> str:
