@@ -200,6 +200,33 @@ def test_jsonpath_assign_sees_the_values_from_before_the_state(run: Run) -> None
     assert succeeded(run(definition, {})) == {"x": "new", "previous": "old"}, VARIABLES
 
 
+@pytest.mark.parametrize(("n", "expected"), [(7, "big"), (1, "default")])
+def test_choice_rule_assign_and_default_assign(run: Run, n: int, expected: str) -> None:
+    # CHOICE + VARIABLES: a matching rule's Assign runs; the Choice state's own Assign runs
+    # only when no rule matches and Default is taken (here both go to the same state).
+    definition = jsonata(
+        {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [
+                    {
+                        "Condition": "{% $states.input.n > 5 %}",
+                        "Assign": {"path": "big"},
+                        "Next": "Done",
+                    }
+                ],
+                "Default": "Done",
+                "Assign": {"path": "default"},
+            },
+            "Done": pass_output({"path": "{% $path %}", "input": "{% $states.input %}"}),
+        }
+    )
+    assert succeeded(run(definition, {"n": n})) == {
+        "path": expected,
+        "input": {"n": n},
+    }, CHOICE + " " + VARIABLES
+
+
 def test_task_assign_from_result_and_catch_assign(engine: LocalEngine, run: Run) -> None:
     # VARIABLES: Task states assign from $states.result; a Catch can assign from
     # $states.errorOutput; both are visible to the following states.
