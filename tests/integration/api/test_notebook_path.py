@@ -1,4 +1,4 @@
-"""The notebook path: the Step Functions SDK's Workflow API against the local API server."""
+"""The notebook path: the Step Functions SDK's Workflow API against the local AWS API."""
 
 from __future__ import annotations
 
@@ -9,28 +9,28 @@ from typing import Any
 
 import pytest
 
-from workflow.local.engine import EngineError, LocalEngine
-from workflow.local.server import serve_stepfunctions_api
+from workflow.api import ApiHostError, ApiServer, LocalAwsApi
+from workflow.local.engine import LocalEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def served(make_engine: Any) -> Any:
-    engine: LocalEngine = make_engine()
-    url, stop = serve_stepfunctions_api(engine)
-    yield engine, url
-    stop()
-    stop()  # idempotent
+def notebook_api() -> Any:
+    engine = LocalEngine(time_scale=0.01, poll_interval=0.5)
+    server = ApiServer(LocalAwsApi(engine)).start()
+    yield engine, server.url
+    server.stop()
+    server.stop()  # idempotent
 
 
-def test_sdk_workflow_create_execute_output_events_and_token_over_http(served, monkeypatch):
+def test_sdk_workflow_create_execute_output_events_and_token_over_http(notebook_api, monkeypatch):
     import boto3
     from stepfunctions.steps import Chain, LambdaStep, Pass, Task
     from stepfunctions.workflow import Workflow
 
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    engine, url = served
+    engine, url = notebook_api
     assert url.startswith("http://127.0.0.1:")
     seen: list[Any] = []
     engine.on_event(seen.append)
@@ -111,16 +111,14 @@ def test_sdk_workflow_create_execute_output_events_and_token_over_http(served, m
     assert len(listed) == 2 and all(item.name for item in listed)
 
 
-def test_only_loopback_and_one_server_per_process(make_engine):
-    engine = make_engine()
-    with pytest.raises(EngineError, match="loopback"):
-        serve_stepfunctions_api(engine, host="0.0.0.0")
-    _, stop = serve_stepfunctions_api(engine)
+def test_only_loopback_and_servers_are_independent():
+    with pytest.raises(ApiHostError, match="loopback"):
+        ApiServer(LocalAwsApi(LocalEngine()), host="0.0.0.0")
+    first = ApiServer(LocalAwsApi(LocalEngine())).start()
+    second = ApiServer(LocalAwsApi(LocalEngine())).start()
     try:
-        with pytest.raises(EngineError, match="already served"):
-            serve_stepfunctions_api(make_engine())
+        assert first.url != second.url
+        assert first.url.startswith("http://127.0.0.1:")
     finally:
-        stop()
-    url, stop = serve_stepfunctions_api(make_engine())
-    stop()
-    assert url.startswith("http://127.0.0.1:")
+        first.stop()
+        second.stop()
