@@ -19,7 +19,10 @@ from workflow.validate import validate_definition
 
 # Stricter than AWS's create-time checks: the kit's own rules, and required API members (AWS
 # reports those when the task runs). They stay in `python -m workflow validate`.
-_KIT_ONLY = ("no ResultPath;", "local engine", "missing required member")
+# The kit also keeps state names free of whitespace and punctuation; AWS only limits their
+# length (https://docs.aws.amazon.com/step-functions/latest/dg/statemachine-structure.html).
+_KIT_ONLY = ("no ResultPath;", "local engine", "missing required member", "invalid state name")
+_MAX_STATE_NAME = 80
 _STATE_MACHINE_NAME = re.compile(r"[^\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]{1,80}")
 
 
@@ -35,7 +38,13 @@ def diagnostics(definition: Any) -> list[dict[str, str]]:
         document = json.loads(definition)
     except ValueError as exc:
         return [_diagnostic("INVALID_JSON_DESCRIPTION", f"Invalid JSON: {exc}", "/")]
-    found = []
+    found = [
+        _diagnostic(
+            "INVALID_STATE_NAME", f"state name {name!r} is longer than 80 characters", where
+        )
+        for name, where in _state_names(document, "")
+        if len(name) > _MAX_STATE_NAME
+    ]
     for line in validate_definition(document, lint=False):
         if any(marker in line for marker in _KIT_ONLY):
             continue
@@ -72,6 +81,24 @@ def check_name(name: Any, what: str = "state machine") -> str:
     return name
 
 
+def _state_names(machine: Any, where: str) -> list[tuple[str, str]]:
+    states = machine.get("States") if isinstance(machine, dict) else None
+    if not isinstance(states, dict):
+        return []
+    found = []
+    for name, state in states.items():
+        path = f"{where}/States/{name}"
+        found.append((str(name), path))
+        if isinstance(state, dict):
+            for index, branch in enumerate(state.get("Branches") or []):
+                found += _state_names(branch, f"{path}/Branches/{index}")
+            processor = state.get("ItemProcessor") or state.get("Iterator")
+            if processor is not None:
+                key = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
+                found += _state_names(processor, f"{path}/{key}")
+    return found
+
+
 def _diagnostic(code: str, message: str, location: str) -> dict[str, str]:
     return {"severity": "ERROR", "code": code, "message": message, "location": location}
 
@@ -81,8 +108,6 @@ def _code(message: str) -> str:
         return "MISSING_END_STATE"
     if "is not a state" in message:
         return "MISSING_TRANSITION_TARGET"
-    if message.startswith("invalid state name"):
-        return "INVALID_STATE_NAME"
     if "is not a known integration ARN" in message or "must be an ARN string" in message:
         return "INVALID_RESOURCE"
     return "SCHEMA_VALIDATION_FAILED"

@@ -13,6 +13,7 @@ import pytest
 from workflow.api import ApiServer, LocalAwsApi
 from workflow.local.engine import LocalEngine, TaskFailed
 from workflow.local.sagemaker import LocalSageMaker, SageMakerSettings
+from workflow.local.sagemaker_training import TrainingJobHandler
 from workflow.local.store import LocalStore
 
 CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
@@ -50,7 +51,11 @@ def _unknown_image(uri: str) -> Path:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    """The API over an engine (time scaled 100x) with Lambda functions `echo`, `flaky`, `token`."""
+    """The API over an engine (time scaled 100x) with Lambda functions `echo`, `flaky`, `token`.
+
+    ``createTrainingJob`` is the local SageMaker's; it knows no image, so every job fails the way
+    a job of an image SageMaker cannot pull fails.
+    """
     engine = LocalEngine(time_scale=0.01, poll_interval=0.05)
     store = LocalStore(tmp_path / "root")
     sagemaker = LocalSageMaker(
@@ -70,6 +75,10 @@ def served(tmp_path: Path) -> Iterator[Served]:
             raise TaskFailed("Flaky", "fails on its first call")
         return {"ok": payload}
 
+    training = TrainingJobHandler(sagemaker)
+    engine.register_service(
+        "sagemaker", "createTrainingJob", training.start, training.poll, training.cancel
+    )
     engine.register_lambda("echo", lambda payload, ctx: {"echo": payload})
     engine.register_lambda("flaky", flaky)
     engine.register_lambda("token", lambda payload, ctx: state.tokens.append(payload["token"]))
@@ -77,6 +86,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     state.url = server.url
     yield state
     server.stop()
+    training.stop_all()
 
 
 @pytest.fixture
