@@ -25,7 +25,7 @@ import threading
 import uuid
 from typing import Any
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from workflow.api.errors import ApiError
@@ -132,6 +132,14 @@ def _error(exc: ApiError, request: Request) -> Response:
     return response
 
 
+class _RequestLog(WSGIRequestHandler):
+    """One plain log line per request (operation and status) on this package's logger."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        target = self.headers.get("X-Amz-Target") or f"{self.command} {self.path}"
+        logger.info("%s %s", target, getattr(code, "value", code))
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback name or address."""
     if host == "localhost":
@@ -161,7 +169,7 @@ class ApiServer:
                 "127.0.0.1, ::1 or localhost (use --host 127.0.0.1)"
             )
         self.app = app
-        self._server = make_server(host, port, app, threaded=True)
+        self._server = make_server(host, port, app, threaded=True, request_handler=_RequestLog)
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         bound_host = self._server.server_address[0]
