@@ -105,6 +105,12 @@ class SageMakerSettings:
         reuse_servers: Keep a transform job's serving process warm for an endpoint of the same
             model (same image, model data and environment) instead of starting another one.
         warm_seconds: How long such a process waits to be reused before it is stopped.
+        kit_repository: The ECR repository of the kit's own image (``ecr_repository``). When
+            set, only the kit's images (``local/...`` or this repository) run the kit's code;
+            another image fails its job instead of running the kit's code under its name.
+            Empty: every image goes through the resolver.
+        images: ``local.images``: image URI -> folder holding ``mask_r_cnn/train`` and
+            ``mask_r_cnn/serve``, for images that are not the kit's.
     """
 
     region: str = "us-east-1"
@@ -114,6 +120,8 @@ class SageMakerSettings:
     python: str = field(default_factory=lambda: sys.executable)
     reuse_servers: bool = False
     warm_seconds: float = 120.0
+    kit_repository: str = ""
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def arn(self, kind: str, name: str) -> str:
         """Return the ARN of a SageMaker resource, e.g. ``training-job/<name>``."""
@@ -483,11 +491,38 @@ class LocalSageMaker:
         self.warm = WarmServers(self.settings)
 
     def image_dir(self, image_uri: str) -> Path:
-        """Resolve an image URI or fail the task with the reason."""
+        """Resolve an image URI to its code folder, or fail the task with the reason and fix."""
+        settings = self.settings
+        mapped = settings.images.get(image_uri)
+        if mapped is not None:
+            folder = Path(mapped).expanduser()
+            if not (folder / "mask_r_cnn").is_dir():
+                raise task_failed(
+                    SAGEMAKER_ERROR,
+                    f"local.images maps image {image_uri} to {folder}, which has no mask_r_cnn/ "
+                    "folder; point it at a folder holding mask_r_cnn/train and mask_r_cnn/serve.",
+                )
+            return folder
+        if settings.kit_repository and not is_kit_image(image_uri, settings.kit_repository):
+            raise task_failed(
+                SAGEMAKER_ERROR,
+                f"image {image_uri} is not this kit's image (local/... or the ECR repository "
+                f"{settings.kit_repository}), and the local runtime runs no other image's code; "
+                "map it to a folder holding mask_r_cnn/train and mask_r_cnn/serve with "
+                f"local.images ({{'{image_uri}': 'path/to/folder'}}) or use the kit's image.",
+            )
         try:
             return self.resolve_image(image_uri)
         except Exception as exc:
             raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
+
+
+def is_kit_image(image_uri: str, repository: str) -> bool:
+    """Whether ``image_uri`` is a local build (``local/...``) or an image of ``repository``."""
+    if image_uri.startswith("local/"):
+        return True
+    path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
+    return re.split(r"[:@]", path, maxsplit=1)[0] == repository
 
 
 def require_param(params: Mapping[str, Any], name: str, action: str) -> Any:

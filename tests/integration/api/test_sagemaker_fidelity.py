@@ -118,3 +118,39 @@ def test_names_keep_their_case(sm):
         assert [s["TrainingJobName"] for s in listed] == [name]
     finally:
         server.stop()
+
+
+def test_an_image_that_is_not_the_kits_fails_its_job_unless_mapped(sm, tmp_path):
+    import dataclasses
+
+    kit = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:abc1234"
+    other = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.1"
+    folder = sm.image_dir("listing:1")
+    strict = LocalSageMaker(
+        store=sm.store,
+        resolve_image=sm.resolve_image,
+        settings=dataclasses.replace(sm.settings, kit_repository="mask-r-cnn"),
+        log_sink=None,
+    )
+    assert strict.image_dir(kit) == folder
+    assert strict.image_dir("local/mask-r-cnn:abc1234-0123456789ab") == folder
+    with pytest.raises(TaskFailed) as exc:
+        strict.image_dir(other)
+    assert exc.value.cause == (
+        f"image {other} is not this kit's image (local/... or the ECR repository mask-r-cnn), "
+        "and the local runtime runs no other image's code; map it to a folder holding "
+        "mask_r_cnn/train and mask_r_cnn/serve with local.images "
+        f"({{'{other}': 'path/to/folder'}}) or use the kit's image."
+    )
+    mapped = LocalSageMaker(
+        store=sm.store,
+        resolve_image=sm.resolve_image,
+        settings=dataclasses.replace(strict.settings, images={other: str(tmp_path / "image")}),
+        log_sink=None,
+    )
+    request = _request("mapped-image", "s3://bucket/data/PennFudanPed/")
+    request["AlgorithmSpecification"]["TrainingImage"] = other
+    assert _files(mapped, TrainingJobHandler(mapped), request) == [
+        "training/Annotations/a.txt",
+        "training/PNGImages/a.png",
+    ]
