@@ -10,6 +10,7 @@ https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndp
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -108,8 +109,8 @@ class SageMakerApi:
         table: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         for name, kind in KINDS.items():
             plural = "Models" if name == "Model" else f"{name}s"
-            table[f"Describe{name}"] = lambda body, kind=kind: self.describe(kind, body)
-            table[f"List{plural}"] = lambda body, kind=kind: self.list(kind, body)
+            table[f"Describe{name}"] = functools.partial(self.describe, kind)
+            table[f"List{plural}"] = functools.partial(self.list, kind)
         return table
 
     def describe(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
@@ -191,11 +192,14 @@ class SageMakerApi:
                 f"Endpoint {name} of account {account} is {record.get('EndpointStatus')}, not "
                 "InService; wait for the endpoint or look at DescribeEndpoint's FailureReason.",
             )
-        forward = {"Content-Type": headers.get("Content-Type", "application/octet-stream")}
-        forward["Accept"] = headers.get("Accept", "*/*")
+        given = {k.lower(): v for k, v in headers.items()}
+        forward = {
+            "Content-Type": given.get("content-type", "application/octet-stream"),
+            "Accept": given.get("accept", "*/*"),
+        }
         for header in _FORWARDED:
-            if header in headers:
-                forward[header] = headers[header]
+            if header.lower() in given:
+                forward[header] = given[header.lower()]
         try:
             answer = requests.post(
                 f"{record['Url']}/invocations",

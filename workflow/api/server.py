@@ -98,7 +98,7 @@ class LocalAwsApi:
         match = _INVOCATIONS.match(request.path)
         if match and request.method == "POST" and self.sagemaker is not None:
             status, data, headers = self.sagemaker.invoke(
-                match.group("name"), request.get_data(), request.headers
+                match.group("name"), request.get_data(), dict(request.headers)
             )
             return Response(data, status=status, headers=headers)
         if request.method == "GET" and request.path in ("/", "/health"):
@@ -172,8 +172,8 @@ class ApiServer:
         self._server = make_server(host, port, app, threaded=True, request_handler=_RequestLog)
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        bound_host = self._server.server_address[0]
-        shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+        bound_host = str(self._server.server_address[0])
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{self._server.server_port}"
 
     def start(self) -> ApiServer:

@@ -154,7 +154,9 @@ def _answer(
     next_state = None
     for event in events:
         kind = str(event["type"])
-        details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
+        details: dict[str, Any] = next(
+            (v for k, v in event.items() if k.endswith("EventDetails")), {}
+        )
         if kind.endswith("StateEntered"):
             if details.get("name") == name:
                 entered = True

@@ -23,7 +23,7 @@ from workflow.api import ApiServer, LocalAwsApi
 from workflow.config import load_config
 from workflow.local.runtime import LocalRuntime
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 ROLE = "arn:aws:iam::000000000000:role/local"
 
@@ -111,6 +111,7 @@ def _deployment(image: str, model_data: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.slow
 def test_local_endpoint_through_the_api(tmp_path, monkeypatch):
     import boto3
 
@@ -224,3 +225,60 @@ def test_local_endpoint_through_the_api(tmp_path, monkeypatch):
             )  # fmt: skip
             assert json.loads(invoked.stdout)["InvokedProductionVariant"] == "AllTraffic"
             assert json.loads((tmp_path / "answer.json").read_text()) == prediction
+
+
+def test_invoke_endpoint_forwards_headers_and_errors(served):
+    """InvokeEndpoint's headers reach the container and its error comes back as a ModelError."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = 500 if body == b"fail" else 200
+            data = json.dumps(
+                {
+                    "path": self.path,
+                    "type": self.headers["Content-Type"],
+                    "accept": self.headers["Accept"],
+                    "attributes": self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+                }
+            ).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Amzn-SageMaker-Custom-Attributes", "seen=1")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    echo = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{echo.server_address[1]}"
+        path = served.store.root / "sagemaker" / "endpoints" / "Echo-Endpoint.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"EndpointName": "Echo-Endpoint", "EndpointStatus": "InService",
+                                    "Url": url, "LogPath": "serve.log"}))  # fmt: skip
+        runtime = served.client("sagemaker-runtime")
+        answer = runtime.invoke_endpoint(
+            EndpointName="Echo-Endpoint", ContentType="application/x-image", Accept="text/plain",
+            CustomAttributes="trace=abc", Body=b"pixels",
+        )  # fmt: skip
+        assert json.loads(answer["Body"].read()) == {
+            "path": "/invocations",
+            "type": "application/x-image",
+            "accept": "text/plain",
+            "attributes": "trace=abc",
+        }
+        assert answer["CustomAttributes"] == "seen=1"
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html#API_runtime_InvokeEndpoint_Errors
+        with pytest.raises(ClientError) as exc:
+            runtime.invoke_endpoint(EndpointName="Echo-Endpoint", Body=b"fail")
+        error = exc.value.response
+        assert (error["Error"]["Code"], error["OriginalStatusCode"]) == ("ModelError", 500)
+        assert json.loads(error["OriginalMessage"])["path"] == "/invocations"
+    finally:
+        echo.shutdown()
