@@ -10,8 +10,9 @@ and optionally a ``mock`` result or error instead of calling the Task's service.
 The state runs in a harness machine whose transition targets are ``Succeed`` states, without
 its ``Retry`` (TestState never retries; a matching retrier makes the status ``RETRIABLE``).
 ``inspectionData`` holds what the execution history shows (``input``, ``afterInputPath``,
-``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``, ``variables``);
-TRACE adds nothing here because no HTTP Task is served locally.
+``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``);
+TRACE adds nothing here because no HTTP Task is served locally. ``variables`` are refused: the
+local engine cannot read ``$variables``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from workflow.local.engine import (
 
 LEVELS = ("INFO", "DEBUG", "TRACE")
 RUN_TIMEOUT_SECONDS = 60.0
-_ASSIGN_STATE = "TestStateVariables"
 
 
 def test_state(engine: LocalEngine, body: dict[str, Any]) -> dict[str, Any]:
@@ -46,9 +46,14 @@ def test_state(engine: LocalEngine, body: dict[str, Any]) -> dict[str, Any]:
             f"satisfy constraint: Member must satisfy enum value set: [{', '.join(LEVELS)}]"
         )
     state_input = _json(body.get("input"), "input", default={})
-    variables = _json(body.get("variables"), "variables", default=None)
+    if body.get("variables"):
+        # moto 5.2.5's interpreter stores Assign but fails on reading a $variable.
+        raise validation(
+            "variables are not supported locally: the local engine cannot read $variables; "
+            "test the state with its values in the input instead"
+        )
     runner = _mocking_engine(engine, state, body["mock"]) if body.get("mock") else engine
-    document = _harness(name, state, variables)
+    document = _harness(name, state)
     try:
         execution = runner.start_execution(document, state_input, state_machine_name="TestState")
     except EngineError as exc:
@@ -57,7 +62,7 @@ def test_state(engine: LocalEngine, body: dict[str, Any]) -> dict[str, Any]:
     if not execution.done:
         execution.stop(error="States.Timeout", cause="TestState ran out of time")
         execution.wait(10)
-    return _answer(execution, name, state, level, variables)
+    return _answer(execution, name, state, level)
 
 
 def _state_of(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -95,15 +100,11 @@ def _targets(state: dict[str, Any]) -> list[str]:
     return [t for t in targets if isinstance(t, str)]
 
 
-def _harness(name: str, state: dict[str, Any], variables: Any) -> dict[str, Any]:
+def _harness(name: str, state: dict[str, Any]) -> dict[str, Any]:
     tested = {k: v for k, v in state.items() if k != "Retry"}
     states: dict[str, Any] = {t: {"Type": "Succeed"} for t in _targets(state) if t != name}
     states[name] = tested
-    start = name
-    if isinstance(variables, dict) and variables:
-        states[_ASSIGN_STATE] = {"Type": "Pass", "Assign": variables, "Next": name}
-        start = _ASSIGN_STATE
-    return {"StartAt": start, "States": states}
+    return {"StartAt": name, "States": states}
 
 
 def _mocking_engine(engine: LocalEngine, state: dict[str, Any], mock: Any) -> LocalEngine:
@@ -145,7 +146,7 @@ def _lambda_mock(answer: Any) -> Any:
 
 
 def _answer(
-    execution: LocalExecution, name: str, state: dict[str, Any], level: str, variables: Any
+    execution: LocalExecution, name: str, state: dict[str, Any], level: str
 ) -> dict[str, Any]:
     events = execution.history()
     data: dict[str, Any] = {}
@@ -161,7 +162,7 @@ def _answer(
             if details.get("name") == name:
                 entered = True
                 data["input"] = details.get("input")
-            elif entered and details.get("name") != _ASSIGN_STATE and next_state is None:
+            elif entered and next_state is None:
                 next_state = details.get("name")
         elif kind.endswith("StateExited") and details.get("name") == name:
             exited = True
@@ -185,7 +186,7 @@ def _answer(
         out["status"] = "RETRIABLE" if _retriable(state, error) else "FAILED"
         out.update({k: v for k, v in (("error", error), ("cause", cause)) if v is not None})
     if level != "INFO":
-        out["inspectionData"] = _inspection(state, data, variables)
+        out["inspectionData"] = _inspection(state, data)
     return out
 
 
@@ -201,7 +202,7 @@ def _retriable(state: dict[str, Any], error: str | None) -> bool:
     return False
 
 
-def _inspection(state: dict[str, Any], data: dict[str, Any], variables: Any) -> dict[str, Any]:
+def _inspection(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     inspection = {"input": data.get("input")}
     if "InputPath" not in state or state.get("InputPath") == "$":
         inspection["afterInputPath"] = data.get("input")
@@ -215,8 +216,6 @@ def _inspection(state: dict[str, Any], data: dict[str, Any], variables: Any) -> 
             inspection["afterResultSelector"] = data["result"]
     if "output" in data and state.get("OutputPath", "$") == "$":
         inspection["afterResultPath"] = data["output"]
-    if variables is not None:
-        inspection["variables"] = json.dumps(variables)
     return {k: v for k, v in inspection.items() if v is not None}
 
 

@@ -163,6 +163,12 @@ def test_stop_keeps_error_and_cause(served, make_machine, wait):
         "stopped by a test",
     )
     assert abs((described["stopDate"] - stopped["stopDate"]).total_seconds()) < 1
+    last = sfn.get_execution_history(executionArn=arn, reverseOrder=True)["events"][0]
+    assert last["type"] == "ExecutionAborted"
+    assert last["executionAbortedEventDetails"] == {
+        "error": "Operator",
+        "cause": "stopped by a test",
+    }
     assert described["redriveStatus"] == "REDRIVABLE"
 
 
@@ -292,3 +298,6 @@ def test_test_state(served, monkeypatch):
     assert chosen["nextState"] == "Big"
     failed = sfn.test_state(definition=json.dumps(machine["States"]["Small"]))
     assert (failed["status"], failed["error"]) == ("FAILED", "TooSmall")
+    with pytest.raises(ClientError) as exc:
+        sfn.test_state(definition=json.dumps(pass_state), variables='{"x": 1}')
+    assert _code(exc) == "ValidationException"  # a known local limit, named in the message
