@@ -127,8 +127,10 @@ import json
 
 from workflow.notebook.data import content_type
 
-if session.local and (stop_endpoint or (endpoint is not None and endpoint.server is not None)):
-    print(f"skipped: no local endpoint {name} runs now (stopped, or served by this notebook)")
+# local mode: the store's endpoint only (not a model this notebook served, nor an endpoint_url)
+store_endpoint = endpoint is not None and endpoint.name == name
+if session.local and (stop_endpoint or not store_endpoint):
+    print(f"skipped: no local endpoint {name} of the store runs now")
 else:
     with session.aws_api() as api:
         sagemaker_runtime = api.client("sagemaker-runtime")

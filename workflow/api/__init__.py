@@ -12,6 +12,6 @@ SageMaker reads of the local resources and SageMaker Runtime's ``InvokeEndpoint`
 from __future__ import annotations
 
 from workflow.api.errors import ApiError
-from workflow.api.server import ApiHostError, ApiServer, LocalAwsApi
+from workflow.api.server import ApiServer, ApiServerError, LocalAwsApi
 
-__all__ = ["ApiError", "ApiHostError", "ApiServer", "LocalAwsApi"]
+__all__ = ["ApiError", "ApiServer", "ApiServerError", "LocalAwsApi"]

@@ -20,7 +20,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 import re
+import socket
 import threading
 import uuid
 from typing import Any
@@ -46,8 +48,8 @@ _SERVICE_NAMESPACES = {
 }
 
 
-class ApiHostError(WorkflowError):
-    """The API was asked to bind a non-loopback address."""
+class ApiServerError(WorkflowError):
+    """The API cannot listen where it was asked to (a non-loopback address, a taken port)."""
 
     exit_code = 2
 
@@ -159,22 +161,35 @@ class ApiServer:
         port: The port; 0 picks a free one.
 
     Raises:
-        ApiHostError: ``host`` is not a loopback address.
+        ApiServerError: ``host`` is not a loopback address, or the port is taken.
     """
 
     def __init__(self, app: LocalAwsApi, host: str = "127.0.0.1", port: int = 0) -> None:
         if not is_loopback(host):
-            raise ApiHostError(
+            raise ApiServerError(
                 f"--host {host!r} is not a loopback address; the local AWS API binds only "
                 "127.0.0.1, ::1 or localhost (use --host 127.0.0.1)"
             )
         self.app = app
-        self._server = make_server(host, port, app, threaded=True, request_handler=_RequestLog)
+        # Bind here: Werkzeug answers a taken port by printing and exiting the process.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            listener = socket.create_server((host, port), family=family)
+        except OSError as exc:
+            raise ApiServerError(
+                f"cannot listen on {host}:{port} ({os.strerror(exc.errno) if exc.errno else exc}); "
+                "pick another --port, "
+                "or 0 for a free one"
+            ) from exc
+        with listener:  # the server keeps its own duplicate of the socket
+            self._server = make_server(
+                host, port, app, threaded=True, request_handler=_RequestLog, fd=listener.fileno()
+            )
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         bound_host = str(self._server.server_address[0])
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        self.url = f"http://{shown}:{self._server.server_port}"
+        self.url = f"http://{shown}:{self._server.server_address[1]}"
 
     def start(self) -> ApiServer:
         """Serve in a background thread; return self once the socket accepts requests."""
@@ -202,4 +217,4 @@ class ApiServer:
         self.stop()
 
 
-__all__ = ["ApiHostError", "ApiServer", "LocalAwsApi", "is_loopback"]
+__all__ = ["ApiServer", "ApiServerError", "LocalAwsApi", "is_loopback"]

@@ -9,6 +9,7 @@ https://docs.aws.amazon.com/step-functions/latest/apireference/API_Operations.ht
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -392,8 +393,6 @@ def _routing(machines: StateMachines, routing: Any) -> list[tuple[Machine, dict[
 
 
 def _route(machine: Machine, alias: dict[str, Any]) -> Version | None:
-    import random
-
     roll = random.uniform(0, 100)
     for entry in alias["routing"]:
         roll -= entry["weight"]

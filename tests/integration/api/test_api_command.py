@@ -55,3 +55,19 @@ def test_refuses_a_non_loopback_host(tmp_path):
         "error: --host '0.0.0.0' is not a loopback address; the local AWS API binds only "
         "127.0.0.1, ::1 or localhost (use --host 127.0.0.1)"
     ]
+
+
+def test_a_taken_port_is_one_error_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = _command(tmp_path, "--port", str(port))
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another "
+        "--port, or 0 for a free one"
+    ]

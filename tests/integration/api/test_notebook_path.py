@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from workflow.api import ApiHostError, ApiServer, LocalAwsApi
+from workflow.api import ApiServer, ApiServerError, LocalAwsApi
 from workflow.local.engine import LocalEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -112,7 +112,7 @@ def test_sdk_workflow_create_execute_output_events_and_token_over_http(notebook_
 
 
 def test_only_loopback_and_servers_are_independent():
-    with pytest.raises(ApiHostError, match="loopback"):
+    with pytest.raises(ApiServerError, match="loopback"):
         ApiServer(LocalAwsApi(LocalEngine()), host="0.0.0.0")
     first = ApiServer(LocalAwsApi(LocalEngine())).start()
     second = ApiServer(LocalAwsApi(LocalEngine())).start()
