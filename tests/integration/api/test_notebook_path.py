@@ -122,3 +122,21 @@ def test_only_loopback_and_servers_are_independent():
     finally:
         first.stop()
         second.stop()
+
+
+def test_session_aws_api_serves_the_sessions_store(tmp_path, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from workflow.notebook.session import start
+
+    monkeypatch.chdir(tmp_path)
+    session = start("local", root=tmp_path / "store")
+    with session.aws_api() as api:
+        assert api.url.startswith("http://127.0.0.1:")
+        sagemaker = api.client("sagemaker")
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+        with pytest.raises(ClientError, match="ValidationError"):
+            api.client("sagemaker-runtime").invoke_endpoint(EndpointName="none", Body=b"x")
+    aws = start("aws", root=tmp_path / "store")
+    with aws.aws_api() as api:
+        assert api.url == ""  # boto3's own endpoints: the same code runs against AWS
