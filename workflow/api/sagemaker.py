@@ -142,7 +142,7 @@ class SageMakerApi:
             sort_by, "CreationTime"
         )
         descending = str(body.get("SortOrder") or "Descending") == "Descending"
-        records.sort(key=lambda r: str(r.get(key, "")).zfill(20), reverse=descending)
+        records.sort(key=lambda r: _sort_key(r.get(key)), reverse=descending)
         chunk, token = page(
             records,
             body,
@@ -225,6 +225,13 @@ class SageMakerApi:
             if header in answer.headers:
                 out[header] = answer.headers[header]
         return 200, answer.content, out
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Times sort as numbers, names and statuses as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, "" if value is None else str(value))
 
 
 class ModelError(ApiError):

@@ -282,3 +282,44 @@ def test_invoke_endpoint_forwards_headers_and_errors(served):
         assert json.loads(error["OriginalMessage"])["path"] == "/invocations"
     finally:
         echo.shutdown()
+
+
+def test_sagemaker_reads_filter_sort_and_page(served):
+    from workflow.local.sagemaker import LocalSageMaker
+
+    records = LocalSageMaker(store=served.store, resolve_image=Path).records
+    for index, name in enumerate(["Alpha", "Beta", "Gamma"]):
+        created = 1_700_000_000_000 + index * 1000
+        arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name.lower()}"
+        records.create("endpoint-configs", name, {"EndpointConfigName": name,
+                       "EndpointConfigArn": arn, "CreationTime": created}, "config")  # fmt: skip
+        records.create("endpoints", name, {"EndpointName": name, "CreationTime": created,
+                       "EndpointStatus": "InService" if index else "Failed"}, "endpoint")  # fmt: skip
+    records.create("transform-jobs", "Batch-1", {"TransformJobName": "Batch-1",
+                   "TransformJobStatus": "Completed", "CreationTime": 1_700_000_000_000,
+                   "CreatedBy": "local"}, "transform job")  # fmt: skip
+    sagemaker = served.client("sagemaker")
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListEndpointConfigs.html
+    first = sagemaker.list_endpoint_configs(MaxResults=2)
+    assert [c["EndpointConfigName"] for c in first["EndpointConfigs"]] == ["Gamma", "Beta"]
+    rest = sagemaker.list_endpoint_configs(MaxResults=2, NextToken=first["NextToken"])
+    assert [c["EndpointConfigName"] for c in rest["EndpointConfigs"]] == ["Alpha"]
+    assert rest["EndpointConfigs"][0]["CreationTime"].timestamp() == 1_700_000_000
+    by_name = sagemaker.list_endpoints(SortBy="Name", SortOrder="Ascending")["Endpoints"]
+    assert [e["EndpointName"] for e in by_name] == ["Alpha", "Beta", "Gamma"]
+    in_service = sagemaker.list_endpoints(StatusEquals="InService", NameContains="a")
+    assert [e["EndpointName"] for e in in_service["Endpoints"]] == ["Gamma", "Beta"]
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html
+    job = sagemaker.describe_transform_job(TransformJobName="Batch-1")
+    assert (job["TransformJobStatus"], "CreatedBy" in job) == ("Completed", False)
+    listed = sagemaker.list_transform_jobs()["TransformJobSummaries"]
+    assert [j["TransformJobName"] for j in listed] == ["Batch-1"]
+    with pytest.raises(ClientError) as exc:
+        sagemaker.describe_transform_job(TransformJobName="Missing")
+    assert exc.value.response["Error"]["Code"] == "ResourceNotFound"
+    with pytest.raises(ClientError) as exc:
+        sagemaker.describe_endpoint_config(EndpointConfigName="Missing")
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    with pytest.raises(ClientError) as exc:
+        sagemaker.list_endpoints(NextToken="bogus")
+    assert exc.value.response["Error"]["Code"] == "ValidationException"

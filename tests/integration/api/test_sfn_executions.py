@@ -77,6 +77,9 @@ def test_describe_execution_json_encodes_input_and_output(served, make_machine, 
     assert described["redriveCount"] == 0
     null_arn = sfn.start_execution(stateMachineArn=make_machine(NULL))["executionArn"]
     assert wait(sfn, null_arn)["output"] == "null"
+    # https://docs.aws.amazon.com/step-functions/latest/apireference/API_DescribeStateMachineForExecution.html
+    ran = sfn.describe_state_machine_for_execution(executionArn=started["executionArn"])
+    assert (ran["stateMachineArn"], json.loads(ran["definition"])) == (arn, PASS)
 
 
 def test_start_errors_and_idempotency(served, make_machine, wait):

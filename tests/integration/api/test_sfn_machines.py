@@ -96,6 +96,31 @@ def test_versions_aliases_and_tags(served, make_machine):
     with pytest.raises(ClientError) as exc:
         sfn.delete_state_machine_version(stateMachineVersionArn=v1)
     assert _code(exc) == "ConflictException"
+    # https://docs.aws.amazon.com/step-functions/latest/apireference/API_UpdateStateMachineAlias.html
+    sfn.update_state_machine(
+        stateMachineArn=arn, definition=json.dumps(PASS).replace("Pass R", "R")
+    )
+    v2 = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+    sfn.update_state_machine_alias(
+        stateMachineAliasArn=alias,
+        routingConfiguration=[
+            {"stateMachineVersionArn": v1, "weight": 50},
+            {"stateMachineVersionArn": v2, "weight": 50},
+        ],
+        description="half and half",
+    )
+    described_alias = sfn.describe_state_machine_alias(stateMachineAliasArn=alias)
+    assert described_alias["description"] == "half and half"
+    assert [r["weight"] for r in described_alias["routingConfiguration"]] == [50, 50]
+    listed = sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"]
+    assert [a["stateMachineAliasArn"] for a in listed] == [alias]
+    sfn.delete_state_machine_alias(stateMachineAliasArn=alias)
+    assert sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"] == []
+    sfn.delete_state_machine_version(stateMachineVersionArn=v1)
+    assert [
+        v["stateMachineVersionArn"]
+        for v in sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    ] == [v2]
     # https://docs.aws.amazon.com/step-functions/latest/apireference/API_TagResource.html
     sfn.tag_resource(resourceArn=arn, tags=[{"key": "stage", "value": "dev"}])
     sfn.untag_resource(resourceArn=arn, tagKeys=["team"])
