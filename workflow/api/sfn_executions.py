@@ -10,12 +10,14 @@ https://docs.aws.amazon.com/step-functions/latest/apireference/API_Operations.ht
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from workflow.api.errors import ApiError, require, validation
+from workflow.api.missing import fail_missing_tasks
 from workflow.api.sfn_machines import Machine, StateMachines, check_arn, now
 from workflow.api.wire import page
 from workflow.local.engine import (
@@ -29,6 +31,8 @@ from workflow.local.engine import (
     RedriveError,
     TaskTokenError,
 )
+
+logger = logging.getLogger(__name__)
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _DETAIL_DATA = ("input", "output")
@@ -154,6 +158,8 @@ class Executions:
                 return existing
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
         definition = version.definition if version else machine.definition
+        for added in fail_missing_tasks(self.engine, json.loads(definition)):
+            logger.warning("no local handler for %s: its Task fails when it runs", added)
         try:
             execution = self.engine.start_execution(
                 definition, execution_input, name, state_machine_name=machine.name

@@ -304,3 +304,35 @@ def test_test_state(served, monkeypatch):
     with pytest.raises(ClientError) as exc:
         sfn.test_state(definition=json.dumps(pass_state), variables='{"x": 1}')
     assert _code(exc) == "ValidationException"  # a known local limit, named in the message
+
+
+def test_a_task_without_local_handler_fails_when_it_runs(served, make_machine, wait):
+    sfn = served.client()
+    machine = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": "nobody", "Payload": {}},
+                "Catch": [{"ErrorEquals": ["Lambda.ResourceNotFoundException"], "Next": "Put"}],
+                "End": True,
+            },
+            "Put": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:putItem",
+                "Parameters": {"TableName": "t", "Item": {}},
+                "End": True,
+            },
+        },
+    }
+    # As on AWS, StartExecution succeeds and the execution fails at the Task: a missing Lambda
+    # function is Lambda.ResourceNotFoundException
+    # (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors).
+    arn = sfn.start_execution(stateMachineArn=make_machine(machine))["executionArn"]
+    described = wait(sfn, arn)
+    assert (described["status"], described["error"]) == ("FAILED", "States.TaskFailed")
+    assert "does not implement dynamodb:putItem" in described["cause"]
+    events = sfn.get_execution_history(executionArn=arn)["events"]
+    failures = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
+    assert failures == ["Lambda.ResourceNotFoundException", "States.TaskFailed"]
