@@ -32,11 +32,23 @@ def fail_missing_tasks(engine: LocalEngine, definition: Mapping[str, Any]) -> li
         parsed = parse_service_resource(resource)
         if parsed is None or parsed[0] == "lambda":
             function = str((state.get("Parameters") or {}).get("FunctionName") or resource)
-            engine.register_lambda(function, _missing_lambda(function))
+            engine.register_lambda(
+                function,
+                _failing(
+                    "Lambda.ResourceNotFoundException",
+                    f"Function not found: {function}. The local runtime has no Lambda function "
+                    "of that name; register it with LocalEngine.register_lambda or name one the "
+                    "kit provides.",
+                ),
+            )
             added.append(f"Lambda function {function}")
         else:
             service, action, _ = parsed
-            fail = _missing_service(service, action)
+            fail = _failing(
+                "States.TaskFailed",
+                f"The local runtime does not implement {service}:{action}; register a handler "
+                "with LocalEngine.register_service, or run this state machine on AWS.",
+            )
             engine.register_service(service, action, fail, poll=fail)
             added.append(f"{service}:{action}")
     return added
@@ -55,26 +67,11 @@ def _tasks(machine: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]
             yield from _tasks(processor)
 
 
-def _missing_lambda(function: str) -> Any:
-    def invoke(payload: Any, ctx: Any) -> Any:
-        raise TaskFailed(
-            "Lambda.ResourceNotFoundException",
-            f"Function not found: {function}. The local runtime has no Lambda function of that "
-            "name; register it with LocalEngine.register_lambda or name one the kit provides.",
-        )
+def _failing(error: str, cause: str) -> Any:
+    def fail(*_: Any) -> Any:
+        raise TaskFailed(error, cause)
 
-    return invoke
-
-
-def _missing_service(service: str, action: str) -> Any:
-    def call(params: Any, ctx: Any) -> Any:
-        raise TaskFailed(
-            "States.TaskFailed",
-            f"The local runtime does not implement {service}:{action}; register a handler with "
-            "LocalEngine.register_service, or run this state machine on AWS.",
-        )
-
-    return call
+    return fail
 
 
 __all__ = ["fail_missing_tasks"]
