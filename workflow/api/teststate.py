@@ -9,8 +9,9 @@ and optionally a ``mock`` result or error instead of calling the Task's service.
 
 The state runs in a harness machine whose transition targets are ``Succeed`` states, without
 its ``Retry`` (TestState never retries; a matching retrier makes the status ``RETRIABLE``).
-``inspectionData`` holds what the execution history shows (``input``, ``afterInputPath``,
-``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``);
+``inspectionData`` holds the state's data flow (``input``, ``afterInputPath``,
+``afterParameters``, ``result``, ``afterResultSelector``, ``afterResultPath``): what the history
+shows, and the steps it does not show evaluated by the engine as one-field Pass states;
 TRACE adds nothing here because no HTTP Task is served locally. ``variables`` are refused: the
 local engine cannot read ``$variables``.
 """
@@ -62,7 +63,7 @@ def test_state(engine: LocalEngine, body: dict[str, Any]) -> dict[str, Any]:
     if not execution.done:
         execution.stop(error="States.Timeout", cause="TestState ran out of time")
         execution.wait(10)
-    return _answer(execution, name, state, level)
+    return _answer(runner, execution, name, state, level)
 
 
 def _state_of(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -146,7 +147,7 @@ def _lambda_mock(answer: Any) -> Any:
 
 
 def _answer(
-    execution: LocalExecution, name: str, state: dict[str, Any], level: str
+    runner: LocalEngine, execution: LocalExecution, name: str, state: dict[str, Any], level: str
 ) -> dict[str, Any]:
     events = execution.history()
     data: dict[str, Any] = {}
@@ -186,7 +187,9 @@ def _answer(
         out["status"] = "RETRIABLE" if _retriable(state, error) else "FAILED"
         out.update({k: v for k, v in (("error", error), ("cause", cause)) if v is not None})
     if level != "INFO":
-        out["inspectionData"] = _inspection(state, data)
+        # the one-field evaluations run on an engine of their own: no handlers, no listeners
+        evaluator = LocalEngine(region=runner.region, account_id=runner.account_id)
+        out["inspectionData"] = _inspection(evaluator, state, data)
     return out
 
 
@@ -202,21 +205,43 @@ def _retriable(state: dict[str, Any], error: str | None) -> bool:
     return False
 
 
-def _inspection(state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-    inspection = {"input": data.get("input")}
-    if "InputPath" not in state or state.get("InputPath") == "$":
-        inspection["afterInputPath"] = data.get("input")
+def _inspection(engine: LocalEngine, state: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The data-flow steps of the state; a step the history does not show is evaluated by the
+    engine itself, as a Pass state applying that one field."""
+    raw = data.get("input")
+    inspection = {"input": raw}
+    input_path = state.get("InputPath", "$")
+    if raw is not None:
+        inspection["afterInputPath"] = (
+            raw if input_path == "$" else _apply(engine, {"InputPath": input_path}, raw)
+        )
     if "afterParameters" in data:
         inspection["afterParameters"] = data["afterParameters"]
-    elif "Parameters" not in state and "afterInputPath" in inspection:
-        inspection["afterParameters"] = inspection["afterInputPath"]
-    if "result" in data:
-        inspection["result"] = data["result"]
-        if "ResultSelector" not in state:
-            inspection["afterResultSelector"] = data["result"]
-    if "output" in data and state.get("OutputPath", "$") == "$":
+    elif "Parameters" not in state:
+        inspection["afterParameters"] = inspection.get("afterInputPath")
+    result = data.get("result")
+    if result is not None:
+        inspection["result"] = result
+        selector = state.get("ResultSelector")
+        selected = result if selector is None else _apply(engine, {"Parameters": selector}, result)
+        inspection["afterResultSelector"] = selected
+        if selected is not None and raw is not None:
+            placed = {"Result": json.loads(selected), "ResultPath": state.get("ResultPath", "$")}
+            inspection["afterResultPath"] = _apply(engine, placed, raw)
+    elif "output" in data and state.get("OutputPath", "$") == "$":
         inspection["afterResultPath"] = data["output"]
     return {k: v for k, v in inspection.items() if v is not None}
+
+
+def _apply(engine: LocalEngine, fields: dict[str, Any], state_input: str) -> str | None:
+    """Run a Pass state with ``fields`` on ``state_input`` (JSON text); return its output."""
+    document = {"StartAt": "Step", "States": {"Step": {"Type": "Pass", **fields, "End": True}}}
+    try:
+        execution = engine.start_execution(document, json.loads(state_input))
+    except (EngineError, ValueError):
+        return None
+    execution.wait(RUN_TIMEOUT_SECONDS)
+    return json.dumps(execution.output) if execution.status == "SUCCEEDED" else None
 
 
 __all__ = ["LEVELS", "test_state"]

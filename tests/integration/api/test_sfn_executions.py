@@ -268,6 +268,25 @@ def test_test_state(served, monkeypatch):
     )
     assert (mocked["status"], json.loads(mocked["output"])) == ("SUCCEEDED", {"id": "m-1"})
     assert json.loads(mocked["inspectionData"]["afterParameters"])["Message"] == "hi"
+    flow = {
+        **task,
+        "InputPath": "$.in",
+        "ResultPath": "$.published",
+        "OutputPath": "$.published",
+        "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:1:t", "Message.$": "$.m"},
+    }
+    traced = sfn.test_state(
+        definition=json.dumps(flow),
+        input='{"in": {"m": "hi"}, "other": 1}',
+        inspectionLevel="TRACE",
+        mock={"result": '{"MessageId": "m-2", "SequenceNumber": "1"}'},
+    )
+    data = {k: json.loads(v) for k, v in traced["inspectionData"].items()}
+    assert data["afterInputPath"] == {"m": "hi"}
+    assert data["result"] == {"MessageId": "m-2", "SequenceNumber": "1"}
+    assert data["afterResultSelector"] == {"id": "m-2"}
+    assert data["afterResultPath"] == {"in": {"m": "hi"}, "other": 1, "published": {"id": "m-2"}}
+    assert json.loads(traced["output"]) == {"id": "m-2"}
     caught = sfn.test_state(
         definition=json.dumps(task),
         input='{"m": "hi"}',
