@@ -115,3 +115,31 @@ elif session.local:
     print(
         f"the endpoint {name} keeps running; stop it with: python -m workflow endpoints stop {name}"
     )
+
+# %% [markdown]
+# ## The same call as on AWS
+# `invoke_endpoint` with boto3, as code written for SageMaker calls it. In local mode the
+# client points at the local AWS API (what `python -m workflow api` serves), which routes the
+# request to the local endpoint of that name; in aws mode the same code calls SageMaker.
+
+# %%
+import json
+
+from workflow.notebook.data import content_type
+
+# local mode: the store's endpoint only (not a model this notebook served, nor an endpoint_url)
+store_endpoint = endpoint is not None and endpoint.name == name
+if session.local and (stop_endpoint or not store_endpoint):
+    print(f"skipped: no local endpoint {name} of the store runs now")
+else:
+    with session.aws_api() as api:
+        sagemaker_runtime = api.client("sagemaker-runtime")
+        first = test.images[0]
+        answer = sagemaker_runtime.invoke_endpoint(
+            EndpointName=name,
+            ContentType=content_type(str(first["file_name"])),
+            Accept="application/json",
+            Body=test.image_bytes(first),
+        )
+        prediction = json.loads(answer["Body"].read())
+        print(f"{name} answered {answer['ContentType']}: {sorted(prediction)}")

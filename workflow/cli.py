@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.endpoints",
     "workflow.commands.infra",
     "workflow.commands.notebooks",
+    "workflow.commands.api",
 )
 
 logger = logging.getLogger(__name__)

@@ -171,6 +171,26 @@ Hyperparameters = Annotated[
     PlainSerializer(dict),
 ]
 
+
+def _image_mapping(value: Any) -> Mapping[Any, Any]:
+    _required(value)
+    if not isinstance(value, Mapping):
+        raise problem("is not a mapping of image URIs to folders (e.g. {IMAGE_URI: ./other})")
+    return value
+
+
+def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(value))
+
+
+# local.images: image URI -> folder holding the image's mask_r_cnn/train and mask_r_cnn/serve.
+ImageFolders = Annotated[
+    Mapping[Text, Text],
+    BeforeValidator(_image_mapping),
+    AfterValidator(_read_only),
+    PlainSerializer(dict),
+]
+
 NAME = Pattern(
     r"[A-Za-z][A-Za-z0-9-]{0,62}",
     "is not a valid name (expected 1-63 characters of letters, digits and '-', starting with a "

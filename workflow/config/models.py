@@ -32,6 +32,7 @@ from workflow.config.checks import (
     Choice,
     Flag,
     Hyperparameters,
+    ImageFolders,
     Integer,
     Number,
     Pattern,
@@ -182,6 +183,9 @@ class LocalConfig(Section):
         "num_workers": "0",
     }
     dataset: DatasetConfig = DatasetConfig()
+    # Images that are not the kit's (not local/... nor ecr_repository): image URI -> folder
+    # holding its mask_r_cnn/train and mask_r_cnn/serve, run as that image's code.
+    images: ImageFolders = {}
 
 
 class WorkflowConfig(BaseSettings):

@@ -46,7 +46,7 @@ from workflow.local.engine_records import (
     plan_redrive,
 )
 from workflow.local.engine_registry import HandlerRegistry
-from workflow.local.engine_run import ExecutionRun, LocalExecution
+from workflow.local.engine_run import LocalExecution
 from workflow.local.engine_types import (
     ABORTED,
     FAILED,
@@ -73,7 +73,6 @@ from workflow.local.errors import (
 )
 
 if TYPE_CHECKING:
-    from workflow.local.interpreter.worker import EngineWorker
     from workflow.local.mocks import MockTestCase
 
 logger = logging.getLogger(__name__)
@@ -150,7 +149,6 @@ class LocalEngine(HandlerRegistry):
         super().__init__()
         self._executions: list[LocalExecution] = []
         self._programs: OrderedDict[str, Any] = OrderedDict()
-        self._served: list[EngineWorker] = []  # executions started over the served HTTP API
 
     def check_definition(self, definition: str | Mapping[str, Any]) -> dict[str, Any]:
         """Refuse a document AWS would refuse with `InvalidDefinition`; return it parsed.
@@ -333,8 +331,6 @@ class LocalEngine(HandlerRegistry):
     def _notify(self, token: str, deliver: Callable[[Any], bool]) -> None:
         with self._lock:
             workers = [e.worker for e in self._executions if not e.done]
-            self._served = [w for w in self._served if not w.finished.is_set()]
-            workers += self._served
         for worker in workers:
             if worker is None:
                 continue
@@ -379,14 +375,3 @@ class LocalEngine(HandlerRegistry):
         from workflow.local.interpreter.worker import heartbeat_delivery
 
         self._notify(token, heartbeat_delivery(token))
-
-    # The notebook server path ------------------------------------------------------------
-    def _backend_worker(self, evaluation_details: Any, exec_comm: Any) -> EngineWorker:
-        """Build the worker moto's backend uses for an execution served over HTTP."""
-        from workflow.local.interpreter import worker as seam
-
-        arn, name = seam.served_execution(evaluation_details)
-        worker = seam.served_worker(ExecutionRun(self, arn, name), evaluation_details, exec_comm)
-        with self._lock:
-            self._served.append(worker)
-        return worker

@@ -151,6 +151,8 @@ class LocalRuntime:
                 account_id=config.account_id,
                 stop_grace_seconds=stop_grace_seconds,
                 reuse_servers=reuse_servers,
+                kit_repository=config.ecr_repository,
+                images=dict(config.local.images),
             ),
             log_sink=log_sink,
         )

@@ -41,6 +41,7 @@ import tarfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
@@ -104,6 +105,12 @@ class SageMakerSettings:
         reuse_servers: Keep a transform job's serving process warm for an endpoint of the same
             model (same image, model data and environment) instead of starting another one.
         warm_seconds: How long such a process waits to be reused before it is stopped.
+        kit_repository: The ECR repository of the kit's own image (``ecr_repository``). When
+            set, only the kit's images (``local/...`` or this repository) run the kit's code;
+            another image fails its job instead of running the kit's code under its name.
+            Empty: every image goes through the resolver.
+        images: ``local.images``: image URI -> folder holding ``mask_r_cnn/train`` and
+            ``mask_r_cnn/serve``, for images that are not the kit's.
     """
 
     region: str = "us-east-1"
@@ -113,6 +120,8 @@ class SageMakerSettings:
     python: str = field(default_factory=lambda: sys.executable)
     reuse_servers: bool = False
     warm_seconds: float = 120.0
+    kit_repository: str = ""
+    images: Mapping[str, str] = field(default_factory=dict)
 
     def arn(self, kind: str, name: str) -> str:
         """Return the ARN of a SageMaker resource, e.g. ``training-job/<name>``."""
@@ -127,14 +136,29 @@ class Records:
         self._lock = threading.Lock()
 
     def path(self, kind: str, name: str) -> Path:
-        """Return the record file of a resource."""
+        """Return the record file of a resource (found whatever the case of ``name``)."""
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", name or ""):
             raise task_failed(
                 SAGEMAKER_ERROR,
                 f"{kind} name {name!r} is invalid; use 1-63 letters, digits and hyphens "
                 "starting with a letter or digit.",
             )
-        return self.base / kind / f"{name}.json"
+        return self.base / kind / f"{self.stored_name(kind, name)}.json"
+
+    def stored_name(self, kind: str, name: str) -> str:
+        """Return the name a resource was created with, matching ``name`` in any case.
+
+        SageMaker keeps a name's case but lower-cases it in the ARN, so two names differing
+        only in case are one resource, and a name read back from an ARN must find it.
+        """
+        folder = self.base / kind
+        if (folder / f"{name}.json").is_file() or not folder.is_dir():
+            return name
+        lowered = name.lower()
+        for candidate in folder.glob("*.json"):
+            if candidate.stem.lower() == lowered:
+                return candidate.stem
+        return name
 
     def create(self, kind: str, name: str, record: Mapping[str, Any], what: str) -> None:
         """Write a new record; a resource of that name must not exist (as in AWS)."""
@@ -378,7 +402,7 @@ def extract_model(store: LocalStore, model_data_url: str, destination: Path) -> 
     endpoint of one model do not each unpack ~100 MB.
     """
     try:
-        archive = store.path(model_data_url)
+        archive = store.path(normalize_s3_uri(model_data_url))
     except StoreError as exc:
         raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
     if not archive.is_file():
@@ -467,11 +491,38 @@ class LocalSageMaker:
         self.warm = WarmServers(self.settings)
 
     def image_dir(self, image_uri: str) -> Path:
-        """Resolve an image URI or fail the task with the reason."""
+        """Resolve an image URI to its code folder, or fail the task with the reason and fix."""
+        settings = self.settings
+        mapped = settings.images.get(image_uri)
+        if mapped is not None:
+            folder = Path(mapped).expanduser()
+            if not (folder / "mask_r_cnn").is_dir():
+                raise task_failed(
+                    SAGEMAKER_ERROR,
+                    f"local.images maps image {image_uri} to {folder}, which has no mask_r_cnn/ "
+                    "folder; point it at a folder holding mask_r_cnn/train and mask_r_cnn/serve.",
+                )
+            return folder
+        if settings.kit_repository and not is_kit_image(image_uri, settings.kit_repository):
+            raise task_failed(
+                SAGEMAKER_ERROR,
+                f"image {image_uri} is not this kit's image (local/... or the ECR repository "
+                f"{settings.kit_repository}), and the local runtime runs no other image's code; "
+                "map it to a folder holding mask_r_cnn/train and mask_r_cnn/serve with "
+                f"local.images ({{'{image_uri}': 'path/to/folder'}}) or use the kit's image.",
+            )
         try:
             return self.resolve_image(image_uri)
         except Exception as exc:
             raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
+
+
+def is_kit_image(image_uri: str, repository: str) -> bool:
+    """Whether ``image_uri`` is a local build (``local/...``) or an image of ``repository``."""
+    if image_uri.startswith("local/"):
+        return True
+    path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
+    return re.split(r"[:@]", path, maxsplit=1)[0] == repository
 
 
 def require_param(params: Mapping[str, Any], name: str, action: str) -> Any:
@@ -522,8 +573,27 @@ def new_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+# The HTTPS forms of an S3 location SageMaker accepts besides s3://bucket/key:
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/VirtualHosting.html
+_S3_HOST = r"s3(?:[.-][a-z0-9-]+)?\.amazonaws\.com(?:\.cn)?"
+_VIRTUAL_HOSTED = re.compile(rf"https://(?P<bucket>[a-z0-9][a-z0-9.-]*)\.{_S3_HOST}/(?P<key>.*)")
+_PATH_STYLE = re.compile(rf"https://{_S3_HOST}/(?P<bucket>[^/]+)/(?P<key>.*)")
+
+
+def normalize_s3_uri(uri: Any) -> Any:
+    """Return ``s3://bucket/key`` for the virtual-hosted and path-style HTTPS forms, else ``uri``."""
+    if not isinstance(uri, str) or not uri.startswith("https://"):
+        return uri
+    match = _VIRTUAL_HOSTED.fullmatch(uri) or _PATH_STYLE.fullmatch(uri)
+    if match is None:
+        return uri
+    return f"s3://{match.group('bucket')}/{urllib.parse.unquote(match.group('key'))}"
+
+
 def validate_s3(uri: Any, what: str) -> str:
-    """Return an S3 URI or fail the task naming the parameter."""
+    """Return an S3 location as ``s3://bucket/key`` (any form SageMaker accepts), or fail the task
+    naming the parameter."""
+    uri = normalize_s3_uri(uri)
     try:
         parse_s3_uri(uri)
     except StoreError as exc:

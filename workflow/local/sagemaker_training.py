@@ -248,6 +248,7 @@ class TrainingJobHandler:
             uri = validate_s3(source.get("S3Uri"), f"channel {channel_name!r} S3Uri")
             target = base / "input" / "data" / channel_name
             objects = self.sm.store.list(uri)
+            prefix = _channel_prefix(uri, objects)
             if not objects:
                 raise task_failed(
                     TASK_FAILED,
@@ -259,11 +260,12 @@ class TrainingJobHandler:
                 shard = _shard_dir(base, channel_name)
                 for index, object_uri in enumerate(objects):
                     if index % world == rank:
-                        self.sm.store.materialize(object_uri, shard, link=False)
+                        folder = object_uri[len(prefix) :].rpartition("/")[0]
+                        self.sm.store.materialize(object_uri, shard / folder, link=False)
                 shard.rename(target)
             else:
                 # Copies: a write into a hard link would change the stored object.
-                self.sm.store.materialize(uri, target, link=False)
+                self.sm.store.materialize(prefix, target, link=False)
 
     # -- poll -------------------------------------------------------------------------------
     def poll(self, submitted: Any, ctx: Any) -> dict[str, Any] | None:
@@ -273,7 +275,7 @@ class TrainingJobHandler:
             TaskFailed: ``States.TaskFailed`` with the FailureReason when the job failed or was
                 stopped.
         """
-        name = _name_of(submitted)
+        name = self.sm.records.stored_name(KIND, _name_of(submitted))
         run = self._runs.get(name)
         if run is None:
             return self._from_record(name)
@@ -441,7 +443,7 @@ class TrainingJobHandler:
     # -- cancel -----------------------------------------------------------------------------
     def cancel(self, submitted: Any, ctx: Any) -> None:
         """Stop the job's processes (the execution was stopped or the task timed out)."""
-        name = _name_of(submitted)
+        name = self.sm.records.stored_name(KIND, _name_of(submitted))
         run = self._runs.get(name)
         if run is None:
             return
@@ -471,6 +473,17 @@ def describe_training_job(record: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a record into a DescribeTrainingJob-shaped dict (no local-only keys)."""
     hidden = {"CreatedBy", "LocalJobDir", "Pids", "OutputPath"}
     return {k: v for k, v in record.items() if k not in hidden}
+
+
+def _channel_prefix(uri: str, objects: list[str]) -> str:
+    """The prefix an S3Prefix channel's files are laid out relative to, as SageMaker does.
+
+    ``s3://b/data/PennFudanPed`` and ``s3://b/data/PennFudanPed/`` both put
+    ``data/PennFudanPed/PNGImages/x.png`` at ``<channel>/PNGImages/x.png``
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/model-access-training-data.html).
+    """
+    folder = uri if uri.endswith("/") else uri + "/"
+    return folder if any(o.startswith(folder) for o in objects) else uri
 
 
 def _name_of(submitted: Any) -> str:

@@ -98,7 +98,7 @@ class TransformJobHandler:
 
     def poll(self, submitted: Any, ctx: Any) -> dict[str, Any] | None:
         """Return ``None`` while running, the Describe dict when completed; fail otherwise."""
-        name = _name_of(submitted)
+        name = self.sm.records.stored_name(KIND, _name_of(submitted))
         job = self._jobs.get(name)
         if job is not None and job.thread.is_alive():
             return None
@@ -117,7 +117,7 @@ class TransformJobHandler:
 
     def cancel(self, submitted: Any, ctx: Any) -> None:
         """Stop the job (the execution stopped or the task timed out)."""
-        job = self._jobs.get(_name_of(submitted))
+        job = self._jobs.get(self.sm.records.stored_name(KIND, _name_of(submitted)))
         if job is None:
             return
         job.cancelled.set()
@@ -219,7 +219,8 @@ class TransformJobHandler:
         accept = str(output.get("Accept") or "application/json")
         split = transform_input.get("SplitType") or "None"
         joiner = b"\n" if output.get("AssembleWith") == "Line" else b""
-        prefix = transform_input["DataSource"]["S3DataSource"]["S3Uri"]
+        prefix = validate_s3(transform_input["DataSource"]["S3DataSource"]["S3Uri"], "S3Uri")
+        output_path = validate_s3(output["S3OutputPath"], "TransformOutput.S3OutputPath")
         objects = self.sm.store.list(prefix)
         if not objects:
             raise RuntimeError(
@@ -256,7 +257,7 @@ class TransformJobHandler:
                 count += 1
             body = b"".join(a + joiner for a in answers) if joiner else b"".join(answers)
             relative = parse_s3_uri(uri)[1][len(base_key) :]
-            out_uri = output["S3OutputPath"].rstrip("/") + "/" + relative + ".out"
+            out_uri = output_path.rstrip("/") + "/" + relative + ".out"
             try:
                 self.sm.store.put_bytes(out_uri, body)
             except StoreError as exc:

@@ -72,9 +72,9 @@ class LocalStepFunctions:
     def __enter__(self) -> LocalStepFunctions:
         import boto3
 
+        from workflow.api import ApiServer, LocalAwsApi
         from workflow.local.report import Progress
         from workflow.local.runtime import LocalRuntime
-        from workflow.local.server import serve_stepfunctions_api
 
         progress = Progress(stream=self.stream or sys.stdout, verbose=self.verbose)
         self.runtime = LocalRuntime(
@@ -87,7 +87,8 @@ class LocalStepFunctions:
         try:
             self.runtime.install()
             self._unsubscribe = self.runtime.engine.on_event(progress)
-            self.url, self._stop_server = serve_stepfunctions_api(self.runtime.engine)
+            server = ApiServer(LocalAwsApi(self.runtime.engine, self.runtime.sagemaker)).start()
+            self.url, self._stop_server = server.url, server.stop
             self.client = boto3.client(
                 "stepfunctions",
                 endpoint_url=self.url,

@@ -10,10 +10,11 @@ same store and configuration.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from workflow.config import DEFAULT_CONFIG_FILE, WorkflowConfig, load_config
 from workflow.errors import WorkflowError
 
 MODES = ("local", "aws")
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 PROJECT_MARKERS = (DEFAULT_CONFIG_FILE, "pyproject.toml")
 
 
@@ -60,6 +62,34 @@ class Session:
 
         return LocalStore(self.root)
 
+    @contextlib.contextmanager
+    def aws_api(self) -> Iterator[AwsClients]:
+        """Yield boto3 client factories: the local AWS API (local mode) or AWS (aws mode).
+
+        In local mode this is ``python -m workflow api`` in-process, over this session's store:
+        Step Functions on the local engine, the SageMaker reads of local resources and
+        SageMaker Runtime's ``InvokeEndpoint`` for the local endpoints. The same boto3 code then
+        runs against AWS in aws mode::
+
+            with session.aws_api() as api:
+                runtime = api.client("sagemaker-runtime")
+                runtime.invoke_endpoint(EndpointName=name, ContentType="image/png", Body=png)
+        """
+        region = str(self.config.region)
+        if not self.local:
+            yield AwsClients(url="", region=region)
+            return
+        from workflow.api import ApiServer, LocalAwsApi
+        from workflow.local.runtime import LocalRuntime
+
+        runtime = LocalRuntime(self.config, self.root, log_sink=None, echo=False)
+        try:
+            runtime.install()
+            with ApiServer(LocalAwsApi(runtime.engine, runtime.sagemaker)) as server:
+                yield AwsClients(url=server.url, region=region)
+        finally:
+            runtime.close(keep_endpoints=True)
+
     def reconfigure(self, overrides: Mapping[str, Any]) -> Session:
         """Return a session whose configuration has ``overrides`` on top of the notebook's.
 
@@ -72,6 +102,24 @@ class Session:
         merged = {**self.overrides, **overrides}
         config = load_config(self.config_path, overrides=merged)
         return replace(self, config=config, overrides=merged)
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """Makes boto3 clients for the local AWS API (``url``) or, with no ``url``, for AWS."""
+
+    url: str
+    region: str
+
+    def client(self, service: str) -> Any:
+        """Return a boto3 client of ``service`` (``sagemaker-runtime``, ``stepfunctions``, ...)."""
+        import boto3
+
+        if not self.url:
+            return boto3.client(service, region_name=self.region)
+        return boto3.client(
+            service, region_name=self.region, endpoint_url=self.url, **LOCAL_CREDENTIALS
+        )
 
 
 def project_dir(start_dir: Path | None = None) -> Path:

@@ -352,9 +352,8 @@ def test_quote_null_arguments_leaves_strings_alone():
 
 
 def test_only_the_seam_imports_moto():
-    # One seam over moto: nothing outside workflow/local/interpreter imports it. server.py
-    # starts moto's HTTP server (moto.server), which is not the interpreter; it is the one
-    # known exception until the local API moves behind the seam.
+    # One seam over moto: nothing outside workflow/local/interpreter imports it (the local AWS
+    # API, workflow.api, serves the engine itself, not moto's server).
     import re
     from pathlib import Path
 
@@ -368,7 +367,7 @@ def test_only_the_seam_imports_moto():
         if pattern.search(path.read_text(encoding="utf-8"))
     )
     outside = [p for p in importers if not p.startswith("local/interpreter/")]
-    assert outside == ["local/server.py"]
+    assert outside == []
 
 
 def test_engine_module_import_does_not_import_moto():

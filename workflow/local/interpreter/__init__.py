@@ -5,7 +5,7 @@
 - `host`: what the patched interpreter asks of the engine (`ExecutionHost`), found on the
   execution's event manager, plus error naming.
 - `tasks`: the Task state classes that call the engine's handlers and mocks.
-- `fixes`, `data_fixes`, `backend`: guarded patches, each naming the moto code it corrects.
+- `fixes`, `data_fixes`: guarded patches, each naming the moto code it corrects.
 - `patches`: `apply_engine_patches()`, the one function that applies every engine patch.
 - `worker`: the execution worker and event manager the engine drives.
 

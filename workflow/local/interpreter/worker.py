@@ -289,14 +289,3 @@ def build_worker(
         ),
     )
     return EngineWorker(host, details, _Comm(on_terminated), program=program)
-
-
-def served_worker(host: ExecutionHost, evaluation_details: Any, exec_comm: Any) -> EngineWorker:
-    """Build the worker moto's backend uses for an execution served over HTTP."""
-    return EngineWorker(host, evaluation_details, exec_comm)
-
-
-def served_execution(evaluation_details: Any) -> tuple[str, str]:
-    """Return (arn, name) of an execution moto's backend is about to run."""
-    execution = evaluation_details.execution_details
-    return execution.arn, execution.name

@@ -1,4 +1,4 @@
-"""The notebook path: the Step Functions SDK's Workflow API against the local API server."""
+"""The notebook path: the Step Functions SDK's Workflow API against the local AWS API."""
 
 from __future__ import annotations
 
@@ -9,28 +9,28 @@ from typing import Any
 
 import pytest
 
-from workflow.local.engine import EngineError, LocalEngine
-from workflow.local.server import serve_stepfunctions_api
+from workflow.api import ApiServer, ApiServerError, LocalAwsApi
+from workflow.local.engine import LocalEngine
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def served(make_engine: Any) -> Any:
-    engine: LocalEngine = make_engine()
-    url, stop = serve_stepfunctions_api(engine)
-    yield engine, url
-    stop()
-    stop()  # idempotent
+def notebook_api() -> Any:
+    engine = LocalEngine(time_scale=0.01, poll_interval=0.5)
+    server = ApiServer(LocalAwsApi(engine)).start()
+    yield engine, server.url
+    server.stop()
+    server.stop()  # idempotent
 
 
-def test_sdk_workflow_create_execute_output_events_and_token_over_http(served, monkeypatch):
+def test_sdk_workflow_create_execute_output_events_and_token_over_http(notebook_api, monkeypatch):
     import boto3
     from stepfunctions.steps import Chain, LambdaStep, Pass, Task
     from stepfunctions.workflow import Workflow
 
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    engine, url = served
+    engine, url = notebook_api
     assert url.startswith("http://127.0.0.1:")
     seen: list[Any] = []
     engine.on_event(seen.append)
@@ -111,36 +111,55 @@ def test_sdk_workflow_create_execute_output_events_and_token_over_http(served, m
     assert len(listed) == 2 and all(item.name for item in listed)
 
 
-def test_only_loopback_and_one_server_per_process(make_engine):
-    engine = make_engine()
-    with pytest.raises(EngineError, match="loopback"):
-        serve_stepfunctions_api(engine, host="0.0.0.0")
-    _, stop = serve_stepfunctions_api(engine)
+def test_only_loopback_and_servers_are_independent():
+    with pytest.raises(ApiServerError, match="loopback"):
+        ApiServer(LocalAwsApi(LocalEngine()), host="0.0.0.0")
+    first = ApiServer(LocalAwsApi(LocalEngine())).start()
+    second = ApiServer(LocalAwsApi(LocalEngine())).start()
     try:
-        with pytest.raises(EngineError, match="already served"):
-            serve_stepfunctions_api(make_engine())
+        assert first.url != second.url
+        assert first.url.startswith("http://127.0.0.1:")
     finally:
-        stop()
-    url, stop = serve_stepfunctions_api(make_engine())
-    stop()
-    assert url.startswith("http://127.0.0.1:")
+        first.stop()
+        second.stop()
+
+
+def test_session_aws_api_serves_the_sessions_store(tmp_path, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from workflow.notebook.session import start
+
+    monkeypatch.chdir(tmp_path)
+    session = start("local", root=tmp_path / "store")
+    with session.aws_api() as api:
+        assert api.url.startswith("http://127.0.0.1:")
+        sagemaker = api.client("sagemaker")
+        assert sagemaker.list_endpoints()["Endpoints"] == []
+        with pytest.raises(ClientError, match="ValidationError"):
+            api.client("sagemaker-runtime").invoke_endpoint(EndpointName="none", Body=b"x")
+    aws = start("aws", root=tmp_path / "store")
+    with aws.aws_api() as api:
+        assert api.url == ""  # boto3's own endpoints: the same code runs against AWS
 
 
 def test_create_and_update_refuse_invalid_definitions(served):
     # CreateStateMachine/UpdateStateMachine answer InvalidDefinition
     # (https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html).
-    import boto3
     from botocore.exceptions import ClientError
 
-    _, url = served
-    sfn = boto3.client("stepfunctions", endpoint_url=url, region_name="us-east-1")
+    sfn = served.client()
     role = "arn:aws:iam::123456789012:role/r"
     bad = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass"}}})
     with pytest.raises(ClientError) as info:
         sfn.create_state_machine(name="bad", definition=bad, roleArn=role)
     error = info.value.response["Error"]
     assert error["Code"] == "InvalidDefinition"
-    assert "States.A: a Pass state needs exactly one of 'Next' or 'End: true'" in error["Message"]
+    # AWS's message shape: "Invalid State Machine Definition: '<CODE>: <problem> at /States/A'".
+    assert error["Message"].startswith(
+        "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED"
+    )
+    assert "a Pass state needs exactly one of 'Next' or 'End: true'" in error["Message"]
+    assert "at /States/A" in error["Message"]
     good = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
     arn = sfn.create_state_machine(name="good", definition=good, roleArn=role)["stateMachineArn"]
     with pytest.raises(ClientError) as info:

@@ -1,0 +1,254 @@
+"""SageMaker for local resources: control-plane reads and SageMaker Runtime's InvokeEndpoint.
+
+Reads (``DescribeTrainingJob``, ``DescribeModel``, ``DescribeEndpointConfig``,
+``DescribeEndpoint``, ``DescribeTransformJob`` and their ``List*`` with paging) answer from the
+records the local handlers keep under ``<root>/sagemaker/``, so a notebook inspects what a local
+run made with the boto3 calls it uses on AWS. ``InvokeEndpoint`` forwards the body to the local
+endpoint's serving process, as SageMaker forwards it to the container's ``/invocations``:
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from workflow.api.errors import ApiError, require
+from workflow.api.wire import page
+from workflow.local.engine import TaskFailed
+from workflow.local.sagemaker import LocalSageMaker
+from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS, MODELS, EndpointHandlers
+from workflow.local.sagemaker_training import KIND as TRAINING_JOBS
+from workflow.local.sagemaker_training import describe_training_job
+from workflow.local.sagemaker_transform import KIND as TRANSFORM_JOBS
+from workflow.local.sagemaker_transform import describe_transform_job
+
+INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
+_MS_THRESHOLD = 10**11  # record times are epoch milliseconds; the wire wants seconds
+_FORWARDED = {
+    "X-Amzn-SageMaker-Custom-Attributes": "X-Amzn-SageMaker-Custom-Attributes",
+}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One SageMaker resource kind the API reads."""
+
+    collection: str
+    label: str
+    name_key: str
+    status_key: str | None
+    list_key: str
+    summary_keys: tuple[str, ...]
+    missing_code: str
+    describe: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(record)
+
+
+KINDS = {
+    "TrainingJob": Kind(
+        TRAINING_JOBS, "training job", "TrainingJobName", "TrainingJobStatus",
+        "TrainingJobSummaries",
+        ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
+         "LastModifiedTime", "TrainingJobStatus"),
+        "ResourceNotFound", describe_training_job,
+    ),
+    "Model": Kind(
+        MODELS, "model", "ModelName", None, "Models",
+        ("ModelName", "ModelArn", "CreationTime"), "ValidationException", _plain,
+    ),
+    "EndpointConfig": Kind(
+        CONFIGS, "endpoint configuration", "EndpointConfigName", None, "EndpointConfigs",
+        ("EndpointConfigName", "EndpointConfigArn", "CreationTime"), "ValidationException",
+        _plain,
+    ),
+    "Endpoint": Kind(
+        ENDPOINTS, "endpoint", "EndpointName", "EndpointStatus", "Endpoints",
+        ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime", "EndpointStatus"),
+        "ValidationException", _plain,
+    ),
+    "TransformJob": Kind(
+        TRANSFORM_JOBS, "transform job", "TransformJobName", "TransformJobStatus",
+        "TransformJobSummaries",
+        ("TransformJobName", "TransformJobArn", "CreationTime", "TransformEndTime",
+         "LastModifiedTime", "TransformJobStatus", "FailureReason"),
+        "ResourceNotFound", describe_transform_job,
+    ),
+}  # fmt: skip
+
+
+def seconds(value: Any) -> Any:
+    """Record values with epoch-millisecond times turned into epoch seconds, recursively."""
+    if isinstance(value, dict):
+        return {
+            k: (v / 1000 if k.endswith("Time") and isinstance(v, int) and v > _MS_THRESHOLD
+                else seconds(v))
+            for k, v in value.items()
+        }  # fmt: skip
+    if isinstance(value, list):
+        return [seconds(v) for v in value]
+    return value
+
+
+class SageMakerApi:
+    """The SageMaker operations over one local SageMaker (its store and records)."""
+
+    def __init__(self, sm: LocalSageMaker) -> None:
+        self.sm = sm
+        self._endpoints = EndpointHandlers(sm)
+
+    def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
+        """The ``SageMaker.<Operation>`` table."""
+        table: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+        for name, kind in KINDS.items():
+            plural = "Models" if name == "Model" else f"{name}s"
+            table[f"Describe{name}"] = functools.partial(self.describe, kind)
+            table[f"List{plural}"] = functools.partial(self.list, kind)
+        return table
+
+    def describe(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        """Describe one resource, or fail as SageMaker does for a missing one."""
+        name = str(require(body, kind.name_key))
+        if kind.collection == ENDPOINTS:
+            try:
+                return seconds(self._endpoints.describe({"EndpointName": name}, None))
+            except TaskFailed as exc:
+                raise self._missing(kind, name) from exc
+        record = self._get(kind, name)
+        if record is None:
+            raise self._missing(kind, name)
+        return seconds(kind.describe(record))
+
+    def list(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
+        """List resources with NameContains, StatusEquals, SortBy/SortOrder and paging."""
+        records = self.sm.records.all(kind.collection)
+        contains = str(body.get("NameContains") or "").lower()
+        status = body.get("StatusEquals")
+        records = [
+            r
+            for r in records
+            if contains in str(r.get(kind.name_key, "")).lower()
+            and (status is None or kind.status_key is None or r.get(kind.status_key) == status)
+        ]
+        sort_by = str(body.get("SortBy") or "CreationTime")
+        key = {"Name": kind.name_key, "Status": kind.status_key or kind.name_key}.get(
+            sort_by, "CreationTime"
+        )
+        descending = str(body.get("SortOrder") or "Descending") == "Descending"
+        records.sort(key=lambda r: _sort_key(r.get(key)), reverse=descending)
+        chunk, token = page(
+            records,
+            body,
+            f"sagemaker:{kind.collection}:{contains}:{status}:{key}:{descending}",
+            size_key="MaxResults",
+            token_key="NextToken",
+            invalid=lambda message: ApiError("ValidationException", message),
+            default_size=10,
+        )
+        summaries = [{k: r[k] for k in kind.summary_keys if r.get(k) is not None} for r in chunk]
+        return {kind.list_key: seconds(summaries), "NextToken": token}
+
+    def _get(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        try:
+            return self.sm.records.get(kind.collection, name)
+        except TaskFailed as exc:  # an invalid name
+            raise ApiError("ValidationException", str(exc.cause)) from exc
+
+    def _missing(self, kind: Kind, name: str) -> ApiError:
+        arn = self.sm.settings.arn(kind.collection.rstrip("s"), name)
+        if kind.missing_code == "ResourceNotFound":
+            return ApiError(
+                "ResourceNotFound", f"Requested resource not found: {kind.label} {name}"
+            )
+        return ApiError("ValidationException", f'Could not find {kind.label} "{arn}".')
+
+    # -- SageMaker Runtime ------------------------------------------------------------------
+    def invoke(
+        self, name: str, body: bytes, headers: Mapping[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """InvokeEndpoint: forward to the endpoint's ``/invocations``.
+
+        Returns:
+            ``(status, body, headers)`` of the answer.
+
+        Raises:
+            ApiError: ``ValidationError`` for an unknown or not InService endpoint,
+                ``ModelError`` (424) carrying the container's status and body.
+        """
+        record = self._get(KINDS["Endpoint"], name) if name else None
+        account = self.sm.settings.account_id
+        if record is None:
+            raise ApiError("ValidationError", f"Endpoint {name} of account {account} not found.")
+        if record.get("EndpointStatus") != "InService" or not record.get("Url"):
+            raise ApiError(
+                "ValidationError",
+                f"Endpoint {name} of account {account} is {record.get('EndpointStatus')}, not "
+                "InService; wait for the endpoint or look at DescribeEndpoint's FailureReason.",
+            )
+        given = {k.lower(): v for k, v in headers.items()}
+        forward = {
+            "Content-Type": given.get("content-type", "application/octet-stream"),
+            "Accept": given.get("accept", "*/*"),
+        }
+        for header in _FORWARDED:
+            if header.lower() in given:
+                forward[header] = given[header.lower()]
+        try:
+            answer = requests.post(
+                f"{record['Url']}/invocations",
+                data=body,
+                headers=forward,
+                timeout=INVOKE_TIMEOUT_SECONDS,
+            )
+        except requests.RequestException as exc:
+            raise ApiError(
+                "ModelError",
+                f'Received server error (0) from primary with message "{exc}". The serving '
+                f"process of endpoint {name} did not answer; see {record.get('LogPath')}.",
+                status=424,
+            ) from exc
+        if answer.status_code >= 300:
+            text = answer.text[:2000]
+            raise ModelError(name, answer.status_code, text, str(record.get("LogPath", "")))
+        out = {
+            "Content-Type": answer.headers.get("Content-Type", "application/json"),
+            "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+        }
+        for header in _FORWARDED.values():
+            if header in answer.headers:
+                out[header] = answer.headers[header]
+        return 200, answer.content, out
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Times sort as numbers, names and statuses as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, "" if value is None else str(value))
+
+
+class ModelError(ApiError):
+    """SageMaker Runtime's ModelError: the container answered with an error status."""
+
+    def __init__(self, endpoint: str, status: int, body: str, log_path: str) -> None:
+        super().__init__(
+            "ModelError",
+            f'Received client error ({status}) from primary with message "{body}". See '
+            f"{log_path} for more information.",
+            status=424,
+        )
+        self.fields = {
+            "OriginalStatusCode": status,
+            "OriginalMessage": body,
+            "LogStreamArn": f"file://{log_path}" if log_path else "",
+        }
+
+
+__all__ = ["INVOKE_TIMEOUT_SECONDS", "KINDS", "ModelError", "SageMakerApi", "seconds"]
