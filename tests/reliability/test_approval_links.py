@@ -108,19 +108,8 @@ def _receive(queue_url: str, timeout: float = 20) -> dict[str, Any]:
     sqs = boto3.client("sqs", region_name=REGION)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        messages = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
-        if messages:
-            return dict(json.loads(messages[0]["Body"]))
-        time.sleep(0.05)
-    raise AssertionError(f"no message arrived on {queue_url} in {timeout} s")
-
-
-def _take(queue_url: str, timeout: float = 20) -> dict[str, Any]:
-    """Receive one message and delete it, so the next `_take` sees the next one."""
-    sqs = boto3.client("sqs", region_name=REGION)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
         for message in sqs.receive_message(QueueUrl=queue_url).get("Messages", []):
+            # deleted, so that the next call sees the next message
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             return dict(json.loads(message["Body"]))
         time.sleep(0.05)
@@ -366,7 +355,7 @@ def test_execution_input_cannot_inject_lines_or_links_into_the_email(
         event = {"TaskToken": "t" * 40, "ModelName": "m", "CommitId": "abc1234",
                  "Metrics": {"segm_mAP": 0.5, value: value}, field_name: value}  # fmt: skip
         approval.request_handler(event, None, environ=world.environ, now=NOW)
-        message = _take(inbox)["Message"]
+        message = _receive(inbox)["Message"]
         lines = message.split("\n")
         links = re.findall(r"https?://\S+", message)
         broke = (
