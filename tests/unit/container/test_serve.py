@@ -72,3 +72,9 @@ def test_gunicorn_command_uses_the_factory_and_settings(tmp_path: Path) -> None:
     assert (
         "--workers 4" in joined and "--timeout 33" in joined and "--bind 127.0.0.1:1234" in joined
     )
+
+
+def test_gunicorn_runs_threaded_workers_that_answer_errors_in_json(tmp_path: Path) -> None:
+    joined = " ".join(gunicorn_command(ServeSettings(model_dir=tmp_path), "127.0.0.1:1"))
+    assert "--worker-class mask_r_cnn.http_worker.JsonThreadWorker" in joined
+    assert "--threads 8" in joined
