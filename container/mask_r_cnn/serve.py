@@ -74,6 +74,11 @@ def gunicorn_command(settings: ServeSettings, bind: str) -> list[str]:
         "mask_r_cnn.http_worker.JsonThreadWorker",
         "--threads",
         str(HTTP_THREADS),
+        # Close after each response, as the sync worker did: a 413 leaves the rest of a body
+        # unread, and a kept-alive connection the worker then drops would fail the client's
+        # next request on it. nginx talks to gunicorn without keep-alive anyway.
+        "--keep-alive",
+        "0",
         "--timeout",
         str(settings.timeout),
         "--graceful-timeout",

@@ -79,6 +79,7 @@ def test_gunicorn_runs_threaded_workers_that_answer_errors_in_json(tmp_path: Pat
     joined = " ".join(gunicorn_command(ServeSettings(model_dir=tmp_path), "127.0.0.1:1"))
     assert "--worker-class mask_r_cnn.http_worker.JsonThreadWorker" in joined
     assert "--threads 8" in joined
+    assert "--keep-alive 0" in joined  # a refused body's connection is never reused
 
 
 def test_nginx_answers_its_own_refusals_in_json(tmp_path: Path) -> None:
