@@ -21,7 +21,7 @@ from typing import IO, Any
 import pytest
 from conftest import FAST_HYPERPARAMETERS, Tally
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AREA = "training faults"
 
