@@ -18,6 +18,7 @@ from conftest import Tally, examples
 
 from workflow.local.report import save_json
 from workflow.local.sagemaker import Records
+from workflow.local.sns import Outbox
 from workflow.local.store import LocalStore, write_json_atomic
 
 pytestmark = [pytest.mark.integration]
@@ -95,3 +96,18 @@ def test_a_failed_write_leaves_nothing_behind(tmp_path: Path, tally: Tally, writ
     assert not broke, left
     if writer == "Records.create":  # the name is still free
         records.create("TrainingJob", "job-1", {"TrainingJobName": "job-1"}, "job")
+
+
+def test_outbox_reader_skips_a_message_still_being_written(tmp_path: Path, tally: Tally) -> None:
+    outbox = Outbox(tmp_path)
+    outbox.publish("arn:aws:sns:us-east-1:0:t", json.dumps(PAYLOAD), "whole")
+    with outbox.path.open("a") as handle:  # what a reader sees in the middle of a write
+        handle.write('{"Message": "half of a messa')
+    try:
+        messages = outbox.messages()
+        outcome = f"{len(messages)} whole message"
+    except json.JSONDecodeError:
+        messages, outcome = [], "JSONDecodeError"
+    broke = [m["Subject"] for m in messages] != ["whole"]
+    tally.row(AREA, "outbox read during a write").count(outcome, broke)
+    assert not broke, outcome
