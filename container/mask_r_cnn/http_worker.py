@@ -8,7 +8,9 @@ threaded worker (`gthread`) with two changes:
    `--threads` connections at once, and a connection is shut down when its request line and
    headers take longer than `HEADER_TIMEOUT_SECONDS`, or the whole request (body and inference
    included) takes longer than gunicorn's `--timeout` (which the `sync` worker enforced by
-   killing the worker). gthread itself only bounds the wait for a connection's first byte.
+   killing the worker; a request still running 10 s after its connection was shut down is stuck
+   in the model, and the worker is replaced as before). gthread itself only bounds the wait for
+   a connection's first byte.
 2. **Errors of the HTTP layer are JSON.** A request gunicorn refuses before the app sees it (bad
    request line or header, 414, 431, 417, 501, malformed chunked framing) is answered with the
    service's documented `{"error": "<sentence>"}` instead of gunicorn's HTML page.
@@ -28,6 +30,7 @@ from gunicorn.http import errors
 from gunicorn.workers.gthread import ThreadWorker
 
 HEADER_TIMEOUT_SECONDS = 10.0
+STUCK_GRACE_SECONDS = 10.0
 FIX = "send a well-formed HTTP/1.1 request: GET /ping or POST /invocations with the image."
 
 # gunicorn's refusals of a request and the answer each gets; any other ParseException is a 400.
@@ -93,14 +96,16 @@ class JsonThreadWorker(ThreadWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Set up the worker; deadlines are tracked per connection being served."""
         super().__init__(*args, **kwargs)
-        self._deadlines: dict[Any, tuple[float, float]] = {}
+        # conn -> (header deadline, whole-request deadline, closed by us)
+        self._deadlines: dict[Any, tuple[float, float, bool]] = {}
         self._deadlines_lock = threading.Lock()
 
     def handle(self, conn: Any) -> Any:
         """Serve one request of `conn` (a worker thread) under both deadlines."""
         now = time.monotonic()
+        whole = now + max(self.cfg.timeout, 1)
         with self._deadlines_lock:
-            self._deadlines[conn] = (now + HEADER_TIMEOUT_SECONDS, now + max(self.cfg.timeout, 1))
+            self._deadlines[conn] = (now + HEADER_TIMEOUT_SECONDS, whole, False)
         try:
             return super().handle(conn)
         finally:
@@ -111,22 +116,42 @@ class JsonThreadWorker(ThreadWorker):  # type: ignore[misc]
         """The headers are in: from now on only the whole-request deadline applies."""
         with self._deadlines_lock:
             if conn in self._deadlines:
-                self._deadlines[conn] = (float("inf"), self._deadlines[conn][1])
+                _, whole, closed = self._deadlines[conn]
+                self._deadlines[conn] = (float("inf"), whole, closed)
         return super().handle_request(req, conn)
 
     def murder_keepalived(self, force: bool = False) -> None:
         """gthread's periodic clean-up (about once a second), plus the slow requests."""
         super().murder_keepalived(force)
-        now = time.monotonic()
+        self.cut_slow_requests(time.monotonic())
+
+    def cut_slow_requests(self, now: float) -> None:
+        """Shut down connections past a deadline; restart the worker if one does not let go.
+
+        A thread blocked reading a slow client returns as soon as its socket is shut down. One
+        that still holds its connection `STUCK_GRACE_SECONDS` later is stuck in the model
+        (the sync worker was killed by gunicorn's `--timeout` then); the worker stops, and
+        gunicorn's arbiter replaces it once it no longer reports (within `--timeout`).
+        """
+        late, stuck = [], []
         with self._deadlines_lock:
-            late = [c for c, (head, whole) in self._deadlines.items() if now > min(head, whole)]
-            for conn in late:
-                self._deadlines.pop(conn, None)
+            for conn, (head, whole, closed) in self._deadlines.items():
+                if closed and now > whole:
+                    stuck.append(conn)
+                elif not closed and now > min(head, whole):
+                    late.append(conn)
+                    self._deadlines[conn] = (float("inf"), now + STUCK_GRACE_SECONDS, True)
         for conn in late:
             self.log.warning("closing a connection from %s: request too slow", conn.client)
             # the thread blocked reading it gets end-of-file and lets go
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
+        if stuck and self.alive:
+            self.log.error(
+                "a request ran past MODEL_SERVER_TIMEOUT and did not stop when its connection "
+                "was closed; restarting this worker"
+            )
+            self.alive = False
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Answer an error raised before (or outside) the app with the JSON error body."""
