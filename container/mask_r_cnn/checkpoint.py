@@ -9,13 +9,13 @@ written to a temporary file, flushed and renamed, so a SIGKILL never leaves a ha
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .storage import save_torch
 
 logger = logging.getLogger(__name__)
 
@@ -46,22 +46,15 @@ def save_checkpoint(directory: Path, state: dict[str, Any], global_step: int, ke
 
     Returns:
         The path written (or the existing one, if this step was saved already).
+
+    Raises:
+        NoSpaceError: the disk is full; no partial file is left behind.
     """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / checkpoint_name(global_step)
     if path.exists():
         return path
-    fd, tmp_name = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide checkpoints from other users
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    save_torch(path, state, f"checkpoint {path.name}")
     for old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     logger.info("checkpoint=%s step=%d", path.name, global_step)

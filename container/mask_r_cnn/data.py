@@ -8,7 +8,10 @@ A channel folder holds either
 
 `load_channel` validates everything it can without decoding pixels (structure, ids, polygons,
 RLE sizes, that each image file exists and its header matches the declared size) and raises
-`ChannelError`/`DataError` with one sentence naming the file, the value and the fix.
+`ChannelError`/`DataError` with one sentence naming the file, the value and the fix. That covers
+hostile files too: JSON nested too deeply or holding integers of thousands of digits, ids,
+sizes or coordinates beyond what a float or an int64 holds, and image files (`file_name`, or a
+symlink) outside the channel folder are refused the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ PENNFUDAN_IMAGES = "PNGImages"
 PENNFUDAN_MASKS = "PedMasks"
 PENNFUDAN_CATEGORY_ID = 1
 PENNFUDAN_CATEGORY_NAME = "person"
+
+# Ids become int64 tensors and COCO evaluation keys; sizes are pixels; coordinates become floats.
+MAX_ID = 2**63 - 1
+MAX_SIDE = 2**31 - 1
+MAX_COORDINATE = 2.0**53
 
 Segmentation = list[list[float]] | dict[str, Any]
 
@@ -151,24 +159,65 @@ def load_channel(root: Path, channel: str) -> DatasetIndex:
     return index
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_int(value: Any, limit: int = MAX_ID) -> bool:
+    """An int (not a bool) of at most `limit` in absolute value."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= limit
+
+
+def _is_coordinate(value: Any) -> bool:
+    """A finite number that a float holds exactly enough (ints beyond 2**53 are refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= MAX_COORDINATE if isinstance(value, int) else math.isfinite(value)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """`repr(value)`, cut at `limit` characters (a deeply nested value is not rendered)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        return f"<a {type(value).__name__} too deeply nested or too large to show>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def image_path(root: Path, file_name: str, where: str) -> Path:
+    """The image file `file_name` names, refused unless it lies inside the channel folder.
+
+    Raises:
+        DataError: `file_name` is absolute, holds `..`, or resolves (through a symlink) to a
+            file outside `root`.
+    """
+    parts = Path(file_name).parts
+    if not file_name or Path(file_name).is_absolute() or ".." in parts:
+        raise DataError(
+            f"{where} has file_name {file_name[:120]!r}, which leaves the channel folder; use a "
+            "path relative to the annotation file's folder, without '..'."
+        )
+    path = root / file_name
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise DataError(
+            f"{where} names {file_name[:120]!r}, a link to {resolved} outside the channel "
+            f"folder {root}; copy the image into the channel instead of linking it."
+        )
+    return path
 
 
 def _check_polygon(seg: Any, where: str, fix: str) -> list[list[float]]:
     polygons = seg
-    if polygons and all(isinstance(v, (int, float)) for v in polygons):
+    if (
+        polygons
+        and isinstance(polygons, list)
+        and all(isinstance(v, (int, float)) for v in polygons)
+    ):
         polygons = [polygons]  # a single flat polygon, as some tools write it
     if not isinstance(polygons, list) or not polygons:
         raise DataError(f"{where} has an empty polygon list; {fix}")
     for poly in polygons:
-        if not isinstance(poly, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            for v in poly
-        ):
+        if not isinstance(poly, list) or not all(_is_coordinate(v) for v in poly):
             raise DataError(
-                f"{where} has a malformed polygon {str(poly)[:60]!r} (expected a list of numbers "
-                f"x1, y1, x2, y2, ...); {fix}"
+                f"{where} has a malformed polygon {_short(poly)} (expected a list of finite "
+                f"numbers x1, y1, x2, y2, ...); {fix}"
             )
         if len(poly) < 6 or len(poly) % 2:
             raise DataError(
@@ -190,7 +239,7 @@ def _check_rle(
             f"{where} has an RLE of size {size} but its image is [{height}, {width}] (h, w); {fix}"
         )
     if isinstance(counts, list):
-        if not all(_is_int(v) and v >= 0 for v in counts) or sum(counts) != height * width:
+        if not all(_is_int(v, MAX_ID) and v >= 0 for v in counts) or sum(counts) != height * width:
             raise DataError(
                 f"{where} has uncompressed RLE counts that do not add up to h*w = "
                 f"{height * width}; {fix}"
@@ -203,9 +252,17 @@ def _check_rle(
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:
         raise DataError(
-            f"{path} is not valid JSON ({exc}); export the annotations again in COCO format."
+            f"{path} nests arrays or objects too deeply to read; export the annotations again "
+            "in COCO format (a COCO file nests at most 5 levels)."
+        ) from exc
+    except (OSError, ValueError) as exc:
+        # ValueError: JSONDecodeError, bad UTF-8, and integers of more than 4300 digits
+        # (Python's int conversion limit)
+        raise DataError(
+            f"{path} is not valid JSON ({str(exc)[:200]}); export the annotations again in "
+            "COCO format."
         ) from exc
 
 
@@ -256,8 +313,8 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
             or not isinstance(cat.get("name"), str)
         ):
             raise DataError(
-                f"{where_file}: categories[{i}] = {str(cat)[:80]!r} needs an integer 'id' and a "
-                "string 'name'; fix that category."
+                f"{where_file}: categories[{i}] = {_short(cat, 80)} needs an integer 'id' (at "
+                f"most {MAX_ID}) and a string 'name'; fix that category."
             )
         if cat["id"] in categories or cat["id"] <= 0:
             raise DataError(
@@ -274,18 +331,18 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
             or not isinstance(img.get("file_name"), str)
         ):
             raise DataError(
-                f"{where_file}: images[{i}] = {str(img)[:80]!r} needs an integer 'id' and a "
-                "'file_name'; fix that image entry."
+                f"{where_file}: images[{i}] = {_short(img, 80)} needs an integer 'id' (at most "
+                f"{MAX_ID}) and a 'file_name'; fix that image entry."
             )
         if img["id"] in images:
             raise DataError(
                 f"{where_file}: image id {img['id']} appears twice; give each image a unique id."
             )
         for key in ("width", "height"):
-            if key in img and not (_is_int(img[key]) and img[key] > 0):
+            if key in img and not (_is_int(img[key], MAX_SIDE) and img[key] > 0):
                 raise DataError(
-                    f"{where_file}: image {img['id']} has {key} = {img[key]!r}; set it to the "
-                    "image's size in pixels."
+                    f"{where_file}: image {img['id']} has {key} = {_short(img[key])}; set it to "
+                    "the image's size in pixels."
                 )
         images[img["id"]] = img
 
@@ -294,29 +351,31 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
     if not isinstance(raw_annotations, list):
         raise DataError(f"{where_file}: 'annotations' is not a list; export it in COCO format.")
     sizes: dict[int, tuple[int, int]] = {}
+    paths: dict[int, Path] = {}
     for image_id, img in images.items():
-        image_path = root / img["file_name"]
+        paths[image_id] = image_path(root, img["file_name"], f"{where_file}: image {image_id}")
         sizes[image_id] = _check_image_file(
-            image_path,
+            paths[image_id],
             f"{where_file}: image {image_id}",
             img.get("width"),
             img.get("height"),
         )
     for i, ann in enumerate(raw_annotations):
         ann_id = ann.get("id", i) if isinstance(ann, dict) else i
+        ann_id = ann_id if _is_int(ann_id) else i
         where = f"{where_file}: annotation {ann_id}"
         if not isinstance(ann, dict):
             raise DataError(f"{where} is not an object; {fix}")
         ann_image = ann.get("image_id")
-        if ann_image not in images:
+        if not _is_int(ann_image) or ann_image not in images:
             raise DataError(
-                f"{where} names image_id {ann_image!r}, which is not in 'images'; add that image "
+                f"{where} names image_id {_short(ann_image)}, which is not in 'images'; add that image "
                 f"or {fix}"
             )
         category_id = ann.get("category_id")
-        if category_id not in categories:
+        if not _is_int(category_id) or category_id not in categories:
             raise DataError(
-                f"{where} names category_id {category_id!r}, which is not in 'categories' "
+                f"{where} names category_id {_short(category_id)}, which is not in 'categories' "
                 f"(known: {sorted(categories)}); add the category or {fix}"
             )
         seg = ann.get("segmentation")
@@ -332,14 +391,14 @@ def _load_coco(path: Path, channel: str) -> DatasetIndex:
             )
         iscrowd = ann.get("iscrowd", 0)
         if iscrowd not in (0, 1, True, False):
-            raise DataError(f"{where} has iscrowd = {iscrowd!r} (expected 0 or 1); {fix}")
+            raise DataError(f"{where} has iscrowd = {_short(iscrowd)} (expected 0 or 1); {fix}")
         instances[ann_image].append(
             Instance(category_id=category_id, segmentation=segmentation, iscrowd=bool(iscrowd))
         )
     records = tuple(
         ImageRecord(
             id=image_id,
-            path=root / img["file_name"],
+            path=paths[image_id],
             width=sizes[image_id][0],
             height=sizes[image_id][1],
             instances=tuple(instances[image_id]),
@@ -363,8 +422,11 @@ def _load_pennfudan(root: Path, channel: str) -> DatasetIndex:
     records = []
     paths = sorted(p for p in images_dir.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     for image_id, path in enumerate(paths, start=1):
-        mask_path = masks_dir / f"{path.stem}_mask.png"
         where = f"{PENNFUDAN_IMAGES}/{path.name}"
+        path = image_path(root, f"{PENNFUDAN_IMAGES}/{path.name}", where)
+        mask_path = image_path(
+            root, f"{PENNFUDAN_MASKS}/{path.stem}_mask.png", f"the mask of {where}"
+        )
         if not mask_path.is_file():
             raise DataError(
                 f"{where} has no mask {PENNFUDAN_MASKS}/{mask_path.name}; add the mask or remove "

@@ -8,6 +8,7 @@ MaskRCNNError
 │   ├── HyperparameterError a hyperparameter is unknown or has a bad value
 │   └── PretrainedError     the `pretrained` channel does not fit the model
 ├── TrainingError           training itself failed (for example a non-finite loss)
+├── NoSpaceError            the disk is full while writing a checkpoint or the model
 └── RequestError            a bad inference request; carries the HTTP status
 ```
 
@@ -44,6 +45,10 @@ class PretrainedError(UserInputError):
 
 class TrainingError(MaskRCNNError):
     """Training failed for a reason that is not bad input (for example a non-finite loss)."""
+
+
+class NoSpaceError(MaskRCNNError):
+    """A checkpoint or model file could not be written: no space left on the device."""
 
 
 class StoppedError(MaskRCNNError):

@@ -17,9 +17,11 @@ and answers `application/json`:
 with boxes and masks in the original image's pixels, sorted by score. The header
 `X-Amzn-SageMaker-Custom-Attributes: score_threshold=0.7` overrides the threshold (then the
 JSON field, then the model's default). Every client error is a 4xx `{"error": "<sentence>"}`:
-415 content type, 400 empty/truncated/undecodable image, bad JSON/base64/threshold or an image
-too elongated for the model's resize, 406 unacceptable `Accept`, 413 body (with or without
-`Content-Length`) or declared image size over the limit (decompression bombs included).
+415 content type, 400 empty/truncated/undecodable image, bad JSON (nested too deeply, integers
+past 4300 digits or a float included)/base64/threshold, an unreadable (malformed chunked) body
+or an image too elongated for the model's resize, 406 unacceptable `Accept`, 413 body (with or
+without `Content-Length`) or declared image size over the limit (decompression bombs included).
+Errors of the HTTP layer itself are JSON too (see `http_worker.py`).
 """
 
 from __future__ import annotations
@@ -69,9 +71,10 @@ def parse_threshold(value: Any, source: str) -> float:
         number = float(value)
         if isinstance(value, bool) or not math.isfinite(number) or not 0 <= number <= 1:
             raise ValueError(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
         raise RequestError(
-            400, f"{source} score_threshold={value!r} is not a number from 0 to 1; send e.g. 0.5."
+            400, f"{source} score_threshold={shown} is not a number from 0 to 1; send e.g. 0.5."
         ) from None
     return number
 
@@ -181,9 +184,13 @@ def parse_json_body(data: bytes) -> tuple[bytes, float | None]:
         raise RequestError(400, 'the request body is empty; send {"image": "<base64>"}.')
     try:
         doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except RecursionError:
         raise RequestError(
-            400, f'the body is not valid JSON ({exc}); send {{"image": "<base64>"}}.'
+            400, 'the JSON body is nested too deeply; send {"image": "<base64>"}.'
+        ) from None
+    except ValueError as exc:  # bad JSON or UTF-8, or an integer past 4300 digits
+        raise RequestError(
+            400, f'the body is not valid JSON ({str(exc)[:200]}); send {{"image": "<base64>"}}.'
         ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("image"), str):
         raise RequestError(
@@ -318,6 +325,9 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         )
     app = Flask("mask_r_cnn")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    # "//invocations" would get werkzeug's HTML 308 redirect (routing redirects skip the error
+    # handlers); without merging it is an unknown path, answered in JSON.
+    app.url_map.merge_slashes = False
     too_large = (
         f"the request body is over the limit of {settings.max_payload_mb} MB "
         "(SAGEMAKER_MAX_PAYLOAD_IN_MB); send a smaller image."
@@ -328,14 +338,28 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
         if request.content_length is not None:
             if request.content_length > limit:
                 raise RequestError(413, too_large)
-            return request.get_data(cache=False)
+            return body_bytes()
         # Without Content-Length werkzeug silently stops reading at MAX_CONTENT_LENGTH (it
         # only raises on a further read), so read one byte more to tell "over" from "at".
         request.max_content_length = limit + 1
-        data = request.get_data(cache=False)
+        data = body_bytes()
         if len(data) > limit:
             raise RequestError(413, too_large)
         return data
+
+    def body_bytes() -> bytes:
+        """The body; a malformed chunked framing or a dropped upload is the client's error."""
+        try:
+            return request.get_data(cache=False)
+        except HTTPException:
+            raise  # 413 from werkzeug's own limit
+        except Exception as exc:  # the server's body reader: gunicorn's chunk parser, sockets
+            raise RequestError(
+                400,
+                f"the request body could not be read ({type(exc).__name__}: "
+                f"{' '.join(str(exc).split())[:120]}); send a complete body with a valid "
+                "Content-Length or chunked encoding.",
+            ) from None
 
     @app.get("/ping")
     def ping() -> Response:

@@ -32,6 +32,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 CONTAINER_DIR = PACKAGE_DIR.parent
 NGINX_TEMPLATE = PACKAGE_DIR / "nginx.conf"
 PROXY_TIMEOUT_MARGIN = 5
+HTTP_THREADS = 8  # connections a worker serves at once (/ping, uploads, one inference)
 
 
 def render_nginx_conf(settings: ServeSettings, socket_path: Path, run_dir: Path) -> str:
@@ -54,7 +55,13 @@ def render_nginx_conf(settings: ServeSettings, socket_path: Path, run_dir: Path)
 
 
 def gunicorn_command(settings: ServeSettings, bind: str) -> list[str]:
-    """The gunicorn command line (sync workers, one model per worker)."""
+    """The gunicorn command line (threaded workers, one model per worker).
+
+    Each worker answers `HTTP_THREADS` connections at once (inference itself is one at a time
+    per model), so a slow client cannot hold a worker and `/ping` answers during slowloris;
+    `http_worker.JsonThreadWorker` also cuts slow requests off and answers HTTP-layer errors
+    in JSON.
+    """
     return [
         sys.executable,
         "-m",
@@ -64,7 +71,14 @@ def gunicorn_command(settings: ServeSettings, bind: str) -> list[str]:
         "--workers",
         str(settings.workers),
         "--worker-class",
-        "sync",
+        "mask_r_cnn.http_worker.JsonThreadWorker",
+        "--threads",
+        str(HTTP_THREADS),
+        # Close after each response, as the sync worker did: a 413 leaves the rest of a body
+        # unread, and a kept-alive connection the worker then drops would fail the client's
+        # next request on it. nginx talks to gunicorn without keep-alive anyway.
+        "--keep-alive",
+        "0",
         "--timeout",
         str(settings.timeout),
         "--graceful-timeout",

@@ -88,6 +88,7 @@ from .errors import (
     DataError,
     HyperparameterError,
     MaskRCNNError,
+    NoSpaceError,
     PretrainedError,
     StoppedError,
     TrainingError,
@@ -96,6 +97,13 @@ from .errors import (
 from .hyperparams import TrainConfig, parse_hyperparameters
 from .logs import configure_logging
 from .model import ModelSpec, build_model, find_state_dict, load_pretrained
+from .storage import (
+    release_failure_space,
+    reserve_failure_space,
+    save_bytes,
+    save_torch,
+    write_failure,
+)
 from .transforms import TrainAugment
 
 logger = logging.getLogger("mask_r_cnn")
@@ -110,6 +118,7 @@ _ERROR_TYPES = (
     UserInputError,
     StoppedError,
     TrainingError,
+    NoSpaceError,
 )
 
 
@@ -134,17 +143,8 @@ def failure_sentence(exc: BaseException) -> str:
     return " ".join(text.split()) or type(exc).__name__
 
 
-def write_failure(path: Path, first_line: str, details: str = "") -> None:
-    """Write `output/failure`: the reason on the first line, details (a traceback) after."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    body = first_line + "\n" + (f"\n{details}" if details else "")
-    path.write_text(body, encoding="utf-8")
-
-
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    save_bytes(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path.name)
 
 
 def _loader(
@@ -364,9 +364,8 @@ def _write_model(
 ) -> None:
     env.model_dir.mkdir(parents=True, exist_ok=True)
     _check_model_dir(env)
-    tmp = env.model_dir / f".{MODEL_FILE}.tmp"
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, env.model_dir / MODEL_FILE)
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}
+    save_torch(env.model_dir / MODEL_FILE, weights, MODEL_FILE)
     metadata = {
         "format": METADATA_FORMAT,
         "model": spec.to_dict(),
@@ -451,6 +450,7 @@ def run(environ: Mapping[str, str] | None = None) -> int:
     environ = os.environ if environ is None else environ
     configure_logging()
     failure = base_dir_from(environ) / "output" / "failure"
+    reserve_failure_space(failure)  # freed by write_failure: a full disk still gets its reason
     try:
         env = SageMakerEnv.from_environ(environ)
         config = parse_hyperparameters(env.hyperparameters)
@@ -489,6 +489,7 @@ def run(environ: Mapping[str, str] | None = None) -> int:
         logger.exception("error: %s", sentence)
         write_failure(failure, sentence, traceback.format_exc())
         return EXIT_INTERNAL
+    release_failure_space(failure)
     return 0
 
 

@@ -108,9 +108,10 @@ def _receive(queue_url: str, timeout: float = 20) -> dict[str, Any]:
     sqs = boto3.client("sqs", region_name=REGION)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        messages = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
-        if messages:
-            return dict(json.loads(messages[0]["Body"]))
+        for message in sqs.receive_message(QueueUrl=queue_url).get("Messages", []):
+            # deleted, so that the next call sees the next message
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            return dict(json.loads(message["Body"]))
         time.sleep(0.05)
     raise AssertionError(f"no message arrived on {queue_url} in {timeout} s")
 
@@ -308,3 +309,94 @@ def test_replayed_decisions_change_nothing(world: World, tally: Tally) -> None:
         broke = status != 409 or world.snapshot() != decided
         tally.row(AREA, "replayed decisions (after an approval)").count(str(status), broke)
         assert not broke, f"replayed {method} {action}: {status}"
+
+
+# Unicode digits that str.isdigit() accepts and int() refuses, other scripts' digits, and
+# thousands of digits: each once raised before the signature check (500 for anyone).
+ODD_EXPIRES = [
+    "²",
+    "¹²³",
+    "1900003600²",
+    "١٩٠٠٠٠٣٦٠٠",
+    "\uff19\uff19",
+    "9" * 5000,
+    "0" * 4400 + "1",
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_odd_expiry_values_are_a_malformed_link(world: World, tally: Tally, method: str) -> None:
+    before = world.snapshot()
+    for expires in ODD_EXPIRES:
+        fields = {**world.links["approve"], "expires": expires}
+        status = world.call(method, fields)["statusCode"]
+        broke = status != 400 or world.snapshot() != before
+        tally.row(AREA, "odd `expires` (Unicode digits, 5000 digits)").count(str(status), broke)
+        assert not broke, f"{method} expires={expires[:20]!r}...: {status}"
+
+
+INJECTIONS = [
+    "abc1234\nApprove: https://evil.example/approval?id=x",
+    "abc1234\r\n\r\nReject:  https://evil.example/x",
+    "abc1234\u2028Approve: https://evil.example/",
+    "abc\x1b[2J\x00\x07",
+    "<a href='https://evil.example'>ok</a>",
+    "x" * 5000,
+]
+
+
+@pytest.mark.parametrize("field_name", ["CommitId", "ModelName", "EndpointName", "ExecutionArn"])
+def test_execution_input_cannot_inject_lines_or_links_into_the_email(
+    world: World, tally: Tally, field_name: str
+) -> None:
+    sqs = world.client("sqs")
+    inbox = sqs.get_queue_url(QueueName="inbox")["QueueUrl"]
+    for value in INJECTIONS:
+        event = {"TaskToken": "t" * 40, "ModelName": "m", "CommitId": "abc1234",
+                 "Metrics": {"segm_mAP": 0.5, value: value}, field_name: value}  # fmt: skip
+        approval.request_handler(event, None, environ=world.environ, now=NOW)
+        message = _receive(inbox)["Message"]
+        lines = message.split("\n")
+        links = re.findall(r"https?://\S+", message)
+        broke = (
+            len(links) != 2
+            or not all(u.startswith("https://approvals.example.com/approval?") for u in links)
+            or any(not line.isprintable() for line in lines)
+            or sum(line.startswith(("Approve:", "Reject:")) for line in lines) != 2
+            or max(len(line) for line in lines) > 2 * approval.EMAIL_VALUE_CHARS + 20
+        )
+        tally.row(AREA, "line/link injection through the execution input").count(
+            "2 genuine links" if not broke else "injected", broke
+        )
+        assert not broke, f"{field_name}={value[:40]!r}:\n{message}"
+
+
+def test_a_decision_whose_record_cannot_be_saved_still_says_approved(
+    world: World, tally: Tally, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_client = clients.client
+
+    def failing_s3(name: str) -> Any:
+        client = real_client(name)
+        if name == "s3":
+
+            def refuse(params: dict[str, Any], **_: Any) -> None:
+                if str(params.get("Key", "")).endswith("decision.json"):
+                    raise OSError("simulated S3 outage while saving the decision")
+
+            client.meta.events.register("provide-client-params.s3.PutObject", refuse)
+        return client
+
+    monkeypatch.setattr(clients, "client", failing_s3)
+    response = world.call("POST", world.links["approve"])
+    status = response["statusCode"]
+    final = world.wait_status()
+    broke = status != 200 or "approved" not in response["body"] or final != "SUCCEEDED"
+    tally.row(AREA, "decision record not saved after the task was answered").count(
+        str(status), broke
+    )
+    assert not broke, (status, final, response["body"])
+    assert "could not be saved" in response["body"]
+    # a replay is refused by Step Functions itself (the token was used), and says so
+    replay = world.call("POST", world.links["approve"])
+    assert replay["statusCode"] == 410, replay["body"]

@@ -63,6 +63,14 @@ ROUTE = "/approval"
 GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIG_PATTERN = re.compile(r"[0-9a-f]{64}")
+# ASCII digits only (str.isdigit() also takes '²', which int() refuses) and at most 12 of them
+# (Unix seconds until the year 33658), so a link cannot make int() work on thousands of digits.
+_EXPIRES_PATTERN = re.compile(r"[0-9]{1,12}")
+# What the email shows of a value from the execution input: names, ARNs, commit ids and numbers.
+# Anything else (line breaks, control characters, '/', spaces) becomes '?', so a crafted CommitId
+# cannot add lines or links that look like the genuine ones.
+_EMAIL_UNSAFE = re.compile(r"[^A-Za-z0-9._:@+=-]")
+EMAIL_VALUE_CHARS = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +207,18 @@ def _format_metric(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def plain(value: Any) -> str:
+    """`value` as one line of the email: unsafe characters as '?', at most 200 characters.
+
+    The execution input (CommitId, ModelName, ...) is not trusted: a line break in it would
+    start a new line of the reviewer's email, e.g. a fake ``Approve: https://...`` link.
+    """
+    text = _EMAIL_UNSAFE.sub("?", str(value))
+    if len(text) > EMAIL_VALUE_CHARS:
+        text = text[: EMAIL_VALUE_CHARS - 3] + "..."
+    return text or "-"
+
+
 def request_handler(
     event: Mapping[str, Any],
     context: Any,
@@ -255,13 +275,16 @@ def request_handler(
     lines = [
         "A new model is waiting for your approval before it is deployed.",
         "",
-        f"Model:      {record['model'] or '-'}",
-        f"Commit:     {record['commit'] or '-'}",
-        f"Endpoint:   {record['endpoint'] or '-'}",
-        f"Execution:  {execution or '-'}",
+        f"Model:      {plain(record['model'])}",
+        f"Commit:     {plain(record['commit'])}",
+        f"Endpoint:   {plain(record['endpoint'])}",
+        f"Execution:  {plain(execution)}",
         "",
         "Evaluation metrics:",
-        *(f"  {name}: {_format_metric(value)}" for name, value in sorted(metrics.items())),
+        *(
+            f"  {plain(name)}: {plain(_format_metric(value))}"
+            for name, value in sorted(metrics.items(), key=lambda item: str(item[0]))
+        ),
         "",
         f"Approve: {links['approve']}",
         "",
@@ -270,10 +293,11 @@ def request_handler(
         "Each link opens a confirmation page; nothing happens until you press its button.",
         f"The links expire at {_iso(expires)}.",
     ]
-    subject = f"Approve model {record['model'] or record['commit']}"[:99]
+    # SNS refuses subjects with line breaks or control characters; plain() removes them.
+    subject = f"Approve model {plain(record['model'] or record['commit'])}"[:99]
     response = clients.client("sns").publish(
         TopicArn=topic,
-        Subject=subject.encode("ascii", "replace").decode(),
+        Subject=subject,
         Message="\n".join(lines),
     )
     logger.info("approval %s requested for %s; links expire at %s", approval_id, execution, expires)
@@ -422,7 +446,7 @@ def api_handler(
     if not (
         _ID_PATTERN.fullmatch(approval_id)
         and action in ACTIONS
-        and expires_raw.isdigit()
+        and _EXPIRES_PATTERN.fullmatch(expires_raw)
         and _SIG_PATTERN.fullmatch(signature)
     ):
         return _page(
@@ -517,23 +541,30 @@ def _decide(
             "nothing was changed, so reload this page and press the button again.",
         )
     decision = {"id": approval_id, "action": action, "decided": int(now), **source}
-    clients.client("s3").put_object(
-        Bucket=settings.bucket,
-        Key=settings.decision_key(approval_id),
-        Body=json.dumps(decision).encode(),
-        ContentType="application/json",
-    )
+    note = ""
+    try:
+        clients.client("s3").put_object(
+            Bucket=settings.bucket,
+            Key=settings.decision_key(approval_id),
+            Body=json.dumps(decision).encode(),
+            ContentType="application/json",
+        )
+    except Exception:
+        # Step Functions already has the answer: the decision stands, only its record is
+        # missing (a replay is then refused by Step Functions itself, 410).
+        logger.exception("approval %s: %s sent, but its record was not saved", approval_id, action)
+        note = " Its record could not be saved (see the approval function's logs)."
     logger.info("approval %s: %s", approval_id, action)
     if action == "approve":
         return _page(
             200,
             "Approved",
-            "The model is approved; the pipeline goes on to deploy it.",
+            "The model is approved; the pipeline goes on to deploy it." + note,
             _summary_table(record),
         )
     return _page(
         200,
         "Rejected",
-        "The model is rejected; the pipeline stops without deploying.",
+        "The model is rejected; the pipeline stops without deploying." + note,
         _summary_table(record),
     )

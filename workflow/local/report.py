@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workflow.history import failing_state, progress_line, shorten
+from workflow.local.store import ObjectExistsError, write_new
 
 PROGRESS_LINE = re.compile(
     r"(epoch=\d+.*step=\d+|validation:|Epoch: \[|resumed:|train_loss|mAP|error|Error|ERROR)"
@@ -231,11 +232,11 @@ def _format_metrics(metrics: Mapping[str, Any]) -> str:
 
 def save_json(path: Path, value: Any) -> Path:
     """Write a JSON file that must not exist yet (runs never overwrite each other)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("x", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, default=str)
-        handle.write("\n")
-    return path
+    text = json.dumps(value, indent=2, default=str) + "\n"
+    try:  # whole or nothing for a reader; FileExistsError as before when it exists
+        return write_new(path, text.encode("utf-8"))
+    except ObjectExistsError as exc:
+        raise FileExistsError(str(exc)) from None
 
 
 def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_path: Path) -> Path:

@@ -60,7 +60,7 @@ from workflow.local.sagemaker_endpoints import (
 from workflow.local.sagemaker_training import TrainingJobHandler
 from workflow.local.sagemaker_transform import TransformJobHandler
 from workflow.local.sns import Outbox, SnsPublishHandler
-from workflow.local.store import LocalStore
+from workflow.local.store import LocalStore, ObjectExistsError, write_new
 
 logger = logging.getLogger(__name__)
 
@@ -215,9 +215,9 @@ class LocalRuntime:
     def _approval_key(self) -> str:
         path = self.root / "secrets" / "approval-signing-key"
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            # whole or nothing (mode 0600); a concurrent runtime's key wins and is read back
+            with contextlib.suppress(ObjectExistsError):
+                write_new(path, secrets.token_urlsafe(48).encode())
         return path.read_text().strip()
 
     def _ssm_parameters(self) -> dict[str, str]:

@@ -51,11 +51,14 @@ from typing import Any
 
 from workflow.local.store import (
     LocalStore,
+    ObjectExistsError,
     StoreError,
+    json_bytes,
     parse_s3_uri,
     publish_dir,
     temporary_sibling,
     write_json_atomic,
+    write_new,
 )
 
 logger = logging.getLogger(__name__)
@@ -162,18 +165,14 @@ class Records:
 
     def create(self, kind: str, name: str, record: Mapping[str, Any], what: str) -> None:
         """Write a new record; a resource of that name must not exist (as in AWS)."""
-        path = self.path(kind, name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
+        try:  # written whole, then linked: a reader never sees an empty or partial record
+            write_new(self.path(kind, name), json_bytes(dict(record)))
+        except ObjectExistsError:
             raise task_failed(
                 SAGEMAKER_ERROR,
                 f'Cannot create already existing {what} "{self._arn(record, name)}"; '
                 "use a new name (every execution input derives new names from the commit).",
             ) from None
-        with os.fdopen(fd, "w") as handle:
-            json.dump(dict(record), handle, indent=2, sort_keys=True, default=str)
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
         """Return a record or ``None``."""

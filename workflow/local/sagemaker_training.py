@@ -48,7 +48,7 @@ from workflow.local.sagemaker import (
     uri_join,
     validate_s3,
 )
-from workflow.local.store import ObjectExistsError
+from workflow.local.store import ObjectExistsError, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -528,7 +528,7 @@ def _tar(folder: Path, archive: Path) -> Path:
 
 
 def _write(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    write_json_atomic(path, value)
 
 
 def _read(path: Path) -> str:

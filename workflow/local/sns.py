@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import threading
 import uuid
@@ -60,8 +61,15 @@ class Outbox:
         line = json.dumps(record, sort_keys=True, default=str)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
+            # one write(2) of the whole line on an O_APPEND descriptor (text-mode buffering
+            # would split a long line); messages() skips a last line not yet complete
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                data = (line + "\n").encode("utf-8")
+                while data:  # a regular file takes it all at once unless the disk is full
+                    data = data[os.write(fd, data) :]
+            finally:
+                os.close(fd)
         if self._echo:
             topic = topic_arn.rsplit(":", 1)[-1] if topic_arn else "?"
             first = subject or (message.splitlines()[0] if message else "")
@@ -77,7 +85,7 @@ class Outbox:
         if not self.path.is_file():
             return []
         with self.path.open(encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+            return [json.loads(line) for line in handle if line.endswith("\n") and line.strip()]
 
 
 class SnsPublishHandler:

@@ -161,15 +161,7 @@ class LocalStore:
         path = self.path(uri)
         if path.exists():
             raise _exists(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            link_exclusive(Path(tmp), path, uri)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return path
+        return write_new(path, data, uri)
 
     def put_json(self, uri: str, value: Any) -> Path:
         """Write a new JSON object (indented, UTF-8)."""
@@ -280,6 +272,32 @@ def link_exclusive(tmp: Path, path: Path, label: str) -> None:
         raise _exists(label) from exc
 
 
+def write_new(path: Path, data: bytes, label: str | None = None) -> Path:
+    """Write a file that must not exist yet, atomically: a reader sees all of it or nothing.
+
+    The bytes go to a temporary file beside ``path`` (the store's listings skip ``.tmp-``
+    names), which is then hard-linked to ``path``; the link fails if ``path`` exists, so nothing
+    is ever overwritten, and the temporary file is removed whatever happens.
+
+    Raises:
+        ObjectExistsError: ``path`` exists (named as ``label``, default the path).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        link_exclusive(Path(tmp), path, label or str(path))
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def json_bytes(value: Any, indent: int = 2) -> bytes:
+    """The UTF-8 of a JSON document as records are written (sorted keys, trailing newline)."""
+    return (json.dumps(value, indent=indent, sort_keys=True, default=str) + "\n").encode()
+
+
 def publish_dir(tmp: Path, path: Path, label: str) -> None:
     """Rename a fully written temporary folder to ``path``; fail if ``path`` exists."""
     if path.exists():
@@ -302,10 +320,12 @@ def write_json_atomic(path: Path, value: Any) -> None:
     """Write (or replace) a JSON record atomically; for records, not for artifacts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(json_bytes(value))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # only left when writing failed
 
 
 def _is_temporary(path: Path) -> bool:

@@ -219,8 +219,36 @@ def test_nginx_fronts_gunicorn_when_installed(
         assert big.status_code == 413 and "over the limit" in big.json()["error"]
         assert requests.get(f"{running.url}/nothing", timeout=10).status_code == 404
         assert requests.get(f"{running.url}/execution-parameters", timeout=10).status_code == 200
+        # nginx's own refusals are the service's JSON, not nginx's HTML pages
+        for raw, status in _NGINX_REFUSALS:
+            answer = _raw_request(running.url, raw)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.split()[1] == str(status).encode(), answer[:200]
+            assert b"Content-Type: application/json" in head, answer[:200]
+            assert set(json.loads(body)) == {"error"}
     finally:
         assert processes.stop_server(running.process) == 0
+
+
+_NGINX_REFUSALS = [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /ping HTTP/1.1\r\nBad Header: x\r\n\r\n", 400),
+    (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET /ping HTTP/1.1\r\nHost: t\r\nX-A: " + b"a" * 20000 + b"\r\n\r\n", 400),
+    (b"POST /invocations HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+]
+
+
+def _raw_request(url: str, raw: bytes) -> bytes:
+    import socket
+
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @pytest.mark.slow

@@ -171,3 +171,54 @@ def test_validation_categories_must_match_training(
     with pytest.raises(DataError, match=r"validation category 1 \('person'\) does not match"):
         check_compatible(train, penn)
     check_compatible(train, load_channel(synthetic_root / "validation", "validation"))
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nests arrays or objects too deeply"),
+        ('{"images": [{"id": ' + "9" * 5000 + "}]}", r"not valid JSON \(Exceeds the limit"),
+    ],
+)
+def test_hostile_json_is_a_data_error(
+    coco_channel: Callable[..., Path], text: str, pattern: str
+) -> None:
+    root = coco_channel()
+    (root / "annotations.json").write_text(text)
+    with pytest.raises(DataError, match=pattern):
+        load_channel(root, "training")
+
+
+@pytest.mark.parametrize(
+    ("edit", "pattern"),
+    [
+        (lambda d: d["images"][0].update(file_name="/etc/hostname"), "leaves the channel folder"),
+        (lambda d: d["images"][0].update(file_name="a/../../x.png"), "leaves the channel folder"),
+        (lambda d: d["images"][0].update(width=10**300), "has width = 1000"),
+        (lambda d: d["images"][0].update(id=2**63), "needs an integer 'id'"),
+    ],
+)
+def test_file_names_outside_the_channel_and_huge_numbers_are_refused(
+    coco_channel: Callable[..., Path], edit: Callable[[dict[str, Any]], None], pattern: str
+) -> None:
+    with pytest.raises(DataError, match=pattern):
+        load_channel(coco_channel(edit), "training")
+
+
+def test_symlink_out_of_the_channel_is_refused(
+    coco_channel: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = coco_channel()
+    doc = json.loads((root / "annotations.json").read_text())
+    image = root / doc["images"][0]["file_name"]
+    inside = root / "originals" / image.name
+    inside.parent.mkdir()
+    image.rename(inside)
+    image.symlink_to(inside)  # a link that stays inside the channel is followed
+    assert load_channel(root, "training").images[0].path == image
+    outside = tmp_path / "elsewhere.png"
+    inside.rename(outside)
+    image.unlink()
+    image.symlink_to(outside)
+    with pytest.raises(DataError, match="outside the channel folder"):
+        load_channel(root, "training")

@@ -376,3 +376,25 @@ def test_elongated_images_the_model_can_resize_are_served(
     reply = client.post("/invocations", data=body, content_type="image/png")
     assert reply.status_code == 200, reply.json
     assert all(p["mask"]["size"] == [height, width] for p in reply.json["predictions"])
+
+
+@pytest.mark.parametrize(
+    ("body", "pattern"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"image": "aGk=", "score_threshold": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"image": "aGk=", "score_threshold": 1' + b"0" * 400 + b"}", "score_threshold=1000"),
+    ],
+)
+def test_json_that_crashes_parsers_is_a_400(body: bytes, pattern: str) -> None:
+    with pytest.raises(RequestError, match=pattern) as info:
+        parse_json_body(body)
+    assert info.value.status == 400
+    assert len(str(info.value)) < 400
+
+
+def test_double_slash_paths_are_json_not_an_html_redirect(client: FlaskClient) -> None:
+    for path in ("//ping", "/ping//", "//invocations"):
+        reply = client.get(path)
+        assert reply.status_code == 404, (path, reply.status_code)
+        assert reply.is_json and "error" in reply.get_json()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def test_gunicorn_command_uses_the_factory_and_settings(tmp_path: Path) -> None:
     assert (
         "--workers 4" in joined and "--timeout 33" in joined and "--bind 127.0.0.1:1234" in joined
     )
+
+
+def test_gunicorn_runs_threaded_workers_that_answer_errors_in_json(tmp_path: Path) -> None:
+    joined = " ".join(gunicorn_command(ServeSettings(model_dir=tmp_path), "127.0.0.1:1"))
+    assert "--worker-class mask_r_cnn.http_worker.JsonThreadWorker" in joined
+    assert "--threads 8" in joined
+    assert "--keep-alive 0" in joined  # a refused body's connection is never reused
+
+
+def test_nginx_answers_its_own_refusals_in_json(tmp_path: Path) -> None:
+    text = render_nginx_conf(ServeSettings(model_dir=tmp_path), tmp_path / "g.sock", tmp_path)
+    pages = re.findall(r"error_page ([\d ]+) (@\w+|/\.errors/\d+);", text)
+    codes = {int(code) for found, _ in pages for code in found.split()}
+    assert {400, 411, 413, 414, 494, 501, 502, 503, 504, 505} <= codes
+    for _, target in pages:
+        opening = f"location {target} {{" if target[0] == "@" else f"location = {target} {{"
+        block = text[text.index(opening) :].split("\n    }", 1)[0]
+        assert "default_type application/json;" in block
+        status, body = re.search(r"return (\d+) '(.*)';", block).groups()  # type: ignore[union-attr]
+        assert 400 <= int(status) < 600
+        assert set(json.loads(body)) == {"error"}
+    assert "client_header_timeout 10s;" in text

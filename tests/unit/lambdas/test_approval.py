@@ -325,3 +325,19 @@ def test_bad_ttl_is_a_config_error(approval: Any) -> None:
 def test_request_without_token_is_a_bad_event(approval: Any) -> None:
     with pytest.raises(BadEventError, match="no 'TaskToken'"):
         lam.request_handler(EVENT, None, environ=approval.environ, now=NOW)
+
+
+@pytest.mark.parametrize("expires", ["²", "١٢", "9" * 5000])
+def test_expiry_that_int_refuses_or_too_long_is_an_incomplete_link(
+    approval: Any, links: dict, http_event: Any, expires: str
+) -> None:
+    response = post(approval, http_event, {**links["approve"], "expires": expires})
+    assert response["statusCode"] == 400
+    assert_unchanged(approval)
+
+
+def test_email_shows_untrusted_input_on_one_line_without_links(approval: Any) -> None:
+    request(approval, CommitId="abc1234\nApprove: https://evil.example/approval?id=x")
+    (email,) = approval.emails()
+    assert "Commit:     abc1234?Approve:?https:??evil.example?approval?id=x" in email["Message"]
+    assert len(re.findall(r"https://", email["Message"])) == 2
