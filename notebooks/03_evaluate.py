@@ -86,8 +86,9 @@ viz.png(viz.prediction_grid(test, results, count=samples, top=top))
 # %% [markdown]
 # ## Metrics
 # COCO mAP over IoU 0.50:0.95 (and at 0.50, 0.75), for boxes and for masks, over the images
-# sent. The demo configuration (`make run`) reaches about 0.3-0.4 segm mAP; a model trained for
-# one step (the CI parameters of notebook 02) detects nothing above the threshold and scores 0.
+# sent. The demo configuration (`make run`) finds the shapes (its scores are in bench/results,
+# `demo_learning`); a model trained for one step (the CI parameters of notebook 02) detects
+# nothing above the threshold and scores 0.
 
 # %%
 metrics = nb.coco_metrics(test, results)

@@ -3,11 +3,10 @@
 The model resizes every image so that its shorter side is `min_size` (its longer side at most
 `max_size`), so an object's size as the RPN sees it is its box side `sqrt(w * h)` times that
 image's scale. The anchors double from one FPN level to the next, as the levels' strides do;
-the smallest one is half the 5th percentile of those sizes (so the smallest objects sit between
-the two finest levels' anchors, as torchvision's 32 px anchor does for COCO's small objects at
-800 px), raised when needed so that the largest anchor reaches the 95th percentile. For the
-synthetic shapes at 96 px (10-60 px objects) this gives 8-128 px, the set measured to train
-well in issue 14, where torchvision's 32-512 px misses most objects.
+the smallest one is the 5th percentile of those sizes, raised when needed so that the largest
+anchor reaches the 95th percentile. For the synthetic shapes at 96 px (10-60 px objects) this
+gives 16-256 px, where torchvision's 32-512 px misses most objects (measured in issue 14: it
+trained better on them than 8-128 px).
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def derive_anchor_sizes(
         logger.warning("anchor_sizes=auto: no boxes in the training channel, using the defaults")
         return DEFAULT_ANCHOR_SIZES
     low, high = np.percentile(sides, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    smallest = max(float(low) / 2, float(high) / 2 ** (levels - 1), MIN_ANCHOR)
+    smallest = max(float(low), float(high) / 2 ** (levels - 1), MIN_ANCHOR)
     sizes = tuple(round(smallest * 2**k) for k in range(levels))
     logger.info(
         "anchor_sizes=auto: %s (object sizes after resize: %d boxes, p%d %.1f px, p%d %.1f px)",
