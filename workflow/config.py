@@ -41,7 +41,7 @@ The keys (defaults in brackets; ``<name>`` etc. are the values of those keys)::
     local.root [.mlops]  local.poll_seconds [1]  local.approve auto|manual [auto]
     local.gate_threshold  the quality gate's threshold in local runs, 0 to 1 [0.1]
     local.hyperparameters  merged over training.hyperparameters for local runs [resnet18_fpn
-                         of 64 channels, anchors auto, adamw, cosine, max_steps 350, max_seconds 105]
+                         of 64 channels, anchors auto, adamw, cosine, 350 steps, max_seconds 240]
     local.dataset.{train,validation,test,size,seed} [200, 16, 32, 96, 0]
 
 `local.*` never changes the ASL document: local runs differ from AWS runs only in their execution
@@ -396,12 +396,12 @@ SCHEMA: dict[str, Any] = {
             "map",
             # The demo: under two minutes of real training on 2 CPU cores. A CPU-fit
             # Mask R-CNN (ResNet-18 FPN of 64 channels, narrow heads, anchors derived from the
-            # boxes) with AdamW and a cosine decay to max_steps; max_seconds stops it on time on
+            # boxes) with AdamW and a cosine decay to max_steps; max_seconds caps it on much
             # slower machines. The model's resize matches local.dataset.size.
             {
                 "epochs": "100",
                 "max_steps": "350",
-                "max_seconds": "105",
+                "max_seconds": "240",
                 "backbone": "resnet18_fpn",
                 "fpn_channels": "64",
                 "box_head_channels": "256",
