@@ -167,7 +167,7 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
         sizes = tuple((size,) for size in spec.anchor_sizes)  # one size per FPN level
     else:
         raise ValueError(f"unknown backbone {spec.backbone!r}")  # guarded by hyperparams
-    channels = backbone.out_channels
+    channels = int(backbone.out_channels)  # type: ignore[arg-type]  # an int attribute
     generator = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     resolution = 7  # torchvision's RoIAlign output for the box head
     kwargs.update(

@@ -22,10 +22,10 @@ ALL_BACKBONE_LAYERS = {"resnet50_fpn": 5, "resnet18_fpn": 5, "mobilenet_v3_large
 
 def build_spec(config: TrainConfig, index: DatasetIndex, pretrained: bool) -> ModelSpec:
     """Derive the architecture from the hyperparameters and the training channel."""
-    if config.anchor_sizes == AUTO:
+    if isinstance(config.anchor_sizes, tuple):
+        anchors = config.anchor_sizes or DEFAULT_ANCHOR_SIZES
+    else:  # "auto"
         anchors = derive_anchor_sizes(index, config.min_size, config.max_size)
-    else:
-        anchors = tuple(config.anchor_sizes) or DEFAULT_ANCHOR_SIZES
     norm = config.norm
     if norm == AUTO:
         # Fine-tuning keeps the pretrained statistics; from scratch the statistics are learnt.
