@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "train_throughput": "bench.train_throughput",
     "serving_overhead": "bench.serving_overhead",
     "local_loop": "bench.local_loop",
+    "demo_learning": "bench.demo_learning",
 }
 
 logger = logging.getLogger("bench")

@@ -2,13 +2,15 @@
 
 Each run is a fresh subprocess with a fresh local root (`--set local.root=<tmp>`), so it pays
 what a first `make run` on a clone pays: the synthetic data set, the image snapshot, a real
-(tiny) training job, the batch transform, the metrics, the gate, the approval, a real local
-endpoint and the prediction of a held-out image. The default demo configuration is used as it
-is (local runs gate on `local.gate_threshold`, carried in the execution input). The time per state comes from the history the run saves
+training job (the demo model, under two minutes), the batch transform, the metrics, the gate,
+the approval, a real local endpoint and the prediction of a held-out image. The default demo
+configuration is used as it is (local runs gate on `local.gate_threshold`, carried in the
+execution input). The time per state comes from the history the run saves
 (`<root>/runs/<execution>/history.json`): entered to exited, summed over re-entries (poll loops).
 
-Target: under 60 s on 2 cores. The published cloud figures for the same two steps on AWS are
-listed beside ours with their sources (`REFERENCES`).
+Target: under 150 s on 2 cores (stretch 90 s), with a model that clears the default gate (its
+held-out mAP is measured by `demo_learning`). The published cloud figures for the start-up
+steps on AWS are listed beside ours with their sources (`REFERENCES`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from workflow.history import state_visits, timestamp_seconds
 
 NAME = "local_loop"
 TITLE = "Commit to serving endpoint, locally"
-TARGET_S = 60.0
+TARGET_S = 150.0  # issue 14: a model that learns (stretch 90 s), no longer 2 steps
 RUN_TIMEOUT_S = 1800
 OVERRIDES: tuple[str, ...] = ()
 SMOKE_OVERRIDES = (
@@ -57,6 +59,9 @@ SMOKE_OVERRIDES = (
     "local.hyperparameters.max_size=64",
     "local.hyperparameters.fast=true",
     "local.hyperparameters.num_workers=0",
+    "local.hyperparameters.epochs=1",
+    "local.hyperparameters.max_steps=2",
+    "local.gate_threshold=0",  # 2 steps learn nothing; the smoke run checks the plumbing
 )
 # Published figures for scale: (what, value, seconds for the ratio, source).
 REFERENCES: tuple[dict[str, Any], ...] = (

@@ -12,7 +12,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-ORDER = ("local_loop", "train_throughput", "serving_overhead", "engine_overhead", "startup")
+ORDER = (
+    "local_loop",
+    "demo_learning",
+    "train_throughput",
+    "serving_overhead",
+    "engine_overhead",
+    "startup",
+)
 README = "README.md"
 _VERDICT_MARK = {
     "met": "met",

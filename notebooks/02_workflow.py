@@ -33,6 +33,7 @@ overrides = {  # configuration keys: the tiny data set of 01, one training step,
     "local.hyperparameters.num_workers": "0",
     "local.poll_seconds": 0,
     "gate.threshold": 0.0,
+    "local.gate_threshold": 0.0,  # local runs gate on it; one step learns nothing
 }
 approve = "auto"  # local approval: "auto" (when the gate metric passes) or "manual"
 keep_endpoint = True  # leave the local endpoint running for notebook 03

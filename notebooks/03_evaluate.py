@@ -86,13 +86,71 @@ viz.png(viz.prediction_grid(test, results, count=samples, top=top))
 # %% [markdown]
 # ## Metrics
 # COCO mAP over IoU 0.50:0.95 (and at 0.50, 0.75), for boxes and for masks, over the images
-# sent. A model trained for one step (the CI defaults) detects nothing above the threshold and
-# scores zero; train longer (`local.hyperparameters`) for real numbers.
+# sent. The demo configuration (`make run`) finds the shapes (its scores are in bench/results,
+# `demo_learning`); a model trained for one step (the CI parameters of notebook 02) detects
+# nothing above the threshold and scores 0.
 
 # %%
 metrics = nb.coco_metrics(test, results)
 display(nb.metrics_table(metrics))
 viz.png(viz.metrics_chart(metrics))
+
+# %% [markdown]
+# ## Per-category AP
+# The same COCO AP (IoU 0.50:0.95), one category at a time: which shapes the model finds well.
+
+# %%
+from mask_r_cnn.metrics import per_category_ap
+
+sent = {r.image["id"] for r in results}
+truth = {
+    "images": [i for i in test.images if i["id"] in sent],
+    "annotations": [{"iscrowd": 0, **a} for a in test.annotations if a["image_id"] in sent],
+    "categories": list(test.document["categories"]),
+}
+per_category = per_category_ap(truth, nb.coco_detections(test, results))
+nb.Table(
+    ["category", "instances", "bbox AP", "segm AP"],
+    [
+        [r["name"], r["instances"], "-" if r["bbox_AP"] is None else round(r["bbox_AP"], 3),
+         "-" if r["segm_AP"] is None else round(r["segm_AP"], 3)]
+        for r in per_category
+    ],
+)  # fmt: skip
+
+# %% [markdown]
+# ## The learning curve
+# Held-out (validation split) mAP against training seconds, read from the training job's
+# `validation:` metric lines (the lines SageMaker's `MetricDefinitions` scrape). Local mode reads
+# the job's log in the store; in aws mode the same lines are in CloudWatch
+# (`/aws/sagemaker/TrainingJobs`) and in the job's metrics.
+
+# %%
+from mask_r_cnn.metrics import validation_curve
+
+from workflow.local.report import find_key
+
+job = find_key(run.get("output"), "TrainingJobName") if run else None
+log_file = session.root / "jobs" / str(job) / "algo-1.log" if job else None
+curve = (
+    validation_curve(log_file.read_text(encoding="utf-8"))
+    if session.local and log_file is not None and log_file.is_file()
+    else []
+)
+if curve:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 3))
+    axes = figure.subplots()
+    trained = [p["train_seconds"] for p in curve]
+    axes.plot(trained, [p["segm_mAP"] for p in curve], marker="o", label="segm mAP")
+    axes.plot(trained, [p["bbox_mAP"] for p in curve], marker="s", ls="--", label="bbox mAP")
+    axes.set(xlabel="training seconds", ylabel="held-out mAP", title=f"training job {job}")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    display(viz.png(figure))
+else:
+    print("no validation lines found (aws mode, or no validation channel in the training job)")
 
 # %% [markdown]
 # ## Latency

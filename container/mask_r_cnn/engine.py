@@ -1,9 +1,11 @@
 """The training step loop and the COCO evaluation loop (after torchvision's detection engine).
 
 `train_one_epoch` runs the optimizer steps of one epoch (or the rest of one, after a resume),
-sets the learning rate from the global step (linear warm-up, then steps at `lr_steps` epochs),
-clips gradients, logs `epoch=E step=S loss=L lr=R` every `log_interval` steps on rank 0, and
-calls back for step checkpoints. `evaluate` runs the model over a validation set and scores it
+sets the learning rate from the global step (linear warm-up, then steps at `lr_steps` epochs or
+a cosine decay to 0 at the end of the run: `max_steps`, the `max_seconds` budget or the last
+epoch, whichever comes first), clips gradients, logs `epoch=E step=S loss=L lr=R` every
+`log_interval` steps on rank 0, calls back for step checkpoints, and ends the run once
+`max_steps` or `max_seconds` is reached. `evaluate` runs the model over a validation set and scores it
 with pycocotools.
 """
 
@@ -84,6 +86,8 @@ class LoopState:
         global_step: optimizer steps since the start of the job.
         loss_sum: sum of the logged loss of this epoch's steps.
         loss_count: number of steps in `loss_sum`.
+        seconds: wall seconds of the training steps since the start of the job (data loading
+            included, validation excluded); `max_seconds` is compared with it.
     """
 
     epoch: int = 0
@@ -91,6 +95,7 @@ class LoopState:
     global_step: int = 0
     loss_sum: float = 0.0
     loss_count: int = 0
+    seconds: float = 0.0
 
     @property
     def mean_loss(self) -> float:
@@ -98,10 +103,35 @@ class LoopState:
         return self.loss_sum / self.loss_count if self.loss_count else float("nan")
 
 
-def learning_rate(config: TrainConfig, global_step: int, epoch: int, world_size: int) -> float:
-    """Return the learning rate for a step: linear warm-up, then x lr_gamma at each lr_steps."""
+def run_progress(config: TrainConfig, state: LoopState, total_steps: int | None) -> float:
+    """Return how far the run is, 0 to 1: the furthest of steps, `max_steps` and `max_seconds`."""
+    parts = [0.0]
+    if total_steps:
+        parts.append(state.global_step / total_steps)
+    if config.max_steps:
+        parts.append(state.global_step / config.max_steps)
+    if config.max_seconds:
+        parts.append(state.seconds / config.max_seconds)
+    return min(max(parts), 1.0)
+
+
+def learning_rate(
+    config: TrainConfig, global_step: int, epoch: int, world_size: int, progress: float = 0.0
+) -> float:
+    """Return the learning rate for a step: linear warm-up, then the schedule.
+
+    Args:
+        config: hyperparameters (`lr`, `lr_schedule`, `lr_steps`, `lr_gamma`, `warmup_steps`).
+        global_step: optimizer steps done so far.
+        epoch: the current epoch, 0-based (for `lr_steps`).
+        world_size: processes in the job (the lr is per job, as torchvision's --lr).
+        progress: how far the run is, 0 to 1 (for the cosine schedule, see `run_progress`).
+    """
     del world_size  # lr is per job, as in the torchvision recipe's --lr for 8 GPUs
-    lr = config.lr * config.lr_gamma ** sum(1 for e in config.lr_steps if epoch >= e)
+    if config.lr_schedule == "cosine":
+        lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    else:
+        lr = config.lr * config.lr_gamma ** sum(1 for e in config.lr_steps if epoch >= e)
     if config.warmup_steps and global_step < config.warmup_steps:
         factor = 0.001 + (1 - 0.001) * global_step / config.warmup_steps
         lr *= factor
@@ -133,6 +163,7 @@ def train_one_epoch(
     *,
     on_step: Callable[[LoopState, bool], None],
     should_stop: Callable[[], bool],
+    total_steps: int | None = None,
 ) -> bool:
     """Train over the remaining batches of `state.epoch`.
 
@@ -146,9 +177,10 @@ def train_one_epoch(
         scaler: AMP gradient scaler (disabled on CPU).
         on_step: called after every step with `force=True` when stopping (checkpointing).
         should_stop: true once SIGTERM was received.
+        total_steps: steps of the whole job (`epochs` x batches per epoch), for the schedule.
 
     Returns:
-        True when `max_steps` was reached (the job should end).
+        True when `max_steps` or the `max_seconds` budget was reached (the job should end).
 
     Raises:
         TrainingError: the loss became non-finite.
@@ -156,8 +188,10 @@ def train_one_epoch(
     """
     model.train()
     use_amp = config.amp and ctx.device.startswith("cuda")
+    tick = time.monotonic()
     for images, targets in loader:
-        lr = learning_rate(config, state.global_step, state.epoch, ctx.world_size)
+        progress = run_progress(config, state, total_steps)
+        lr = learning_rate(config, state.global_step, state.epoch, ctx.world_size, progress)
         for group in optimizer.param_groups:
             group["lr"] = lr
         images_d, targets_d = _to_device(images, targets, ctx.device)
@@ -181,6 +215,12 @@ def train_one_epoch(
         scaler.update()
         state.global_step += 1
         state.step_in_epoch += 1
+        now = time.monotonic()
+        state.seconds += now - tick
+        tick = now
+        if ctx.distributed and config.max_seconds is not None:
+            # One clock for every rank: the same lr everywhere and the same last step.
+            state.seconds = all_reduce_mean({"seconds": state.seconds}, ctx)["seconds"]
         reduced = all_reduce_mean(values, ctx)
         state.loss_sum += reduced["loss"]
         state.loss_count += 1
@@ -205,6 +245,15 @@ def train_one_epoch(
                 "checkpoint location to resume."
             )
         if config.max_steps is not None and state.global_step >= config.max_steps:
+            return True
+        if config.max_seconds is not None and state.seconds >= config.max_seconds:
+            if ctx.is_master:
+                logger.info(
+                    "max_seconds=%g reached after %.1f s of training at step %d: stopping",
+                    config.max_seconds,
+                    state.seconds,
+                    state.global_step,
+                )
             return True
     return False
 

@@ -19,6 +19,11 @@ from .errors import HyperparameterError
 
 Backbone = Literal["resnet50_fpn", "resnet18_fpn", "mobilenet_v3_large_fpn"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
+Norm = Literal["auto", "batch_norm", "group_norm", "frozen_batch_norm"]
+Optimizer = Literal["sgd", "adamw"]
+Schedule = Literal["step", "cosine"]
+AUTO = "auto"
+RESNET_LEVELS = 5  # FPN levels of the ResNet backbones (strides 4 to 64)
 _IGNORED_PREFIXES = ("sagemaker_", "_tuning_")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
@@ -34,9 +39,19 @@ class TrainConfig:
 
     epochs: int = field(default=10, metadata=_doc("number of passes over the training channel"))
     batch_size: int = field(default=2, metadata=_doc("images per step per process (per GPU)"))
-    lr: float = field(default=0.005, metadata=_doc("SGD learning rate (per whole job)"))
+    lr: float = field(default=0.005, metadata=_doc("peak learning rate (per whole job)"))
+    optimizer: Optimizer = field(
+        default="sgd", metadata=_doc("sgd (with momentum) | adamw (short runs from scratch)")
+    )
     momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
-    weight_decay: float = field(default=1e-4, metadata=_doc("SGD weight decay"))
+    weight_decay: float = field(default=1e-4, metadata=_doc("weight decay"))
+    lr_schedule: Schedule = field(
+        default="step",
+        metadata=_doc(
+            "step (x lr_gamma at lr_steps) | cosine (to 0 at max_steps, max_seconds or the "
+            "last epoch, whichever comes first)"
+        ),
+    )
     lr_steps: tuple[int, ...] = field(
         default=(),
         metadata=_doc("epochs (comma separated) after which lr is multiplied by lr_gamma"),
@@ -45,6 +60,24 @@ class TrainConfig:
     warmup_steps: int = field(default=100, metadata=_doc("linear lr warm-up steps at the start"))
     grad_clip: float = field(default=10.0, metadata=_doc("max gradient norm; 0 disables clipping"))
     backbone: str = field(default="resnet50_fpn", metadata=_doc("|".join(BACKBONES)))
+    norm: Norm = field(
+        default="auto",
+        metadata=_doc(
+            "backbone normalisation: auto (frozen_batch_norm with a pretrained channel, else "
+            "batch_norm) | batch_norm | group_norm | frozen_batch_norm"
+        ),
+    )
+    fpn_channels: int = field(default=256, metadata=_doc("FPN width (ResNet backbones)"))
+    box_head_channels: int = field(default=1024, metadata=_doc("box head width"))
+    mask_head_channels: int = field(default=256, metadata=_doc("mask head width"))
+    mask_head_layers: int = field(default=4, metadata=_doc("mask head convolutions"))
+    anchor_sizes: tuple[int, ...] | Literal["auto"] = field(
+        default=(),
+        metadata=_doc(
+            "anchor sizes in pixels, one per FPN level (5 for ResNet), e.g. '8,16,32,64,128'; "
+            "auto derives them from the training boxes; empty: 32,64,128,256,512"
+        ),
+    )
     trainable_backbone_layers: int = field(
         default=3,
         metadata=_doc(
@@ -66,6 +99,13 @@ class TrainConfig:
     seed: int = field(default=0, metadata=_doc("random seed (data order, initialisation)"))
     max_steps: int | None = field(
         default=None, metadata=_doc("stop after this many steps in total (0 or absent: no cap)")
+    )
+    max_seconds: float | None = field(
+        default=None,
+        metadata=_doc(
+            "stop after this many seconds of training steps, with a checkpoint, the model and "
+            "its metrics (0 or absent: no budget)"
+        ),
     )
     amp: bool = field(default=False, metadata=_doc("mixed precision on GPU (ignored on CPU)"))
     log_interval: int = field(default=20, metadata=_doc("steps between two progress lines"))
@@ -164,6 +204,38 @@ def _backbone(key: str, value: Any) -> str:
     return text
 
 
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def parse(key: str, value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise _bad(key, value, "one of " + ", ".join(choices))
+        return text
+
+    return parse
+
+
+def _anchor_sizes(key: str, value: Any) -> tuple[int, ...] | str:
+    text = str(value).strip().lower()
+    if text in ("", "default"):
+        return ()
+    if text == AUTO:
+        return AUTO
+    expected = "increasing sizes in pixels such as '8,16,32,64,128', or auto"
+    try:
+        sizes = tuple(int(part) for part in text.replace(" ", "").strip("[]()").split(","))
+    except ValueError:
+        raise _bad(key, value, expected) from None
+    if any(s < 2 for s in sizes) or list(sizes) != sorted(set(sizes)):
+        raise _bad(key, value, expected)
+    return sizes
+
+
+def _optional_seconds(key: str, value: Any) -> float | None:
+    if str(value).strip().lower() in ("", "none", "null", "0"):
+        return None
+    return _float(0.0, lo_open=True)(key, value)
+
+
 def _epoch_list(key: str, value: Any) -> tuple[int, ...]:
     text = str(value).strip()
     if not text:
@@ -187,13 +259,21 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "epochs": _int(1),
     "batch_size": _int(1),
     "lr": _float(0.0, lo_open=True),
+    "optimizer": _choice(*get_args(Optimizer)),
     "momentum": _float(0.0, 1.0),
     "weight_decay": _float(0.0),
+    "lr_schedule": _choice(*get_args(Schedule)),
     "lr_steps": _epoch_list,
     "lr_gamma": _float(0.0, 1.0, lo_open=True),
     "warmup_steps": _int(0),
     "grad_clip": _float(0.0),
     "backbone": _backbone,
+    "norm": _choice(*get_args(Norm)),
+    "fpn_channels": _int(8, 1024),
+    "box_head_channels": _int(8, 4096),
+    "mask_head_channels": _int(8, 1024),
+    "mask_head_layers": _int(1, 8),
+    "anchor_sizes": _anchor_sizes,
     "trainable_backbone_layers": _int(0, 6),
     "min_size": _int(32),
     "max_size": _int(32),
@@ -204,6 +284,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "num_workers": _int(0),
     "seed": _int(0),
     "max_steps": _optional_steps,
+    "max_seconds": _optional_seconds,
     "amp": _bool,
     "log_interval": _int(1),
     "checkpoint_steps": _int(0),
@@ -243,6 +324,14 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainConfig:
             "trainable_backbone_layers",
             raw.get("trainable_backbone_layers"),
             f"an integer from 0 to {limit} for backbone {config.backbone}",
+        )
+    resnet = config.backbone != "mobilenet_v3_large_fpn"
+    sizes = config.anchor_sizes
+    if resnet and isinstance(sizes, tuple) and sizes and len(sizes) != RESNET_LEVELS:
+        raise _bad(
+            "anchor_sizes",
+            raw.get("anchor_sizes"),
+            f"{RESNET_LEVELS} sizes, one per FPN level of {config.backbone}, or auto",
         )
     if config.max_size < config.min_size:
         raise _bad(

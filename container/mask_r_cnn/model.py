@@ -11,27 +11,47 @@ skipped when they do not fit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torchvision
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import misc as misc_ops
 
 from .errors import PretrainedError
 
 logger = logging.getLogger(__name__)
 
-NORM_LAYERS: dict[str, type[nn.Module]] = {
-    "batch_norm": nn.BatchNorm2d,
-    "frozen_batch_norm": misc_ops.FrozenBatchNorm2d,
-}
+NORM_LAYERS: tuple[str, ...] = ("batch_norm", "frozen_batch_norm", "group_norm")
+# torchvision's defaults: one anchor size per FPN level (strides 4 to 64).
+DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
+_RESNET_STAGES = ("layer4", "layer3", "layer2", "layer1", "conv1")
 STATE_DICT_SUFFIXES = (".pth", ".pt")
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    # 32 groups (Wu & He, 2018), fewer for narrow layers: statistics per image, so small
+    # batches train as well as big ones.
+    return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+
+
+def norm_factory(name: str) -> Callable[[int], nn.Module]:
+    """Return the normalisation layer constructor of a `norm_layer` name."""
+    if name == "group_norm":
+        return _group_norm
+    if name == "frozen_batch_norm":
+        return misc_ops.FrozenBatchNorm2d
+    if name == "batch_norm":
+        return nn.BatchNorm2d
+    raise ValueError(f"unknown norm_layer {name!r}")  # guarded by hyperparams
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +66,13 @@ class ModelSpec:
         trainable_backbone_layers: backbone stages left trainable.
         fast: smaller RPN/RoI sampling (for small images and CPU runs).
         detections_per_image: max detections per image.
-        norm_layer: `frozen_batch_norm` (fine-tuning from pretrained weights) or `batch_norm`.
+        norm_layer: `frozen_batch_norm` (fine-tuning from pretrained weights), `batch_norm` or
+            `group_norm` (from scratch).
+        fpn_channels: width of the FPN and of the heads' input (ResNet backbones).
+        box_head_channels: width of the box head's two fully connected layers.
+        mask_head_channels: width of the mask head's convolutions.
+        mask_head_layers: number of the mask head's convolutions.
+        anchor_sizes: one anchor size in pixels per FPN level (after the model's resize).
     """
 
     backbone: str
@@ -57,6 +83,11 @@ class ModelSpec:
     fast: bool = False
     detections_per_image: int = 100
     norm_layer: str = "frozen_batch_norm"
+    fpn_channels: int = 256
+    box_head_channels: int = 1024
+    mask_head_channels: int = 256
+    mask_head_layers: int = 4
+    anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES
 
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as JSON-ready values (stored in `metadata.json`)."""
@@ -66,7 +97,34 @@ class ModelSpec:
     def from_dict(cls, values: Mapping[str, Any]) -> ModelSpec:
         """Rebuild a spec from `to_dict()` output."""
         names = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in values.items() if k in names})
+        kept = {k: v for k, v in values.items() if k in names}
+        if "anchor_sizes" in kept:  # JSON has lists, the spec tuples
+            kept["anchor_sizes"] = tuple(int(v) for v in kept["anchor_sizes"])
+        return cls(**kept)
+
+
+def resnet_fpn(spec: ModelSpec) -> BackboneWithFPN:
+    """Build a ResNet FPN backbone of `spec.fpn_channels` channels (as torchvision's builder).
+
+    The layer names equal torchvision's `resnet_fpn_backbone`, so its state_dicts still load.
+    """
+    norm = norm_factory(spec.norm_layer)
+    body = getattr(torchvision.models, spec.backbone.removesuffix("_fpn"))(
+        weights=None, norm_layer=norm
+    )
+    trained = list(_RESNET_STAGES[: spec.trainable_backbone_layers])
+    if spec.trainable_backbone_layers == len(_RESNET_STAGES):
+        trained.append("bn1")
+    for name, parameter in body.named_parameters():
+        if not name.startswith(tuple(trained)):
+            parameter.requires_grad_(False)
+    stage2 = body.inplanes // 8
+    return BackboneWithFPN(
+        body,
+        {f"layer{k + 1}": str(k) for k in range(4)},
+        [stage2 * 2**k for k in range(4)],
+        spec.fpn_channels,
+    )
 
 
 def build_model(spec: ModelSpec) -> MaskRCNN:
@@ -78,9 +136,8 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
     Returns:
         The model, in training mode.
     """
-    norm = NORM_LAYERS[spec.norm_layer]
     kwargs: dict[str, Any] = {
-        "num_classes": spec.num_classes,
+        "num_classes": None,  # the predictors below carry the classes
         "min_size": spec.min_size,
         "max_size": spec.max_size,
         "box_detections_per_img": spec.detections_per_image,
@@ -94,26 +151,34 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
             rpn_post_nms_top_n_test=100,
             box_batch_size_per_image=128,
         )
+    backbone: nn.Module
     if spec.backbone == "mobilenet_v3_large_fpn":
         backbone = mobilenet_backbone(
             backbone_name="mobilenet_v3_large",
             weights=None,
             fpn=True,
-            norm_layer=norm,
+            norm_layer=norm_factory(spec.norm_layer),
             trainable_layers=spec.trainable_backbone_layers,
         )
-        # The MobileNet FPN returns 3 feature maps, so the anchors need 3 size tuples.
-        sizes = ((32, 64, 128, 256, 512),) * 3
-        kwargs["rpn_anchor_generator"] = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * 3)
+        # The MobileNet FPN returns 3 feature maps, each gets every anchor size.
+        sizes: tuple[tuple[int, ...], ...] = (spec.anchor_sizes,) * 3
     elif spec.backbone in ("resnet50_fpn", "resnet18_fpn"):
-        backbone = resnet_fpn_backbone(
-            backbone_name=spec.backbone.removesuffix("_fpn"),
-            weights=None,
-            norm_layer=norm,
-            trainable_layers=spec.trainable_backbone_layers,
-        )
+        backbone = resnet_fpn(spec)
+        sizes = tuple((size,) for size in spec.anchor_sizes)  # one size per FPN level
     else:
         raise ValueError(f"unknown backbone {spec.backbone!r}")  # guarded by hyperparams
+    channels = int(backbone.out_channels)  # type: ignore[arg-type]  # an int attribute
+    generator = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+    resolution = 7  # torchvision's RoIAlign output for the box head
+    kwargs.update(
+        rpn_anchor_generator=generator,
+        box_head=TwoMLPHead(channels * resolution**2, spec.box_head_channels),
+        box_predictor=FastRCNNPredictor(spec.box_head_channels, spec.num_classes),
+        mask_head=MaskRCNNHeads(channels, (spec.mask_head_channels,) * spec.mask_head_layers, 1),
+        mask_predictor=MaskRCNNPredictor(
+            spec.mask_head_channels, spec.mask_head_channels, spec.num_classes
+        ),
+    )
     return MaskRCNN(backbone, **kwargs)
 
 

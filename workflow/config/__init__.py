@@ -17,8 +17,8 @@ The keys, their types and defaults are the fields of `workflow.config.models` (o
 per section); README 'Configuration' has the table. `local.*` never changes the ASL document:
 local runs differ from AWS runs only in their execution input (hyperparameters, poll interval,
 gate threshold). The quality gate compares the metric with the input's ``GateThreshold``:
-``gate.threshold`` for AWS runs, ``local.gate_threshold`` for local runs (whose seconds-trained
-demo model scores about 0).
+``gate.threshold`` for AWS runs, ``local.gate_threshold`` for local runs (the demo model, trained
+for under two minutes on a CPU, is judged against a lower bar).
 
 Modules: `checks` (value types and their messages), `models` (the sections and defaults),
 `loader` (`load_config`: sources, layering, one `ConfigError`).

@@ -150,3 +150,28 @@ def test_pennfudan_layout_trains(
     metadata = json.loads((base / "model" / "metadata.json").read_text())
     assert metadata["categories"] == [{"id": 1, "name": "person", "label": 1}]
     assert "segm_mAP" in json.loads((base / "model" / "metrics.json").read_text())
+
+
+def test_max_seconds_budget_stops_cleanly_with_checkpoint_model_and_metrics(
+    ml_tree: Callable[..., Path], synthetic_data: Path, tiny_hp: dict[str, str]
+) -> None:
+    hyperparameters = {
+        **tiny_hp,
+        "epochs": "1000",  # only the budget can end this job
+        "max_seconds": "0.5",
+        "optimizer": "adamw",
+        "lr": "0.001",
+        "lr_schedule": "cosine",
+        "anchor_sizes": "auto",
+    }
+    base = ml_tree(hyperparameters, {"training": synthetic_data / "train"})
+    assert run({"SAGEMAKER_BASE_DIR": str(base)}) == 0
+    metrics = json.loads((base / "model" / "metrics.json").read_text())
+    assert metrics["train_seconds"] >= 0.5
+    assert 1 <= metrics["steps"] < 1000 * 2  # stopped by the budget, not by the epochs
+    assert list((base / "checkpoints").glob("checkpoint-*.pth"))
+    assert not (base / "output" / "failure").exists()
+    metadata = json.loads((base / "model" / "metadata.json").read_text())
+    assert metadata["hyperparameters"]["max_seconds"] == "0.5"
+    sizes = metadata["model"]["anchor_sizes"]  # resolved from the boxes, for serve to rebuild
+    assert len(sizes) == 5 and sizes[0] < 32

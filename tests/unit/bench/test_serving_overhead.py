@@ -88,8 +88,9 @@ def test_smoke_run_writes_a_well_formed_result(
     settings = smoke_settings()
     execute(serving_overhead.NAME, serving_overhead.TITLE, serving_overhead.run, settings)
     document = check_result_file(settings.out_dir / "serving_overhead.json", "serving_overhead")
-    p50, p95, rps1, rps4 = document["figures"]
+    p50, absolute, p95, rps1, rps4 = document["figures"]
     assert p95["result"] >= p50["result"]
+    assert absolute["target"] == "<= 60 ms" and absolute["result"] == p50["result"]
     assert p50["target"] == "ratio <= 1.10" and p50["ratio"] > 0
     assert rps1["unit"] == rps4["unit"] == "req/s" and rps4["result"] > 0
     assert document["settings"]["workers"] == 1 and document["settings"]["threads"] == 1

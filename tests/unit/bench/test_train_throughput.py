@@ -17,8 +17,8 @@ from bench.common import BenchSettings, execute
 
 def test_demo_hyperparameters_merge_local_over_training(repo_root: Path) -> None:
     hyperparameters, size, images = train_throughput.demo_hyperparameters(repo_root)
-    assert hyperparameters["backbone"] == "mobilenet_v3_large_fpn"  # local
-    assert hyperparameters["epochs"] == "1"  # local over training's 10
+    assert hyperparameters["backbone"] == "resnet18_fpn"  # local
+    assert hyperparameters["epochs"] == "100"  # local over training's 10
     assert "batch_size" in hyperparameters  # from training
     assert size >= 32 and images >= 1
 
@@ -82,4 +82,4 @@ def test_smoke_run_writes_a_well_formed_result(
         fp32["ratio"]["values"][0], abs=1e-3
     )
     assert document["settings"]["threads"] == 1
-    assert document["settings"]["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert document["settings"]["model"]["backbone"] == "resnet18_fpn"

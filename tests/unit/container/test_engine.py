@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from mask_r_cnn.engine import EpochBatchSampler, learning_rate
+from mask_r_cnn.engine import EpochBatchSampler, LoopState, learning_rate, run_progress
 from mask_r_cnn.hyperparams import TrainConfig
 
 
@@ -40,3 +40,20 @@ def test_learning_rate_warms_up_then_steps_down() -> None:
     assert learning_rate(config, 5, 0, 1) < learning_rate(config, 9, 0, 1) < 0.01
     assert learning_rate(config, 10, 1, 1) == pytest.approx(0.01)
     assert learning_rate(config, 50, 2, 1) == pytest.approx(0.001)
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_end_of_the_run() -> None:
+    config = TrainConfig(lr=0.001, warmup_steps=10, lr_schedule="cosine")
+    assert learning_rate(config, 0, 0, 1, progress=0.0) == pytest.approx(0.001 * 0.001)
+    assert learning_rate(config, 10, 0, 1, progress=0.0) == pytest.approx(0.001)
+    assert learning_rate(config, 50, 3, 1, progress=0.5) == pytest.approx(0.0005)
+    assert learning_rate(config, 99, 9, 1, progress=1.0) == pytest.approx(0.0)
+
+
+def test_run_progress_is_the_furthest_of_steps_step_cap_and_time_budget() -> None:
+    config = TrainConfig(max_steps=200, max_seconds=60.0)
+    state = LoopState(global_step=50, seconds=45.0)
+    assert run_progress(config, state, total_steps=1000) == pytest.approx(0.75)  # the budget
+    assert run_progress(TrainConfig(max_steps=100), state, 1000) == pytest.approx(0.5)
+    assert run_progress(TrainConfig(), state, total_steps=None) == 0.0
+    assert run_progress(TrainConfig(max_seconds=10.0), state, None) == 1.0

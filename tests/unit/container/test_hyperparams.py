@@ -82,6 +82,14 @@ def test_unknown_key_names_the_key_and_lists_the_known_ones() -> None:
         ("lr_steps", "3,2", "increasing epoch numbers"),
         ("trainable_backbone_layers", "7", "from 0 to 6"),
         ("min_size", "8", "an integer >= 32"),
+        ("optimizer", "adam", "one of sgd, adamw"),
+        ("lr_schedule", "linear", "one of step, cosine"),
+        ("norm", "layer_norm", "one of auto, batch_norm, group_norm, frozen_batch_norm"),
+        ("anchor_sizes", "16,8,32,64,128", "increasing sizes in pixels"),
+        ("anchor_sizes", "8,16,big", "increasing sizes in pixels"),
+        ("anchor_sizes", "8,16,32", "5 sizes, one per FPN level of resnet50_fpn"),
+        ("fpn_channels", "4", "an integer from 8 to 1024"),
+        ("max_seconds", "-5", "a number > 0"),
     ],
 )
 def test_bad_values_name_key_value_and_expectation(key: str, value: str, expected: str) -> None:
@@ -117,3 +125,30 @@ def test_every_hyperparameter_is_documented() -> None:
     assert {name for name, _, _ in rows} >= {"epochs", "backbone", "max_steps", "score_threshold"}
     assert all(doc for _, _, doc in rows)
     assert set(BACKBONES) == {"resnet50_fpn", "resnet18_fpn", "mobilenet_v3_large_fpn"}
+
+
+def test_cpu_fit_model_and_short_run_recipe_are_parsed() -> None:
+    config = parse_hyperparameters(
+        {
+            "backbone": "resnet18_fpn",
+            "norm": "group_norm",
+            "fpn_channels": "64",
+            "box_head_channels": "256",
+            "mask_head_channels": "64",
+            "mask_head_layers": "2",
+            "anchor_sizes": "8,16,32,64,128",
+            "optimizer": "adamw",
+            "lr_schedule": "cosine",
+            "max_seconds": "90",
+        }
+    )
+    assert config.anchor_sizes == (8, 16, 32, 64, 128)
+    assert (config.optimizer, config.lr_schedule, config.max_seconds) == ("adamw", "cosine", 90.0)
+    assert (config.norm, config.fpn_channels, config.mask_head_layers) == ("group_norm", 64, 2)
+    assert parse_hyperparameters(config.as_strings()) == config
+    assert parse_hyperparameters({"anchor_sizes": "auto"}).anchor_sizes == "auto"
+    assert parse_hyperparameters({"anchor_sizes": "default"}).anchor_sizes == ()
+    assert parse_hyperparameters({"max_seconds": "0"}).max_seconds is None
+    # MobileNet gives every size to each of its 3 levels, so any count is fine there.
+    mobile = {"backbone": "mobilenet_v3_large_fpn", "anchor_sizes": "16,32,64"}
+    assert parse_hyperparameters(mobile).anchor_sizes == (16, 32, 64)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
-from mask_r_cnn.metrics import coco_map
+from mask_r_cnn.metrics import coco_map, per_category_ap, validation_curve
 from pycocotools import mask as mask_utils
 
 
@@ -88,3 +88,36 @@ def test_pycocotools_tables_do_not_reach_stdout(capsys: object) -> None:
     ]
     coco_map(truth, det)
     assert capsys.readouterr().out == ""  # type: ignore[attr-defined]
+
+
+def test_per_category_ap_scores_each_category_on_its_own() -> None:
+    truth = _truth()
+    first = truth["annotations"][0]  # type: ignore[index]
+    found_a_only = [
+        {
+            "image_id": 1,
+            "category_id": 1,
+            "score": 0.9,
+            "bbox": first["bbox"],
+            "segmentation": first["segmentation"],
+        }
+    ]
+    rows = per_category_ap(truth, found_a_only)
+    assert [(r["name"], r["instances"]) for r in rows] == [("a", 1), ("b", 1)]
+    assert rows[0]["segm_AP"] > 0.99 and rows[0]["bbox_AP"] > 0.99
+    assert rows[1]["segm_AP"] == 0.0 and rows[1]["bbox_AP"] == 0.0
+    assert per_category_ap(truth, [])[0]["segm_AP"] == 0.0
+
+
+def test_validation_curve_reads_the_training_log() -> None:
+    log = (
+        "2026-12-03 01:21:10,772 INFO validation: bbox_mAP=0.0276 segm_mAP=0.0192 "
+        "bbox_AP50=0.0530 segm_AP50=0.0452 epoch=1 train_seconds=67.9\n"
+        "2026-12-03 01:21:11,000 INFO epoch=2 step=60 loss=0.9 lr=0.001\n"
+        "2026-12-03 01:23:02,522 INFO validation: bbox_mAP=0.1177 segm_mAP=0.1099 "
+        "bbox_AP50=0.0825 segm_AP50=0.0508 epoch=2 train_seconds=135.1\n"
+    )
+    assert validation_curve(log) == [
+        {"epoch": 1, "train_seconds": 67.9, "segm_mAP": 0.0192, "bbox_mAP": 0.0276},
+        {"epoch": 2, "train_seconds": 135.1, "segm_mAP": 0.1099, "bbox_mAP": 0.1177},
+    ]

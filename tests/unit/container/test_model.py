@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -111,3 +112,38 @@ def test_pretrained_channel_needs_exactly_one_file(tmp_path: Path) -> None:
     (tmp_path / "b.pt").write_bytes(b"")
     with pytest.raises(PretrainedError, match=r"found a\.pth, b\.pt"):
         find_state_dict(tmp_path)
+
+
+def test_cpu_fit_spec_builds_narrow_heads_group_norm_and_its_anchors() -> None:
+    spec = ModelSpec(
+        backbone="resnet18_fpn",
+        num_classes=4,
+        min_size=96,
+        max_size=96,
+        trainable_backbone_layers=5,
+        norm_layer="group_norm",
+        fpn_channels=64,
+        box_head_channels=256,
+        mask_head_channels=64,
+        mask_head_layers=2,
+        anchor_sizes=(8, 16, 32, 64, 128),
+    )
+    model = build_model(spec)
+    assert model.backbone.out_channels == 64
+    assert model.roi_heads.box_head.fc7.out_features == 256
+    assert len(model.roi_heads.mask_head) == 2
+    assert isinstance(model.backbone.body.bn1, torch.nn.GroupNorm)
+    assert model.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
+    assert all(p.requires_grad for p in model.parameters())
+    # serve rebuilds the same network from metadata.json (JSON turns tuples into lists)
+    assert ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    rebuilt = build_model(ModelSpec.from_dict(spec.to_dict()))
+    rebuilt.load_state_dict(model.state_dict())
+
+
+def test_default_spec_keeps_torchvision_heads_and_anchors() -> None:
+    model = build_model(SPEC)
+    assert model.backbone.out_channels == 256
+    assert model.roi_heads.box_head.fc7.out_features == 1024
+    assert len(model.roi_heads.mask_head) == 4
+    assert model.rpn.anchor_generator.sizes == ((32,), (64,), (128,), (256,), (512,))

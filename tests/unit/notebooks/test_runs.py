@@ -203,7 +203,7 @@ def test_local_execution_input_carries_the_local_gate_threshold(make_session):
     with LocalStepFunctions(make_session(overrides=overrides), stream=io.StringIO()) as local:
         document = local.execution_input(commit="abc1234", image_uri="local/x:1")
         assert document["GateThreshold"] == 0.1  # local runs: local.gate_threshold
-        assert document["HyperParameters"]["backbone"] == "mobilenet_v3_large_fpn"
+        assert document["HyperParameters"]["backbone"] == "resnet18_fpn"
         assert document["TestData"].endswith("/test/") and "synthetic-" in document["TestData"]
 
 

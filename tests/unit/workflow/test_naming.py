@@ -106,8 +106,9 @@ def test_execution_input_without_image_and_with_local_values(make_config) -> Non
     assert "ImageUri" not in data
     assert data["EndpointPollSeconds"] == 1
     assert data["GateThreshold"] == 0.5  # not given: the configuration's gate.threshold
-    assert data["HyperParameters"]["backbone"] == "mobilenet_v3_large_fpn"
-    assert data["HyperParameters"]["lr"] == "0.005"  # merged over the training ones
+    assert data["HyperParameters"]["backbone"] == "resnet18_fpn"
+    assert data["HyperParameters"]["epochs"] == "100"  # local over training's 10
+    assert data["HyperParameters"]["lr"] == "0.001"
 
 
 def test_execution_input_rejects_bad_values(make_config) -> None:
