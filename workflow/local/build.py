@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from workflow.checkout import checkout_root
-from workflow.errors import WorkflowError
+from workflow.contracts import short_commit
+from workflow.errors import NamingError, WorkflowError
 from workflow.local.store import LocalStore, ObjectExistsError, publish_dir, temporary_sibling
 
 logger = logging.getLogger(__name__)
@@ -76,10 +77,12 @@ def content_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def short_commit(commit: str) -> str:
-    """Return 7 lower-case ``[a-z0-9]`` characters of a commit (``unknown`` when none)."""
-    cleaned = "".join(c for c in commit.lower() if c.isalnum())
-    return cleaned[:7] or "unknown"
+def _tag_commit(commit: str) -> str:
+    """Return the commit part of an image tag: `short_commit`, or ``unknown`` when none."""
+    try:
+        return short_commit(commit)
+    except NamingError:
+        return "unknown"
 
 
 class LocalImages:
@@ -99,7 +102,7 @@ class LocalImages:
 
     def tag_for(self, commit: str) -> str:
         """Return the tag the current source gets for ``commit``."""
-        return f"{short_commit(commit)}-{content_hash(self.source)[:12]}"
+        return f"{_tag_commit(commit)}-{content_hash(self.source)[:12]}"
 
     def uri(self, tag: str) -> str:
         """Return the image URI of a tag."""

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from workflow.contracts import ERROR_REJECTED
 from workflow.errors import WorkflowError
 from workflow.local.store import write_json_atomic
 
@@ -110,7 +111,7 @@ def make_response(
         if document.get("status") == "failure":
             return {
                 "status": "failure",
-                "error": str(document.get("error") or "Rejected"),
+                "error": str(document.get("error") or ERROR_REJECTED),
                 "cause": str(document.get("cause") or ""),
             }
         raise CallbackError(
@@ -122,7 +123,7 @@ def make_response(
     if outcome in (REJECT, "rejected", "failure"):
         return {
             "status": "failure",
-            "error": "Rejected",
+            "error": ERROR_REJECTED,
             "cause": cause or "The model was rejected by a reviewer.",
         }
     raise CallbackError(

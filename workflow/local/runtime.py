@@ -36,7 +36,6 @@ import logging
 import secrets
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -44,7 +43,7 @@ from typing import Any
 
 from workflow.checkout import checkout_root
 from workflow.config import WorkflowConfig
-from workflow.contracts import GATE_THRESHOLD_KEY
+from workflow.contracts import ERROR_REJECTED, GATE_THRESHOLD_KEY
 from workflow.errors import ConfigError
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
@@ -61,6 +60,7 @@ from workflow.local.sagemaker_training import TrainingJobHandler
 from workflow.local.sagemaker_transform import TransformJobHandler
 from workflow.local.sns import Outbox, SnsPublishHandler
 from workflow.local.store import LocalStore, ObjectExistsError, write_new
+from workflow.retry import retry_until_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -327,24 +327,23 @@ class LocalRuntime:
 
     def _answer_later(self, token: str, verdict: tuple[bool, str]) -> None:
         approved, reason = verdict
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if approved:
-                    self.engine.send_task_success(
-                        token, {"Approved": True, "Mode": "auto", "Reason": reason}
-                    )
-                else:
-                    self.engine.send_task_failure(token, "Rejected", reason)
-                if self.echo:
-                    word = "approved" if approved else "rejected"
-                    self.say(f"[approval] auto-{word}: {reason}")
-                return
-            except Exception as exc:  # the task may not wait on the token yet
-                if time.monotonic() > deadline:
-                    logger.error("could not answer the approval token: %s", exc)
-                    return
-                time.sleep(0.05)
+
+        def answer() -> None:
+            if approved:
+                self.engine.send_task_success(
+                    token, {"Approved": True, "Mode": "auto", "Reason": reason}
+                )
+            else:
+                self.engine.send_task_failure(token, ERROR_REJECTED, reason)
+
+        # The task may not wait on the token yet: try again for up to 10 s.
+        error = retry_until_deadline(answer, seconds=10, pause=0.05)
+        if error is not None:
+            logger.error("could not answer the approval token: %s", error)
+            return
+        if self.echo:
+            word = "approved" if approved else "rejected"
+            self.say(f"[approval] auto-{word}: {reason}")
 
     def _deliver_callback(self, token: str, response: Mapping[str, Any]) -> None:
         if response.get("status") == "success":
@@ -352,7 +351,9 @@ class LocalRuntime:
             outcome = "approved"
         else:
             self.engine.send_task_failure(
-                token, str(response.get("error") or "Rejected"), str(response.get("cause") or "")
+                token,
+                str(response.get("error") or ERROR_REJECTED),
+                str(response.get("cause") or ""),
             )
             outcome = "rejected"
         if self.echo:

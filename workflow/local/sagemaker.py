@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workflow.contracts import is_valid_name
 from workflow.local.store import (
     LocalStore,
     ObjectExistsError,
@@ -140,11 +141,11 @@ class Records:
 
     def path(self, kind: str, name: str) -> Path:
         """Return the record file of a resource (found whatever the case of ``name``)."""
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9-]{0,62}", name or ""):
+        if not is_valid_name(name or ""):
             raise task_failed(
                 SAGEMAKER_ERROR,
                 f"{kind} name {name!r} is invalid; use 1-63 letters, digits and hyphens "
-                "starting with a letter or digit.",
+                "starting and ending with a letter or digit.",
             )
         return self.base / kind / f"{self.stored_name(kind, name)}.json"
 
