@@ -38,8 +38,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,6 +61,7 @@ from bench.profiling import (
     start_attached,
     stop_attached,
 )
+from workflow.http import answers_ok
 
 NAME = "serving_overhead"
 TITLE = "Serving overhead"
@@ -183,12 +182,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
                 f"serve exited with code {process.returncode} before answering /ping ({tail}); "
                 "run container/mask_r_cnn/serve by hand with the same model folder"
             )
-        try:
-            with urllib.request.urlopen(url + "/ping", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if answers_ok(url + "/ping", timeout=5):
+            return
         time.sleep(0.25)
     raise BenchError(
         f"serve did not answer /ping within {START_TIMEOUT_S} s; the machine may be overloaded, "

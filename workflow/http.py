@@ -1,4 +1,4 @@
-"""The kit's one HTTP client helper (on requests): POST a body, GET a JSON document.
+"""The kit's one HTTP client helper (on requests): POST a body, GET a JSON document or a 200.
 
 Used for the model servers the kit starts or reaches (``/invocations``, ``/ping``,
 ``/execution-parameters``). Errors become `HttpError`: the status and the start of the answer
@@ -44,6 +44,16 @@ def post_bytes(url: str, body: bytes, headers: Mapping[str, str], timeout: float
         detail = response.content[:DETAIL_CHARACTERS].decode("utf-8", errors="replace")
         raise HttpError(url, response.status_code, detail)
     return response.content
+
+
+def answers_ok(url: str, timeout: float = 2.0) -> bool:
+    """GET ``url``; True when it answered 200 (a health check such as ``/ping``)."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:

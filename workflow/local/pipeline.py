@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 
 from workflow.config import WorkflowConfig
 from workflow.errors import WorkflowError
+from workflow.http import post_bytes
 from workflow.local.orphans import RunSnapshots, finish_snapshot, reap_jobs, recover_run
 from workflow.local.redrive import cut_at_failure, release_redriven_job
 from workflow.local.report import (
@@ -292,11 +292,9 @@ def invoke_endpoint(url: str, image: Path, threshold: float | None, timeout: flo
     headers = {"Content-Type": content_type, "Accept": "application/json"}
     if threshold is not None:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = f"score_threshold={threshold}"
-    request = urllib.request.Request(
-        url.rstrip("/") + "/invocations", data=image.read_bytes(), method="POST", headers=headers
+    return json.loads(
+        post_bytes(url.rstrip("/") + "/invocations", image.read_bytes(), headers, timeout)
     )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def predict_png(

@@ -40,9 +40,7 @@ import sys
 import tarfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow.contracts import is_valid_name
+from workflow.http import answers_ok
 from workflow.local.store import (
     LocalStore,
     ObjectExistsError,
@@ -366,12 +365,8 @@ class ServeProcess:
                 )
             if cancelled():
                 return "cancelled"
-            try:
-                with urllib.request.urlopen(self.url + "/ping", timeout=2) as response:
-                    if response.status == 200:
-                        return None
-            except (urllib.error.URLError, OSError):
-                pass
+            if answers_ok(self.url + "/ping", timeout=2):
+                return None
             time.sleep(0.1)
         return (
             f"the serving process did not answer /ping within {timeout:.0f} s; see {self.log_path}"
@@ -542,30 +537,6 @@ def uri_join(prefix: str, *parts: str) -> str:
     for part in parts:
         text += "/" + part.strip("/")
     return text
-
-
-def http_post(url: str, body: bytes, content_type: str, accept: str, timeout: float) -> bytes:
-    """POST a body and return the response body; raise RuntimeError with the status on error."""
-    request = urllib.request.Request(
-        url, data=body, method="POST", headers={"Content-Type": content_type, "Accept": accept}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return bytes(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode("utf-8", errors="replace")
-        raise RuntimeError(f"HTTP {exc.code} from {url}: {detail}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise RuntimeError(f"{url} did not answer: {exc}") from exc
-
-
-def http_get_json(url: str, timeout: float = 5) -> Any:
-    """GET a JSON document; ``None`` when it fails."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
 
 
 def new_id() -> str:

@@ -23,13 +23,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflow.http import HttpError, get_json, post_bytes
 from workflow.local.sagemaker import (
     TASK_FAILED,
     LocalSageMaker,
     ServeProcess,
     extract_model,
-    http_get_json,
-    http_post,
     model_container,
     model_environment,
     now_ms,
@@ -204,7 +203,7 @@ class TransformJobHandler:
         problem = job.server.wait_ready(self.sm.settings.ping_timeout_seconds, job.cancelled.is_set)
         if problem is not None:
             raise RuntimeError(f"ClientError: {problem}")
-        defaults = http_get_json(job.server.url + "/execution-parameters") or {}
+        defaults = get_json(job.server.url + "/execution-parameters") or {}
         strategy = params.get("BatchStrategy") or defaults.get("BatchStrategy") or "MultiRecord"
         strategy = {"SINGLE_RECORD": "SingleRecord", "MULTI_RECORD": "MultiRecord"}.get(
             strategy, strategy
@@ -244,15 +243,14 @@ class TransformJobHandler:
                     )
                 try:
                     answers.append(
-                        http_post(
+                        post_bytes(
                             job.server.url + "/invocations",
                             record,
-                            content_type,
-                            accept,
+                            {"Content-Type": content_type, "Accept": accept},
                             INVOCATION_TIMEOUT,
                         )
                     )
-                except RuntimeError as exc:
+                except HttpError as exc:
                     raise RuntimeError(f"ClientError: {uri}: {exc}") from exc
                 count += 1
             body = b"".join(a + joiner for a in answers) if joiner else b"".join(answers)
