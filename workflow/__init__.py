@@ -1,7 +1,7 @@
 """MLOps workflow kit: one Step Functions state machine for AWS and for the local runtime.
 
-The public API (importing it loads only the standard library; the SageMaker and Step Functions
-SDKs load when a definition is built)::
+The public API (importing it loads the typed configuration's pydantic and boto3; the SageMaker
+and Step Functions SDKs load only when a definition is built)::
 
     from workflow import load_config, render_json, execution_input
     config = load_config()                      # workflow.yaml + MLOPS_* environment

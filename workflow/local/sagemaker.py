@@ -9,7 +9,7 @@ What runs where:
 - A training job is the image's ``train`` program, one process per host (``InstanceCount``), each
   in its own ``SAGEMAKER_BASE_DIR`` tree ``<root>/jobs/<job>/algo-<i>/`` built from the request
   (``hyperparameters.json``, ``inputdataconfig.json``, ``resourceconfig.json``, the channels
-  hard-linked from the local store, the checkpoints synced from ``CheckpointConfig.S3Uri``).
+  copied from the local store (a job's writes never reach the stored object), the checkpoints synced from ``CheckpointConfig.S3Uri``).
   Hosts talk over loopback (``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``).
 - An endpoint is the image's ``serve`` program on a free 127.0.0.1 port, in its own session so
   that it can outlive the run (``--keep-endpoint``); its pid, port and URL are recorded under
