@@ -257,6 +257,7 @@ def render_template(
         )
     properties["Definition"] = definition
     _grant_optional_integrations(template, config)
+    _grant_data_capture(template, config)
     parameters = template.get("Parameters", {})
     for name, value in _parameter_defaults(config).items():
         if name in parameters:
@@ -286,6 +287,33 @@ def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfi
                 "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
                 + parameter.lstrip("/")
             },
+        }
+    )
+
+
+def _grant_data_capture(template: dict[str, Any], config: WorkflowConfig) -> None:
+    """Let the SageMaker execution role write the endpoint's data capture, and nothing more.
+
+    SageMaker writes the captures of an endpoint as the model's execution role, under
+    ``<DestinationS3Uri>/<EndpointName>/<VariantName>/yyyy/mm/dd/hh/`` (README "Data capture"):
+    ``s3:PutObject`` on that endpoint's folder of the destination the definition carries, no
+    reads, no deletes. Without data capture there is no grant.
+    """
+    if not config.endpoint.data_capture.enabled:
+        return
+    role = template["Resources"].get("SageMakerExecutionRole", {}).get("Properties", {})
+    policies = role.get("Policies") or []
+    if not policies:
+        raise InfraError(
+            "the template's SageMakerExecutionRole has no inline policy to extend; restore "
+            "infra/template.yaml from the repository."
+        )
+    key = config.data_capture_uri[len(f"s3://{config.s3.bucket}/") :]
+    policies[0]["PolicyDocument"]["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": {"Fn::Sub": "${ArtifactBucket.Arn}/" + key + "/${EndpointName}/*"},
         }
     )
 

@@ -6,11 +6,14 @@ records the local handlers keep under ``<root>/sagemaker/``, so a notebook inspe
 run made with the boto3 calls it uses on AWS. ``InvokeEndpoint`` forwards the body to the local
 endpoint's serving process, as SageMaker forwards it to the container's ``/invocations``:
 https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html.
+An answered invocation goes through the endpoint configuration's data capture
+(`workflow.local.data_capture`), which never fails the inference.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +22,7 @@ import requests
 
 from workflow.api.errors import ApiError, require
 from workflow.api.wire import page
+from workflow.local.data_capture import DataCapture, Invocation, variant_name
 from workflow.local.engine import TaskFailed
 from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS, MODELS, EndpointHandlers
@@ -26,6 +30,8 @@ from workflow.local.sagemaker_training import KIND as TRAINING_JOBS
 from workflow.local.sagemaker_training import describe_training_job
 from workflow.local.sagemaker_transform import KIND as TRANSFORM_JOBS
 from workflow.local.sagemaker_transform import describe_transform_job
+
+logger = logging.getLogger(__name__)
 
 INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 _MS_THRESHOLD = 10**11  # record times are epoch milliseconds; the wire wants seconds
@@ -103,6 +109,7 @@ class SageMakerApi:
     def __init__(self, sm: LocalSageMaker) -> None:
         self.sm = sm
         self._endpoints = EndpointHandlers(sm)
+        self.data_capture = DataCapture(sm.store)
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         """The ``SageMaker.<Operation>`` table."""
@@ -217,14 +224,38 @@ class SageMakerApi:
         if answer.status_code >= 300:
             text = answer.text[:2000]
             raise ModelError(name, answer.status_code, text, str(record.get("LogPath", "")))
+        endpoint_config = self._endpoint_config(record)
         out = {
             "Content-Type": answer.headers.get("Content-Type", "application/json"),
-            "x-Amzn-Invoked-Production-Variant": "AllTraffic",
+            "x-Amzn-Invoked-Production-Variant": variant_name(endpoint_config),
         }
         for header in _FORWARDED.values():
             if header in answer.headers:
                 out[header] = answer.headers[header]
+        self.data_capture.capture(
+            endpoint_config,
+            Invocation(
+                endpoint=name,
+                variant=out["x-Amzn-Invoked-Production-Variant"],
+                request=body,
+                request_type=forward["Content-Type"],
+                response=answer.content,
+                response_type=out["Content-Type"],
+                inference_id=given.get("x-amzn-sagemaker-inference-id"),
+            ),
+        )
         return 200, answer.content, out
+
+    def _endpoint_config(self, endpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The configuration the endpoint serves; None if its record cannot be read."""
+        name = endpoint.get("EndpointConfigName")
+        if not name:
+            return None
+        try:
+            return self.sm.records.get(CONFIGS, str(name))
+        except Exception as exc:  # the answer must not depend on reading it
+            logger.warning("cannot read endpoint configuration %s: %s", name, exc)
+            return None
 
 
 def _sort_key(value: Any) -> tuple[int, float, str]:

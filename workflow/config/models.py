@@ -140,6 +140,19 @@ class NotificationConfig(Section):
     topic_arn: Annotated[Text, AfterValidator(TOPIC)]  # derived: <name>-notifications topic
 
 
+class DataCaptureConfig(Section):
+    """SageMaker data capture of the endpoint's requests and responses (``DataCaptureConfig``).
+
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html
+    """
+
+    enabled: Flag = True
+    # CreateEndpointConfig's InitialSamplingPercentage takes 0 to 100.
+    sampling_percentage: Annotated[Integer, AfterValidator(Range(0, 100, " percent"))] = 10
+    # A key prefix under s3.prefix: captures go to s3://<bucket>/<s3.prefix>/<destination_prefix>.
+    destination_prefix: Annotated[Text, AfterValidator(PREFIX)] = "data-capture"
+
+
 class EndpointConfig(Section):
     """The real-time endpoint, created once and then updated in place."""
 
@@ -147,6 +160,7 @@ class EndpointConfig(Section):
     instance_type: InstanceType = "ml.m5.xlarge"
     initial_instance_count: Count = 1
     poll_seconds: Annotated[Integer, AfterValidator(Range(1, 3600, " seconds"))] = 30
+    data_capture: DataCaptureConfig = DataCaptureConfig()
 
 
 class DatasetConfig(Section):
@@ -254,6 +268,11 @@ class WorkflowConfig(BaseSettings):
     def image_repository_uri(self) -> str:
         """The ECR repository URI of the BYOC image (without tag)."""
         return f"{self.account_id}.dkr.ecr.{self.region}.amazonaws.com/{self.ecr_repository}"
+
+    @property
+    def data_capture_uri(self) -> str:
+        """The ``DestinationS3Uri`` of the endpoint's data capture (no trailing slash)."""
+        return self.s3.uri(self.endpoint.data_capture.destination_prefix).rstrip("/")
 
     @property
     def state_machine_arn(self) -> str:

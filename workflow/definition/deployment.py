@@ -7,6 +7,7 @@ from typing import Any
 from workflow.definition.base import BuilderBase
 from workflow.definition.names import (
     APPROVAL_GRACE_SECONDS,
+    CAPTURE_JSON_CONTENT_TYPES,
     ENDPOINT_MISSING_ERROR,
     ERROR_ENDPOINT,
     ERROR_QUALITY_GATE,
@@ -155,6 +156,25 @@ class DeploymentStages(BuilderBase):
         self.catch(approval, StepId.REQUEST_APPROVAL)
         return approval
 
+    def data_capture_config(self) -> dict[str, Any] | None:
+        """CreateEndpointConfig's ``DataCaptureConfig``, or None when capture is off.
+
+        The shape of the SageMaker API (not the SDK's ``DataCaptureConfig`` object, which wants a
+        session): requests and responses, sampled at ``endpoint.data_capture.sampling_percentage``
+        into ``s3://<bucket>/<s3.prefix>/<destination_prefix>``. See
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html.
+        """
+        capture = self.config.endpoint.data_capture
+        if not capture.enabled:
+            return None
+        return {
+            "EnableCapture": True,
+            "InitialSamplingPercentage": capture.sampling_percentage,
+            "DestinationS3Uri": self.config.data_capture_uri,
+            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+            "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_CONTENT_TYPES)},
+        }
+
     def endpoint_stage(self, success: Any) -> Any:
         config, steps, rule = self.config, self.steps, self.steps.ChoiceRule
         endpoint_config = steps.EndpointConfigStep(
@@ -166,6 +186,10 @@ class DeploymentStages(BuilderBase):
             comment="a new endpoint configuration per run: the endpoint switches to it",
             result_path="$.EndpointConfig",
         )
+        capture = self.data_capture_config()
+        if capture is not None:
+            parameters = dict(endpoint_config.parameters)
+            endpoint_config.update_parameters({**parameters, "DataCaptureConfig": capture})
         self.retry(endpoint_config, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
         self.catch(endpoint_config, StepId.CREATE_ENDPOINT_CONFIG)
 

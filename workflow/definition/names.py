@@ -23,6 +23,10 @@ from workflow.contracts import (
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 TRANSFORM_CONTENT_TYPE = "application/x-image"
 TRANSFORM_ACCEPT = "application/json"
+# Data capture records these content types as JSON text and everything else (the images the
+# endpoint receives) as base64, as SageMaker does with CaptureContentTypeHeader:
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CaptureContentTypeHeader.html
+CAPTURE_JSON_CONTENT_TYPES = ("application/json",)
 BUILD_TIMEOUT_SECONDS = 2 * 60 * 60
 # The build and the endpoint are polled at the execution input's interval (local runs: 1 s).
 POLL_SECONDS_PATH = "$.EndpointPollSeconds"

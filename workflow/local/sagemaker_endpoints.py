@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflow.local.data_capture import check_data_capture_config
 from workflow.local.sagemaker import (
     SAGEMAKER_ERROR,
     SDK_ERROR,
@@ -105,6 +106,9 @@ class EndpointConfigHandler:
         """Record the endpoint config; its models must exist. Return ``{"EndpointConfigArn"}``."""
         name = str(require_param(params, "EndpointConfigName", "CreateEndpointConfig"))
         variants = require_param(params, "ProductionVariants", "CreateEndpointConfig")
+        problem = check_data_capture_config(params.get("DataCaptureConfig"))
+        if problem is not None:
+            raise task_failed(SAGEMAKER_ERROR, f"CreateEndpointConfig: {problem}.")
         for variant in variants:
             model = str(variant.get("ModelName") or "")
             if self.sm.records.get(MODELS, model) is None:

@@ -7,6 +7,7 @@ reads, SageMaker Runtime's InvokeEndpoint and its error shapes are checked as a 
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from workflow.local.runtime import LocalRuntime
 pytestmark = pytest.mark.integration
 
 ROLE = "arn:aws:iam::000000000000:role/local"
+CAPTURE_URI = "s3://bucket/data-capture"
 
 
 def _tiny_model_tarball(folder: Path) -> Path:
@@ -98,6 +100,13 @@ def _deployment(image: str, model_data: str) -> dict[str, Any]:
                             "InstanceType": "ml.m5.large",
                         }
                     ],
+                    "DataCaptureConfig": {
+                        "EnableCapture": True,
+                        "InitialSamplingPercentage": 100,
+                        "DestinationS3Uri": CAPTURE_URI,
+                        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+                        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+                    },
                 },
                 "Endpoint",
             ),
@@ -225,6 +234,21 @@ def test_local_endpoint_through_the_api(tmp_path, monkeypatch):
             )  # fmt: skip
             assert json.loads(invoked.stdout)["InvokedProductionVariant"] == "AllTraffic"
             assert json.loads((tmp_path / "answer.json").read_text()) == prediction
+
+        # Data capture at 100%: one record per answered request (boto3, Predictor, maybe the
+        # CLI), none for the refused ones, in SageMaker's format (README "Data capture").
+        captures = runtime.store.list(f"{CAPTURE_URI}/Tiny-Endpoint/AllTraffic/")
+        assert len(captures) == (3 if aws is not None else 2)
+        for uri in captures:
+            (line,) = runtime.store.get_bytes(uri).decode().splitlines()
+            record = json.loads(line)
+            request = record["captureData"]["endpointInput"]
+            response = record["captureData"]["endpointOutput"]
+            assert (request["mode"], request["encoding"]) == ("INPUT", "BASE64")
+            assert base64.b64decode(request["data"]) == png
+            assert (response["mode"], response["encoding"]) == ("OUTPUT", "JSON")
+            assert json.loads(response["data"]) == prediction
+            assert record["eventVersion"] == "0"
 
 
 def test_invoke_endpoint_forwards_headers_and_errors(served):

@@ -203,6 +203,9 @@ def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
         dict(fake.calls)["transform"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         == data["TestImages"]
     )
+    endpoint_config = dict(fake.calls)["createEndpointConfig"]
+    assert endpoint_config["DataCaptureConfig"]["InitialSamplingPercentage"] == 10
+    assert endpoint_config["DataCaptureConfig"]["DestinationS3Uri"].endswith("/data-capture")
     approval = dict(fake.calls)["request_approval"]
     assert approval["Metrics"]["segm_mAP"] == 0.8 and approval["ModelName"] == data["ModelName"]
     assert approval["TaskToken"] and approval["ExecutionArn"] == execution.arn

@@ -291,3 +291,42 @@ def test_ssm_hyperparameters_get_a_scoped_grant(make_config: Any, tmp_path: Path
 
 def test_without_ssm_hyperparameters_there_is_no_ssm_grant(all_statements: list) -> None:
     assert not [s for _, s in all_statements if "ssm:" in json.dumps(s["Action"])]
+
+
+def _sagemaker_role_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    role = template["Resources"]["SageMakerExecutionRole"]["Properties"]
+    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _capture_writes(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in statements
+        if any("data-capture" in json.dumps(r) for r in as_list(s["Resource"]))
+    ]
+
+
+def test_sagemaker_role_writes_data_capture_under_its_prefix_only(
+    rendered: dict[str, Any], all_statements: list
+) -> None:
+    # SageMaker writes an endpoint's captures as the model's execution role, under
+    # <DestinationS3Uri>/<EndpointName>/...; only PutObject there, nothing read or deleted.
+    (grant,) = _capture_writes([s for _, s in all_statements])
+    assert grant in _sagemaker_role_statements(rendered)
+    assert grant == {
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": {"Fn::Sub": "${ArtifactBucket.Arn}/mask-r-cnn/data-capture/${EndpointName}/*"},
+    }
+    states = rendered["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    capture = states["CreateEndpointConfig"]["Parameters"]["DataCaptureConfig"]
+    assert capture["DestinationS3Uri"] == "s3://${ArtifactBucket}/mask-r-cnn/data-capture"
+
+
+def test_no_data_capture_grant_when_capture_is_off(make_config: Any) -> None:
+    from workflow.definition import render_json
+    from workflow.infra import render_template
+
+    config = make_config(**{"endpoint.data_capture.enabled": "false"})
+    template = render_template(config, render_json(config))
+    assert _capture_writes(_sagemaker_role_statements(template)) == []

@@ -318,3 +318,34 @@ def test_readme_table_names_every_key() -> None:
         )
 
     assert [key for key in known_keys() if not covered(key)] == []
+
+
+def test_data_capture_defaults_and_uri(make_config) -> None:
+    config = make_config()
+    capture = config.endpoint.data_capture
+    assert (capture.enabled, capture.sampling_percentage) == (True, 10)
+    assert config.data_capture_uri == (
+        "s3://mask-r-cnn-mlops-000000000000-us-east-1/mask-r-cnn/data-capture"
+    )
+    config = make_config(s3__prefix="", endpoint__data_capture__destination_prefix="dc/x")
+    assert config.data_capture_uri == "s3://mask-r-cnn-mlops-000000000000-us-east-1/dc/x"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("sampling_percentage", 101, "101 is out of range (expected 0 to 100 percent)"),
+        ("sampling_percentage", -1, "-1 is out of range (expected 0 to 100 percent)"),
+        ("sampling_percentage", 2.5, "2.5 is not an integer (e.g. 1)"),
+        ("enabled", "yes", "'yes' is not a boolean (expected true or false)"),
+        (
+            "destination_prefix",
+            "/capture/",
+            "'/capture/' is not a valid key prefix (expected segments of letters, digits and "
+            "!_.*'()- separated by '/', with no leading or trailing '/')",
+        ),
+    ],
+)
+def test_data_capture_is_validated(write_config, key, value, problem) -> None:
+    path = write_config({"endpoint": {"data_capture": {key: value}}})
+    assert _problems(path=path, environ={}) == [f"endpoint.data_capture.{key} = {problem}"]

@@ -369,3 +369,25 @@ def test_state_names() -> None:
         check_state_name("a b")
     with pytest.raises(DefinitionError, match="is invalid"):
         check_state_name("x" * 81)
+
+
+def test_endpoint_config_captures_requests_and_responses(make_config) -> None:
+    # The CreateEndpointConfig request's DataCaptureConfig, field for field:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html
+    config = make_config(endpoint__data_capture__sampling_percentage=25)
+    parameters = render_definition(config)["States"]["CreateEndpointConfig"]["Parameters"]
+    assert parameters["DataCaptureConfig"] == {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 25,
+        "DestinationS3Uri": "s3://mask-r-cnn-mlops-000000000000-us-east-1/mask-r-cnn/data-capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+    }
+    assert validate_definition(render_definition(config)) == []
+
+
+def test_no_data_capture_when_disabled(make_config) -> None:
+    config = make_config(endpoint__data_capture__enabled=False)
+    parameters = render_definition(config)["States"]["CreateEndpointConfig"]["Parameters"]
+    assert "DataCaptureConfig" not in parameters
+    assert set(parameters) == {"EndpointConfigName.$", "ProductionVariants"}
