@@ -372,6 +372,15 @@ FAST_HYPERPARAMETERS = {
     "warmup_steps": "1",
     "detections_per_image": "5",
 }
+# The local settings of these runs: a data set of a few images and no gate threshold (the
+# defaults train the demo model for minutes and gate it at 0.1; these runs test faults, not
+# learning).
+FAST_LOCAL = {
+    "local.gate_threshold": 0,
+    "local.dataset.train": 4,
+    "local.dataset.validation": 2,
+    "local.dataset.test": 2,
+}
 
 
 @pytest.fixture(scope="session")
@@ -455,6 +464,7 @@ def make_harness(tmp_path: Path, tiny_data: Path) -> Iterator[Any]:
             "endpoint.poll_seconds": 1,
             "local.poll_seconds": 1,
             "local.hyperparameters": dict(FAST_HYPERPARAMETERS),
+            **FAST_LOCAL,
             **overrides,
         }
         config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN, Tally
+from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN, Tally
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ def test_a_job_rewriting_its_input_leaves_the_store_unchanged(
     anchor = "seconds = float("
     train.write_text(text.replace(anchor, REWRITE + anchor, 1))
     settings = {"evaluation.enabled": False, "gate.enabled": False, "approval.enabled": False,
-                "notification.enabled": False,
+                "notification.enabled": False, **FAST_LOCAL,
                 "local.hyperparameters": dict(FAST_HYPERPARAMETERS)}  # fmt: skip
     config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
     runtime = LocalRuntime(config, tmp_path / "root", container_dir=container, log_sink=None,

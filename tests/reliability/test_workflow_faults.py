@@ -383,7 +383,7 @@ def test_redrive_after_a_train_failure_reaches_the_end(
     advise `--redrive` once more. The failed job is now kept under `redriven/` and its name freed,
     and a validation error is never retried.
     """
-    from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN
+    from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
 
     from workflow.config import load_config
     from workflow.local.pipeline import ensure_dataset, run_pipeline
@@ -391,7 +391,7 @@ def test_redrive_after_a_train_failure_reaches_the_end(
     from workflow.local.store import LocalStore
 
     root = tmp_path / "root"
-    settings = {"local.gate_threshold": 0, "local.poll_seconds": 0,
+    settings = {**FAST_LOCAL, "local.poll_seconds": 0,
                 "local.hyperparameters": dict(FAST_HYPERPARAMETERS)}  # fmt: skip
     config = load_config(REPO / "workflow.yaml", environ={}, overrides=settings)
     store = LocalStore(root)
@@ -445,14 +445,14 @@ def test_sigkill_of_the_runtime_in_train_is_reaped_and_redrivable(
     import subprocess
     import sys
 
-    from conftest import FAST_HYPERPARAMETERS, REPO, STAND_IN
+    from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
 
     from workflow.config import load_config
     from workflow.local.pipeline import run_pipeline
     from workflow.local.report import Progress
 
     root = tmp_path / "root"
-    settings = {"local.gate_threshold": 0, "local.poll_seconds": 0,
+    settings = {**FAST_LOCAL, "local.poll_seconds": 0,
                 "local.hyperparameters": {**FAST_HYPERPARAMETERS, "sleep_seconds": "4"}}  # fmt: skip
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'container'}"}
     runtime = subprocess.Popen(
