@@ -107,7 +107,7 @@ def test_names_keep_their_case(sm):
             endpoint_url=server.url,
             region_name="us-east-1",
             aws_access_key_id="local",
-            aws_secret_access_key="local",
+            aws_secret_access_key="local",  # pragma: allowlist secret
         )
         # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html
         described = client.describe_training_job(TrainingJobName=name)

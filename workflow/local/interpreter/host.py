@@ -189,7 +189,7 @@ _SDK_ERROR_PREFIXES: Final[dict[str, str]] = {
     "ecr": "Ecr",
     "dynamodb": "DynamoDb",
     "sfn": "Sfn",
-    "secretsmanager": "SecretsManager",
+    "secretsmanager": "SecretsManager",  # pragma: allowlist secret
     "cloudwatch": "CloudWatch",
 }
 
