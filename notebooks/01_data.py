@@ -26,12 +26,7 @@ mode = "local"  # "local": everything on this machine; "aws": the configured AWS
 config_file = ""  # workflow.yaml; empty: $MLOPS_CONFIG, else ./workflow.yaml, else defaults
 root = ""  # the local store; empty: local.root of the configuration
 data = ""  # empty: the synthetic set; else a folder or s3:// prefix of a COCO data set
-overrides = {  # configuration keys (see workflow/config/models.py): a tiny synthetic set
-    "local.dataset.train": 4,
-    "local.dataset.validation": 2,
-    "local.dataset.test": 3,
-    "local.dataset.size": 64,
-}
+overrides = {}  # configuration keys (see workflow/config/models.py); {}: the demo's data set
 samples = 4  # images drawn per split
 
 # %%

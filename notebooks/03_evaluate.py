@@ -23,12 +23,7 @@
 mode = "local"  # "local": the local endpoint of the store; "aws": the SageMaker endpoint
 config_file = ""  # workflow.yaml; empty: $MLOPS_CONFIG, else ./workflow.yaml, else defaults
 root = ""  # the local store; empty: local.root of the configuration
-overrides = {  # configuration keys: the same as in 02
-    "local.dataset.train": 4,
-    "local.dataset.validation": 2,
-    "local.dataset.test": 3,
-    "local.dataset.size": 64,
-}
+overrides = {}  # configuration keys: the same as in 02
 endpoint_name = ""  # empty: the endpoint of the last run of notebook 02
 endpoint_url = ""  # local mode: a serve URL instead of the store's endpoint
 test_data = ""  # empty: the held-out split of the last run; else a folder or s3:// prefix

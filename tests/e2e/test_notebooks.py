@@ -1,7 +1,8 @@
 """The notebooks, executed by ``python -m workflow notebooks`` as ``make notebooks`` does.
 
-One run executes 01 -> 02 -> 03 with tiny parameters in local mode (02 trains one step and
-deploys the local endpoint; 03 evaluates it); the tests read the executed notebooks.
+One run executes 01 -> 02 -> 03 in local mode with tiny settings given as `--set` (a few images,
+one training step, no gate threshold; the notebooks' own defaults train the learning demo): 02
+deploys the local endpoint, 03 evaluates it; the tests read the executed notebooks.
 """
 
 from __future__ import annotations
@@ -20,9 +21,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.notebook]
 NOTEBOOKS = ("01_data", "02_workflow", "03_evaluate")
 
 
+TINY = {
+    "local.dataset.train": "4",
+    "local.dataset.validation": "2",
+    "local.dataset.test": "3",
+    "local.dataset.size": "64",
+    "local.hyperparameters.max_steps": "1",
+    "gate.threshold": "0",
+    "local.gate_threshold": "0",  # one step learns nothing
+}
+
+
 def _run(args: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    settings = [item for key, value in TINY.items() for item in ("--set", f"{key}={value}")]
     return subprocess.run(
-        [sys.executable, "-m", "workflow", "notebooks", *args],
+        [sys.executable, "-m", "workflow", *settings, "notebooks", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -61,7 +61,7 @@ def test_set_overrides_extend_the_notebook_default():
     )
     assert "data" not in values  # 02 does not declare it
     assert values["overrides"]["gate.threshold"] == 0.3
-    assert values["overrides"]["local.hyperparameters.max_steps"] == "1"  # the default kept
+    assert values["overrides"]["local.poll_seconds"] == 0  # the default kept
     given = sources.notebook_parameters(notebook, {"overrides": {"a": 1}}, {"b": 2})
     assert given["overrides"] == {"a": 1, "b": 2}
 
