@@ -258,6 +258,7 @@ def render_template(
     properties["Definition"] = definition
     _grant_optional_integrations(template, config)
     _grant_data_capture(template, config)
+    _grant_model_registry(template, config)
     parameters = template.get("Parameters", {})
     for name, value in _parameter_defaults(config).items():
         if name in parameters:
@@ -288,6 +289,48 @@ def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfi
                 + parameter.lstrip("/")
             },
         }
+    )
+
+
+def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> None:
+    """Let the state machine keep its model package group, and no other group.
+
+    EnsureModelPackageGroup creates the group (``registry.group_name``), RegisterModel adds a
+    version to it and the approval states update that version: ``CreateModelPackageGroup`` on
+    the group, ``CreateModelPackage`` on the group and its versions (SageMaker authorizes a
+    versioned package against both), ``DescribeModelPackage`` and ``UpdateModelPackage`` on its
+    versions. SageMaker lower-cases names in ARNs. Without the registry there is no grant.
+    """
+    if not config.registry.enabled:
+        return
+    role = template["Resources"].get("StateMachineRole", {}).get("Properties", {})
+    policies = role.get("Policies") or []
+    if not policies:
+        raise InfraError(
+            "the template's StateMachineRole has no inline policy to extend; restore "
+            "infra/template.yaml from the repository."
+        )
+    base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
+    group = config.registry.group_name.lower()
+    group_arn = {"Fn::Sub": f"{base}model-package-group/{group}"}
+    versions_arn = {"Fn::Sub": f"{base}model-package/{group}/*"}
+    policies[0]["PolicyDocument"]["Statement"].extend(
+        [
+            {
+                "Effect": "Allow",
+                "Action": ["sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage"],
+                "Resource": group_arn,
+            },
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:UpdateModelPackage",
+                ],
+                "Resource": versions_arn,
+            },
+        ]
     )
 
 

@@ -70,6 +70,7 @@ INJECTIONS = [
     ("ComputeMetrics", "evaluate", "Lambda.TooManyRequestsException", 2),
     ("CreateEndpointConfig", ("sagemaker", "createEndpointConfig"), "ServiceUnavailable", 3),
     ("FindEndpoint", ("aws-sdk:sagemaker", "describeEndpoint"), "SageMaker.ThrottlingException", 2),
+    ("RegisterModel", ("aws-sdk:sagemaker", "createModelPackage"), "ThrottlingException", 2),
     ("NotifySuccess", ("sns", "publish"), "SNS.ThrottledException", 3),
 ]
 
@@ -98,6 +99,7 @@ def test_throttling_and_transient_errors_are_retried_with_backoff(
             None,
         ),
         ("aws-sdk:sagemaker", "describeEndpoint"): (runtime.endpoints.describe, None, None),
+        ("aws-sdk:sagemaker", "createModelPackage"): (runtime.registry.create_package, None, None),
         ("sns", "publish"): (SnsPublishHandler(runtime.outbox).start, None, None),
     }
     flaky: dict[str, Flaky] = {}
@@ -130,6 +132,12 @@ def test_throttling_and_transient_errors_are_retried_with_backoff(
     # the model was deployed once, the notification sent once, despite the faults
     assert entered(execution).count("CreateEndpoint") == 1
     assert [m["Subject"] for m in harness.outbox()].count("mask-r-cnn-mlops: model deployed") == 1
+    # one model package despite the retried CreateModelPackage, approved (auto) before deploying
+    [summary] = runtime.registry.list_packages({})["ModelPackageSummaryList"]
+    package = runtime.registry.describe_package({"ModelPackageName": summary["ModelPackageArn"]})
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert json.loads(package["ApprovalDescription"])["Mode"] == "auto"
+    assert package["MetadataProperties"]["GeneratedBy"] == execution.arn
 
 
 def test_retries_give_up_after_max_attempts_then_catch_notify_fail(
@@ -226,6 +234,12 @@ def test_rejected_approval_ends_in_rejected(
     assert "the masks look wrong" in notes[0]["Reason"]
     assert "CreateEndpointConfig" not in states and "CreateEndpoint" not in states
     assert harness.runtime.endpoint_url(harness.config.endpoint.name) is None
+    # the model registry records the rejection and its reason (README "Model registry")
+    registry = harness.runtime.registry
+    [summary] = registry.list_packages({})["ModelPackageSummaryList"]
+    package = registry.describe_package({"ModelPackageName": summary["ModelPackageArn"]})
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert "the masks look wrong" in package["ApprovalDescription"]
     # the late approval (whether or not a response file was written) deployed nothing
     assert execution.status == "FAILED" and execution.error == "Rejected"
     assert not [m for m in harness.outbox() if "deployed" in str(m.get("Subject"))]

@@ -8,6 +8,11 @@ endpoint's serving process, as SageMaker forwards it to the container's ``/invoc
 https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html.
 An answered invocation goes through the endpoint configuration's data capture
 (`workflow.local.data_capture`), which never fails the inference.
+
+The model registry (`workflow.local.model_registry`, the records the state machine's
+``aws-sdk:sagemaker:*`` tasks write): ``CreateModelPackageGroup``, ``DescribeModelPackageGroup``,
+``CreateModelPackage``, ``DescribeModelPackage``, ``ListModelPackages`` (paged with this API's
+tokens) and ``UpdateModelPackage``; SageMaker's validation errors as ``ValidationException``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from workflow.api.errors import ApiError, require
 from workflow.api.wire import page
 from workflow.local.data_capture import DataCapture, Invocation, variant_name
 from workflow.local.engine import TaskFailed
+from workflow.local.model_registry import ModelRegistry
 from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS, MODELS, EndpointHandlers
 from workflow.local.sagemaker_training import KIND as TRAINING_JOBS
@@ -110,6 +116,7 @@ class SageMakerApi:
         self.sm = sm
         self._endpoints = EndpointHandlers(sm)
         self.data_capture = DataCapture(sm.store)
+        self.registry = ModelRegistry(sm.store, sm.settings)
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         """The ``SageMaker.<Operation>`` table."""
@@ -118,7 +125,42 @@ class SageMakerApi:
             plural = "Models" if name == "Model" else f"{name}s"
             table[f"Describe{name}"] = functools.partial(self.describe, kind)
             table[f"List{plural}"] = functools.partial(self.list, kind)
+        registry = self.registry
+        for operation, handler in (
+            ("CreateModelPackageGroup", registry.create_group),
+            ("DescribeModelPackageGroup", registry.describe_group),
+            ("CreateModelPackage", registry.create_package),
+            ("DescribeModelPackage", registry.describe_package),
+            ("UpdateModelPackage", registry.update_package),
+        ):
+            table[operation] = functools.partial(self._registry_call, handler)
+        table["ListModelPackages"] = self.list_model_packages
         return table
+
+    def _registry_call(
+        self, handler: Callable[[Mapping[str, Any]], dict[str, Any]], body: dict[str, Any]
+    ) -> dict[str, Any]:
+        try:
+            return seconds(handler(body))
+        except TaskFailed as exc:
+            raise ApiError("ValidationException", str(exc.cause)) from exc
+
+    def list_model_packages(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ListModelPackages of the local registry, paged with this API's tokens."""
+        filters = {k: v for k, v in body.items() if k not in ("MaxResults", "NextToken")}
+        summaries = self._registry_call(
+            lambda params: {"List": self.registry.summaries(params)}, filters
+        )["List"]
+        chunk, token = page(
+            summaries,
+            body,
+            f"sagemaker:model-packages:{sorted(filters.items())}",
+            size_key="MaxResults",
+            token_key="NextToken",
+            invalid=lambda message: ApiError("ValidationException", message),
+            default_size=10,
+        )
+        return {"ModelPackageSummaryList": chunk, "NextToken": token}
 
     def describe(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
         """Describe one resource, or fail as SageMaker does for a missing one."""

@@ -239,6 +239,11 @@ TOPIC = Pattern(
     r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}",
     "is not an SNS topic ARN (expected 'arn:aws:sns:REGION:ACCOUNT:NAME')",
 )
+MODEL_PACKAGE_GROUP = Pattern(
+    SAGEMAKER_NAME_PATTERN,
+    "is not a valid SageMaker model package group name (expected 1-63 letters, digits and '-', "
+    "not starting or ending with '-')",
+)
 ENDPOINT = Pattern(
     SAGEMAKER_NAME_PATTERN,
     "is not a valid SageMaker endpoint name (expected 1-63 letters, digits and '-', not starting "

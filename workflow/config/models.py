@@ -23,6 +23,7 @@ from workflow.config.checks import (
     ENDPOINT,
     INSTANCE,
     LAMBDA,
+    MODEL_PACKAGE_GROUP,
     NAME,
     PREFIX,
     REGION,
@@ -133,6 +134,17 @@ class ApprovalConfig(Section):
     link_ttl_seconds: Annotated[Integer, AfterValidator(Range(300, 604800, " seconds"))] = 86400
 
 
+class RegistryConfig(Section):
+    """The SageMaker model registry: each run's model is a versioned package of one group.
+
+    https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry.html
+    """
+
+    enabled: Flag = True
+    # derived: <name>; the state machine creates the group when it is missing.
+    group_name: Annotated[Text, AfterValidator(MODEL_PACKAGE_GROUP)]
+
+
 class NotificationConfig(Section):
     """The SNS notifications on success and failure."""
 
@@ -236,6 +248,7 @@ class WorkflowConfig(BaseSettings):
     evaluation: EvaluationConfig = EvaluationConfig()
     gate: GateConfig = GateConfig()
     approval: ApprovalConfig = ApprovalConfig()
+    registry: RegistryConfig
     notification: NotificationConfig
     endpoint: EndpointConfig = EndpointConfig()
     local: LocalConfig = LocalConfig()
@@ -302,6 +315,7 @@ def derived_defaults(name: str, region: str, account: str) -> dict[str, str]:
         "lambdas.start_build": f"{name}-start-build",
         "lambdas.request_approval": f"{name}-request-approval",
         "lambdas.evaluate": f"{name}-evaluate",
+        "registry.group_name": name,
         "notification.topic_arn": f"arn:aws:sns:{region}:{account}:{name}-notifications",
     }
 

@@ -22,7 +22,11 @@ The states, in order (each optional stage switches off in the configuration)::
     BatchTransform        sagemaker:createTransformJob.sync -> $.Transform      (evaluation)
     ComputeMetrics        lambda:invoke (evaluate)          -> $.Metrics         (evaluation)
     QualityGate           Choice: <metric> >= $.GateThreshold, else QualityGateNotMet (gate)
+    EnsureModelPackageGroup aws-sdk:sagemaker:createModelPackageGroup; exists -> on (registry)
+    RegisterModel         aws-sdk:sagemaker:createModelPackage -> $.ModelPackage (registry)
     RequestApproval       lambda:invoke.waitForTaskToken    -> $.Approval        (approval)
+                          Rejected -> RejectModelPackage (updateModelPackage Rejected, registry)
+    ApproveModelPackage   aws-sdk:sagemaker:updateModelPackage Approved      (registry)
     CreateEndpointConfig  sagemaker:createEndpointConfig    -> $.EndpointConfig
     FindEndpoint          aws-sdk:sagemaker:describeEndpoint; missing -> CreateEndpoint
     UpdateEndpoint        sagemaker:updateEndpoint (blue/green in place) -> $.Endpoint
@@ -45,7 +49,8 @@ whose ``ErrorPath``/``CausePath`` raise ``$.Failure.ExecutionError``: the named 
 
 Modules: :mod:`.names` (states, named errors, paths, time budgets), :mod:`.sdk` (the SDK,
 imported offline), :mod:`.base` (Retry/Catch and failure handling), :mod:`.training` and
-:mod:`.deployment` (the stages), :mod:`.render` (the whole machine and its ASL document).
+:mod:`.deployment` and :mod:`.registry` (the stages), :mod:`.render` (the whole machine and its
+ASL document).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from workflow.definition.base import BuilderBase
@@ -121,7 +122,8 @@ class DeploymentStages(BuilderBase):
         )
         return choice
 
-    def approval_step(self) -> Any:
+    def approval_step(self, before_rejected: Callable[[Any], Any] | None = None) -> Any:
+        """RequestApproval; a rejection goes through ``before_rejected(ApprovalRejected)``."""
         config = self.config
         payload: dict[str, Any] = {
             "TaskToken.$": "$$.Task.Token",
@@ -148,6 +150,8 @@ class DeploymentStages(BuilderBase):
             "the deployment was rejected by the approver; see Reason",
             {"Reason.$": f"{FAILURE_PATH}.Cause"},
         )
+        if before_rejected is not None:
+            rejected = before_rejected(rejected)
         approval.add_catch(
             self.steps.Catch(
                 error_equals=[ERROR_REJECTED], next_step=rejected, result_path=FAILURE_PATH

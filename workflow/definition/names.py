@@ -63,6 +63,10 @@ CODEBUILD_SDK_TRANSIENT_ERRORS = (
 )
 # DescribeEndpoint of a missing endpoint through aws-sdk fails with this name (not modelled).
 ENDPOINT_MISSING_ERROR = "SageMaker.SageMakerException"
+# CreateModelPackageGroup of an existing group: SageMaker's ValidationException, unmodelled too.
+MODEL_PACKAGE_GROUP_EXISTS_ERROR = "SageMaker.SageMakerException"
+# Where RegisterModel keeps CreateModelPackage's answer ({"ModelPackageArn": ...}).
+MODEL_PACKAGE_PATH = "$.ModelPackage"
 SNS_TRANSIENT_ERRORS = (
     "SNS.ThrottledException",
     "SNS.InternalErrorException",

@@ -16,6 +16,7 @@ from workflow.definition.names import (
     StepId,
     check_state_name,
 )
+from workflow.definition.registry import RegistryStages
 from workflow.definition.sdk import (
     load_sdk,
     offline_sagemaker_session,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from stepfunctions.workflow import Workflow
 
 
-class Builder(TrainingStages, DeploymentStages):
+class Builder(TrainingStages, DeploymentStages, RegistryStages):
     """Builds the steps of one configuration (one instance per build)."""
 
     def build(self) -> Any:
@@ -39,10 +40,17 @@ class Builder(TrainingStages, DeploymentStages):
         success = self.success_stage()
         deploy = self.endpoint_stage(success)
         after_evaluation = deploy
+        registry = config.registry.enabled
+        if registry:
+            approve = self.approve_package_step()
+            approve.next(deploy)
+            after_evaluation = approve
         if config.approval.enabled:
-            approval = self.approval_step()
-            approval.next(deploy)
+            approval = self.approval_step(self.reject_package_step if registry else None)
+            approval.next(after_evaluation)
             after_evaluation = approval
+        if registry:
+            after_evaluation = self.register_stage(after_evaluation)
 
         model = self.model_step()
         self.retry(model, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)

@@ -17,6 +17,9 @@ What is registered on the engine:
 ``sagemaker:createEndpoint``            the image's ``serve`` on 127.0.0.1 (``updateEndpoint``,
                                         ``deleteEndpoint``, ``aws-sdk:sagemaker:describeEndpoint``)
 ``sagemaker:createTransformJob(.sync)`` a batch transform through a ``serve`` process
+``aws-sdk:sagemaker:createModelPackage`` the model registry (:mod:`workflow.local.model_registry`:
+                                        ``createModelPackageGroup``, ``describeModelPackage``,
+                                        ``listModelPackages``, ``updateModelPackage``, ...)
 ``sns:publish``                         the outbox (``<root>/outbox.jsonl``)
 ``aws-sdk:ssm:getParameter``            local parameters (``<root>/ssm/<name>``, read at call)
 ``aws-sdk:codebuild:batchGetBuilds``    the local builds (:mod:`workflow.local.build`)
@@ -48,6 +51,7 @@ from workflow.errors import ConfigError
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
 from workflow.local.clients import LocalClients, LocalSsm
+from workflow.local.model_registry import ModelRegistry
 from workflow.local.sagemaker import LocalSageMaker, LogSink, SageMakerSettings, stderr_sink
 from workflow.local.sagemaker_endpoints import (
     EndpointConfigHandler,
@@ -159,6 +163,7 @@ class LocalRuntime:
         self.training = TrainingJobHandler(self.sagemaker)
         self.endpoints = EndpointHandlers(self.sagemaker)
         self.transform = TransformJobHandler(self.sagemaker)
+        self.registry = ModelRegistry(self.store, self.sagemaker.settings)
         self.watcher = CallbackWatcher(self.root, self._deliver_callback)
         self.clients = LocalClients(
             self.store,
@@ -196,6 +201,8 @@ class LocalRuntime:
             self.transform.poll,
             self.transform.cancel,
         )
+        for action, handler in self.registry.handlers().items():
+            engine.register_service("aws-sdk:sagemaker", action, handler)
         engine.register_service("sns", "publish", SnsPublishHandler(self.outbox).start)
         engine.register_service("aws-sdk:ssm", "getParameter", self._get_parameter)
         engine.register_service("aws-sdk:codebuild", "batchGetBuilds", self.builder.describe_builds)

@@ -347,3 +347,71 @@ def test_sagemaker_reads_filter_sort_and_page(served):
     with pytest.raises(ClientError) as exc:
         sagemaker.list_endpoints(NextToken="bogus")
     assert exc.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_model_registry_through_boto3(served):
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModelPackageGroup.html,
+    # API_CreateModelPackage.html, API_DescribeModelPackage.html, API_ListModelPackages.html and
+    # API_UpdateModelPackage.html; versions count 1, 2, ... in a group:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-models.html
+    sagemaker = served.client("sagemaker")
+    group = sagemaker.create_model_package_group(
+        ModelPackageGroupName="Kit", ModelPackageGroupDescription="models of the kit"
+    )
+    assert group["ModelPackageGroupArn"] == (
+        "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/kit"
+    )
+    with pytest.raises(ClientError) as exc:
+        sagemaker.create_model_package_group(ModelPackageGroupName="Kit")
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert "already exists" in exc.value.response["Error"]["Message"]
+    specification = {
+        "Containers": [{"Image": "local/mask-r-cnn:abc", "ModelDataUrl": "s3://b/model.tar.gz"}],
+        "SupportedContentTypes": ["application/x-image"],
+        "SupportedResponseMIMETypes": ["application/json"],
+    }
+    arns = [
+        sagemaker.create_model_package(
+            ModelPackageGroupName="Kit",
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification=specification,
+            MetadataProperties={"CommitId": f"commit{index}"},
+        )["ModelPackageArn"]
+        for index in range(3)
+    ]
+    assert arns[0] == "arn:aws:sagemaker:us-east-1:123456789012:model-package/kit/1"
+    described = sagemaker.describe_model_package(ModelPackageName=arns[1])
+    assert described["ModelPackageVersion"] == 2
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    assert described["MetadataProperties"] == {"CommitId": "commit1"}
+    assert described["InferenceSpecification"]["Containers"][0]["Image"] == "local/mask-r-cnn:abc"
+    assert described["CreationTime"].year >= 2026  # a datetime, as from SageMaker
+    updated = sagemaker.update_model_package(
+        ModelPackageArn=arns[1], ModelApprovalStatus="Approved", ApprovalDescription="by alice"
+    )
+    assert updated == {"ModelPackageArn": arns[1], "ResponseMetadata": updated["ResponseMetadata"]}
+    described = sagemaker.describe_model_package(ModelPackageName=arns[1])
+    assert (described["ModelApprovalStatus"], described["ApprovalDescription"]) == (
+        "Approved",
+        "by alice",
+    )
+    approved = sagemaker.list_model_packages(
+        ModelPackageGroupName="Kit", ModelApprovalStatus="Approved"
+    )["ModelPackageSummaryList"]
+    assert [p["ModelPackageArn"] for p in approved] == [arns[1]]
+    first = sagemaker.list_model_packages(ModelPackageGroupName="Kit", MaxResults=2)
+    assert [p["ModelPackageVersion"] for p in first["ModelPackageSummaryList"]] == [3, 2]
+    rest = sagemaker.list_model_packages(
+        ModelPackageGroupName="Kit", MaxResults=2, NextToken=first["NextToken"]
+    )
+    assert [p["ModelPackageVersion"] for p in rest["ModelPackageSummaryList"]] == [1]
+    assert "NextToken" not in rest
+    for call, kwargs in (
+        (sagemaker.describe_model_package, {"ModelPackageName": arns[0][:-1] + "9"}),
+        (sagemaker.update_model_package, {"ModelPackageArn": arns[0], "ModelApprovalStatus": "x"}),
+        (sagemaker.create_model_package, {"ModelPackageGroupName": "Missing",
+                                          "InferenceSpecification": specification}),
+    ):  # fmt: skip
+        with pytest.raises(ClientError) as exc:
+            call(**kwargs)
+        assert exc.value.response["Error"]["Code"] == "ValidationException", kwargs

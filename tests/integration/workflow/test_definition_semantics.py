@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from workflow.definition import render_definition
+from workflow.local.model_registry import ModelRegistry
+from workflow.local.store import LocalStore
 from workflow.naming import execution_input
 
 pytestmark = pytest.mark.integration
@@ -26,7 +29,11 @@ IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:built"
 
 
 class FakeAws:
-    """Scripted SageMaker, Lambda, SNS and SSM; records every request."""
+    """Scripted SageMaker, Lambda, SNS and SSM; records every request.
+
+    The model registry is the local one (`workflow.local.model_registry`) in a store under the
+    test's working folder, so a run leaves its model packages to inspect.
+    """
 
     def __init__(self, engine: Any, config: Any, *, segm: float = 0.8, approve: bool = True,
                  endpoint_exists: bool = False, rollback: bool = False,
@@ -44,6 +51,7 @@ class FakeAws:
         self.describes = 0
         self.build_status = "SUCCEEDED"
         self.build_polls = 0
+        self.registry = ModelRegistry(LocalStore(Path.cwd() / "store"))
         self._register()
 
     def _later(self, function: Any, *args: Any) -> None:
@@ -66,6 +74,8 @@ class FakeAws:
         engine.register_service(
             "aws-sdk:sagemaker", "describeEndpoint", start=self.describe_endpoint
         )
+        for action, handler in self.registry.handlers().items():
+            engine.register_service("aws-sdk:sagemaker", action, self.recorded(action, handler))
         engine.register_service("sns", "publish", start=self.publish)
         engine.register_service("aws-sdk:ssm", "getParameter", start=self.get_parameter)
         engine.register_service("aws-sdk:codebuild", "batchGetBuilds", start=self.get_builds)
@@ -76,6 +86,21 @@ class FakeAws:
             return {"Arn": f"arn:aws:sagemaker:us-east-1:123456789012:{name}/x"}
 
         return handler
+
+    def recorded(self, name: str, handler: Any) -> Any:
+        def record(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+            self.calls.append((name, params))
+            return dict(handler(params, ctx))
+
+        return record
+
+    def packages(self) -> list[dict[str, Any]]:
+        """The registry's packages, oldest first, as DescribeModelPackage answers."""
+        listed = self.registry.list_packages({"SortOrder": "Ascending", "MaxResults": 100})
+        return [
+            self.registry.describe_package({"ModelPackageName": s["ModelPackageArn"]})
+            for s in listed["ModelPackageSummaryList"]
+        ]
 
     def start_build(self, payload: Any, ctx: Any) -> dict[str, Any]:
         self.calls.append(("start_build", payload))
@@ -214,6 +239,26 @@ def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
     assert data["ModelName"] in message["Message"] and "segm_mAP" in message["Message"]
     assert execution.output["Image"] == {"Uri": IMAGE}
     assert execution.output["Metrics"]["Payload"]["segm_mAP"] == 0.8
+    # The registry is the record: the approved package names the image, artifact, commit, data.
+    [package] = fake.packages()
+    assert execution.output["ModelPackage"]["ModelPackageArn"] == package["ModelPackageArn"]
+    assert package["ModelPackageArn"].endswith(":model-package/mask-r-cnn-mlops/1")
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert json.loads(package["ApprovalDescription"]) == {"approved": True}
+    assert package["InferenceSpecification"]["Containers"][0] == {
+        "Environment": {"SOURCE_COMMIT": "abc1234def"},
+        "Image": IMAGE,
+        "ModelDataUrl": "s3://bucket/models/model.tar.gz",
+    }
+    assert package["MetadataProperties"] == {"CommitId": "abc1234def", "GeneratedBy": execution.arn}
+    metadata = package["CustomerMetadataProperties"]
+    assert metadata["TrainingData"] == data["TrainingData"]
+    assert metadata["TrainingJobName"] == data["TrainingJobName"]
+    assert json.loads(metadata["EvaluationMetrics"])["segm_mAP"] == 0.8
+    # Registered after the gate, approved before the endpoint changes.
+    names = fake.names()
+    assert names.index("request_approval") < names.index("updateModelPackage")
+    assert names.index("updateModelPackage") < names.index("createEndpointConfig")
 
 
 def test_given_image_skips_the_build_and_updates_the_endpoint(make_config) -> None:
@@ -287,6 +332,32 @@ def test_rejection_is_caught_notified_and_failed(make_config) -> None:
     failure = _failure(fake)
     assert (failure["State"], failure["Error"]) == ("RequestApproval", "Rejected")
     assert failure["Reason"] == "not today"
+    # The registry records the rejection; the endpoint is never touched.
+    [package] = fake.packages()
+    assert package["ModelApprovalStatus"] == "Rejected"
+    assert package["ApprovalDescription"] == "not today"
+    assert not {"createEndpointConfig", "createEndpoint", "updateEndpoint"} & set(fake.names())
+    assert not any(name.startswith("describeEndpoint") for name in fake.names())
+
+
+def test_a_second_run_is_the_next_version_of_the_existing_group(make_config) -> None:
+    config = make_config()
+    first, *_ = _run(config, image="repo:x")
+    second, fake, entered, _ = _run(config, {"endpoint_exists": True}, image="repo:x")
+    assert first.status == second.status == "SUCCEEDED", (second.error, second.cause)
+    # CreateModelPackageGroup failed (the group exists) and the run went on.
+    assert entered.count("EnsureModelPackageGroup") == 1 and "RegisterModel" in entered
+    assert second.output["ModelPackageGroup"]["Error"] == "SageMaker.SageMakerException"
+    assert [p["ModelPackageVersion"] for p in fake.packages()] == [1, 2]
+
+
+def test_auto_approval_without_the_approval_step(make_config) -> None:
+    execution, fake, entered, _ = _run(make_config(approval__enabled=False), image="repo:x")
+    assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
+    assert "RequestApproval" not in entered
+    [package] = fake.packages()
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["ApprovalDescription"] == "auto: gate passed"
 
 
 def test_rolled_back_update_fails_with_endpoint_failed(make_config) -> None:
@@ -357,7 +428,8 @@ def test_a_build_that_does_not_succeed_fails_the_run_with_build_failed(
 
 def test_minimal_chain(make_config) -> None:
     config = make_config(evaluation__enabled=False, gate__enabled=False,
-                         approval__enabled=False, notification__enabled=False)  # fmt: skip
+                         approval__enabled=False, registry__enabled=False,
+                         notification__enabled=False)  # fmt: skip
     execution, fake, _entered, _ = _run(config)
     assert execution.status == "SUCCEEDED", (execution.error, execution.cause)
     assert fake.names()[:6] == ["start_build", "batchGetBuilds", "batchGetBuilds",

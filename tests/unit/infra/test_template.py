@@ -195,7 +195,15 @@ def test_sagemaker_grants_are_scoped_to_the_pipeline_names(all_statements: list)
         if any(a.startswith("sagemaker:") for a in actions):
             for resource in as_list(statement["Resource"]):
                 assert ":sagemaker:" in resource["Fn::Sub"]
-                assert resource["Fn::Sub"].endswith(("${Name}-*", "${EndpointName}"))
+                assert resource["Fn::Sub"].endswith(
+                    (
+                        "${Name}-*",
+                        "${EndpointName}",
+                        # the model registry: the kit's group and its versions (group_name)
+                        ":model-package-group/mask-r-cnn-mlops",
+                        ":model-package/mask-r-cnn-mlops/*",
+                    )
+                )
 
 
 def test_bucket_is_encrypted_versioned_private_and_tls_only(rendered: dict[str, Any]) -> None:
@@ -330,3 +338,49 @@ def test_no_data_capture_grant_when_capture_is_off(make_config: Any) -> None:
     config = make_config(**{"endpoint.data_capture.enabled": "false"})
     template = render_template(config, render_json(config))
     assert _capture_writes(_sagemaker_role_statements(template)) == []
+
+
+def _registry_grants(template: dict[str, Any]) -> list[dict[str, Any]]:
+    role = template["Resources"]["StateMachineRole"]["Properties"]
+    return [
+        s
+        for p in role["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if "model-package" in json.dumps(s["Resource"])
+    ]
+
+
+def test_state_machine_keeps_its_model_package_group_only(rendered: dict[str, Any]) -> None:
+    base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
+    assert _registry_grants(rendered) == [
+        {
+            "Effect": "Allow",
+            "Action": ["sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage"],
+            "Resource": {"Fn::Sub": base + "model-package-group/mask-r-cnn-mlops"},
+        },
+        {
+            "Effect": "Allow",
+            "Action": [
+                "sagemaker:CreateModelPackage",
+                "sagemaker:DescribeModelPackage",
+                "sagemaker:UpdateModelPackage",
+            ],
+            "Resource": {"Fn::Sub": base + "model-package/mask-r-cnn-mlops/*"},
+        },
+    ]
+    states = rendered["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
+    assert states["RegisterModel"]["Parameters"]["ModelPackageGroupName"] == "mask-r-cnn-mlops"
+
+
+def test_registry_grant_follows_the_group_and_goes_with_the_registry(make_config: Any) -> None:
+    from workflow.definition import render_json
+    from workflow.infra import render_template
+
+    config = make_config(**{"registry.group_name": "Team-Models"})
+    grants = _registry_grants(render_template(config, render_json(config)))
+    assert [g["Resource"]["Fn::Sub"].rsplit(":", 1)[1] for g in grants] == [
+        "model-package-group/team-models",  # SageMaker lower-cases names in ARNs
+        "model-package/team-models/*",
+    ]
+    config = make_config(**{"registry.enabled": "false"})
+    assert _registry_grants(render_template(config, render_json(config))) == []

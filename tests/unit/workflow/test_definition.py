@@ -28,6 +28,7 @@ MINIMAL = {
     "evaluation.enabled": False,
     "gate.enabled": False,
     "approval.enabled": False,
+    "registry.enabled": False,
     "notification.enabled": False,
 }
 VARIANTS = {
@@ -87,7 +88,8 @@ def test_state_order_of_the_full_machine(make_config) -> None:
         "CheckImage", "BuildImage", "WaitForBuild", "DescribeBuild", "CheckBuild",
         "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
-        "RequestApproval", "ApprovalRejected", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
+        "EnsureModelPackageGroup", "RegisterModel", "RequestApproval", "RejectModelPackage",
+        "ApprovalRejected", "ApproveModelPackage", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
         "EndpointNotInService", "NotifySuccess", "Succeeded", "NotifyFailure", "Failed",
     ]  # fmt: skip
@@ -110,9 +112,19 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     assert s["CreateModel"]["Next"] == "BatchTransform"
     assert s["BatchTransform"]["Next"] == "ComputeMetrics"
     assert s["ComputeMetrics"]["Next"] == "QualityGate"
-    assert s["QualityGate"]["Choices"][0]["Next"] == "RequestApproval"
+    assert s["QualityGate"]["Choices"][0]["Next"] == "EnsureModelPackageGroup"
     assert s["QualityGate"]["Default"] == "QualityGateNotMet"
-    assert s["RequestApproval"]["Next"] == "CreateEndpointConfig"
+    assert s["EnsureModelPackageGroup"]["Next"] == "RegisterModel"
+    assert s["EnsureModelPackageGroup"]["Catch"][0] == {
+        "ErrorEquals": ["SageMaker.SageMakerException"],  # the group exists already
+        "ResultPath": "$.ModelPackageGroup",
+        "Next": "RegisterModel",
+    }
+    assert s["RegisterModel"]["Next"] == "RequestApproval"
+    assert s["RequestApproval"]["Next"] == "ApproveModelPackage"
+    assert s["RequestApproval"]["Catch"][0]["Next"] == "RejectModelPackage"
+    assert s["RejectModelPackage"]["Next"] == "ApprovalRejected"
+    assert s["ApproveModelPackage"]["Next"] == "CreateEndpointConfig"
     assert s["CreateEndpointConfig"]["Next"] == "FindEndpoint"
     assert s["FindEndpoint"]["Next"] == "UpdateEndpoint"
     assert s["FindEndpoint"]["Catch"][0] == {
@@ -216,6 +228,9 @@ def test_every_task_retries_and_catches(make_config) -> None:
             if name == "NotifyFailure":
                 assert marker == "Failed"
                 continue
+            if name == "RejectModelPackage":  # the run ends Rejected whatever the registry says
+                assert marker == "ApprovalRejected"
+                continue
             assert marker == f"{name}Failed"
             after = states[marker]["Next"]
             assert after in ("NotifyFailure", "Failed")
@@ -233,7 +248,8 @@ def test_failures_end_with_the_recorded_named_error(make_config) -> None:
     assert s["QualityGateNotMet"]["Parameters"]["Error"] == ERROR_QUALITY_GATE
     assert s["EndpointNotInService"]["Parameters"]["Error"] == ERROR_ENDPOINT
     assert s["RequestApproval"]["Catch"][0]["ErrorEquals"] == [ERROR_REJECTED]
-    assert s["RequestApproval"]["Catch"][0]["Next"] == "ApprovalRejected"
+    assert s["RequestApproval"]["Catch"][0]["Next"] == "RejectModelPackage"
+    assert s["RejectModelPackage"]["Next"] == "ApprovalRejected"
     assert s["ApprovalRejected"]["Parameters"]["ExecutionError"] == ERROR_REJECTED
     assert s["TrainFailed"]["Parameters"]["ExecutionError.$"] == (
         "States.Format('Train.{}', $.Failure.Error)"
@@ -315,11 +331,17 @@ def test_minimal_chain_of_the_original_sample(make_config) -> None:
 
 def test_stages_switch_off_one_by_one(make_config) -> None:
     s = render_definition(make_config(gate__enabled=False))["States"]
-    assert "QualityGate" not in s and s["ComputeMetrics"]["Next"] == "RequestApproval"
+    assert "QualityGate" not in s and s["ComputeMetrics"]["Next"] == "EnsureModelPackageGroup"
     s = render_definition(make_config(approval__enabled=False))["States"]
-    assert "RequestApproval" not in s and s["QualityGate"]["Choices"][0]["Next"] == (
-        "CreateEndpointConfig"
-    )
+    assert "RequestApproval" not in s and "RejectModelPackage" not in s
+    assert s["RegisterModel"]["Next"] == "ApproveModelPackage"
+    s = render_definition(make_config(approval__enabled=False, registry__enabled=False))["States"]
+    assert s["QualityGate"]["Choices"][0]["Next"] == "CreateEndpointConfig"
+    s = render_definition(make_config(registry__enabled=False))["States"]
+    assert not {"EnsureModelPackageGroup", "RegisterModel", "ApproveModelPackage",
+                "RejectModelPackage"} & set(s)  # fmt: skip
+    assert s["QualityGate"]["Choices"][0]["Next"] == "RequestApproval"
+    assert s["RequestApproval"]["Catch"][0]["Next"] == "ApprovalRejected"
     s = render_definition(make_config(notification__enabled=False))["States"]
     assert "NotifyFailure" not in s and s["CheckEndpoint"]["Choices"][0]["Next"] == "Succeeded"
     assert "Metrics.$" in s["RequestApproval"]["Parameters"]["Payload"]
@@ -391,3 +413,55 @@ def test_no_data_capture_when_disabled(make_config) -> None:
     parameters = render_definition(config)["States"]["CreateEndpointConfig"]["Parameters"]
     assert "DataCaptureConfig" not in parameters
     assert set(parameters) == {"EndpointConfigName.$", "ProductionVariants"}
+
+
+def test_the_registry_records_the_model_and_the_decision(make_config) -> None:
+    s = render_definition(make_config(registry__group_name="kit-models"))["States"]
+    prefix = "arn:aws:states:::aws-sdk:sagemaker:"
+    assert s["EnsureModelPackageGroup"]["Resource"] == prefix + "createModelPackageGroup"
+    assert s["EnsureModelPackageGroup"]["Parameters"]["ModelPackageGroupName"] == "kit-models"
+    register = s["RegisterModel"]
+    assert register["Resource"] == prefix + "createModelPackage"
+    assert register["ResultPath"] == "$.ModelPackage"
+    parameters = register["Parameters"]
+    assert parameters["ModelPackageGroupName"] == "kit-models"
+    assert parameters["ModelApprovalStatus"] == "PendingManualApproval"
+    container = parameters["InferenceSpecification"]["Containers"][0]
+    assert container["Image.$"] == "$.Image.Uri"  # what CreateModel runs
+    assert container["ModelDataUrl.$"] == "$.Training.ModelArtifacts.S3ModelArtifacts"
+    assert parameters["MetadataProperties"] == {
+        "CommitId.$": "$.CommitId",
+        "GeneratedBy.$": "$$.Execution.Id",
+    }
+    metadata = parameters["CustomerMetadataProperties"]
+    assert metadata["TrainingData.$"] == "$.TrainingData"
+    assert metadata["EvaluationMetrics.$"] == "States.JsonToString($.Metrics.Payload)"
+    approve, reject = s["ApproveModelPackage"], s["RejectModelPackage"]
+    assert approve["Resource"] == reject["Resource"] == prefix + "updateModelPackage"
+    assert approve["Parameters"] == {
+        "ModelPackageArn.$": "$.ModelPackage.ModelPackageArn",
+        "ModelApprovalStatus": "Approved",
+        "ApprovalDescription.$": "States.JsonToString($.Approval)",
+    }
+    assert reject["Parameters"] == {
+        "ModelPackageArn.$": "$.ModelPackage.ModelPackageArn",
+        "ModelApprovalStatus": "Rejected",
+        "ApprovalDescription.$": "$.Failure.Cause",
+    }
+    # A registry that cannot be updated does not turn the rejection into another error.
+    assert reject["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.ModelPackageDecision",
+         "Next": "ApprovalRejected"}
+    ]  # fmt: skip
+
+
+def test_auto_approval_is_recorded_when_the_approval_is_off(make_config) -> None:
+    s = render_definition(make_config(approval__enabled=False))["States"]
+    assert s["ApproveModelPackage"]["Parameters"]["ApprovalDescription"] == "auto: gate passed"
+    s = render_definition(make_config(MINIMAL, registry__enabled=True))["States"]
+    assert s["ApproveModelPackage"]["Parameters"]["ApprovalDescription"] == (
+        "auto: approval disabled"
+    )
+    assert (
+        "EvaluationMetrics.$" not in s["RegisterModel"]["Parameters"]["CustomerMetadataProperties"]
+    )

@@ -1,0 +1,161 @@
+"""The SageMaker model registry: the model package group, the run's package and its decision.
+
+Every run registers its model as a version of one model package group (``registry.group_name``)
+with ``ModelApprovalStatus: PendingManualApproval``, carrying the image, the artifact, the commit,
+the data set locations and the evaluation's metrics; the approval's decision sets the package's
+status (``Approved`` or ``Rejected``, with the decision as ``ApprovalDescription``). So "which
+model is live, from which commit and data, approved by whom" is one ``DescribeModelPackage``
+away: https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry.html.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflow.definition.base import BuilderBase
+from workflow.definition.names import (
+    MODEL_PACKAGE_GROUP_EXISTS_ERROR,
+    MODEL_PACKAGE_PATH,
+    SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    TRANSFORM_ACCEPT,
+    TRANSFORM_CONTENT_TYPE,
+    StepId,
+    check_state_name,
+)
+
+APPROVED = "Approved"
+REJECTED = "Rejected"
+PENDING = "PendingManualApproval"
+
+
+class RegistryStages(BuilderBase):
+    """EnsureModelPackageGroup, RegisterModel, ApproveModelPackage and RejectModelPackage."""
+
+    def register_stage(self, after: Any) -> Any:
+        """Return EnsureModelPackageGroup -> RegisterModel -> ``after``.
+
+        The group is created when missing: CreateModelPackageGroup of an existing group fails
+        with SageMaker's (unmodelled) ValidationException, which the ``aws-sdk`` integration
+        reports as ``SageMaker.SageMakerException`` and which goes on to RegisterModel. Any
+        other problem with the group then fails RegisterModel with SageMaker's message.
+        """
+        steps, config = self.steps, self.config
+        group = config.registry.group_name
+        ensure = steps.Task(
+            check_state_name(StepId.ENSURE_MODEL_PACKAGE_GROUP.value),
+            resource=self.resource("aws-sdk:sagemaker:createModelPackageGroup"),
+            comment="creates the model package group of this kit; an existing one is kept",
+            parameters={
+                "ModelPackageGroupName": group,
+                "ModelPackageGroupDescription": f"Mask R-CNN models of {config.name}",
+            },
+            result_path="$.ModelPackageGroup",
+        )
+        self.retry(ensure, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        metadata = {
+            "TrainingJobName.$": "$.TrainingJobName",
+            "ModelName.$": "$.ModelName",
+            "TrainingData.$": "$.TrainingData",
+            "ValidationData.$": "$.ValidationData",
+            "TestData.$": "$.TestData",
+        }
+        if config.evaluation.enabled:
+            metadata["EvaluationMetrics.$"] = "States.JsonToString($.Metrics.Payload)"
+        register = steps.Task(
+            check_state_name(StepId.REGISTER_MODEL.value),
+            resource=self.resource("aws-sdk:sagemaker:createModelPackage"),
+            comment="registers this run's model as the next version of the group, pending approval",
+            parameters={
+                "ModelPackageGroupName": group,
+                "ModelPackageDescription.$": (
+                    "States.Format('Mask R-CNN of commit {} trained by {}', $.CommitId, "
+                    "$$.Execution.Id)"
+                ),
+                "ModelApprovalStatus": PENDING,
+                "InferenceSpecification": {
+                    "Containers": [
+                        {
+                            "Image.$": "$.Image.Uri",
+                            "ModelDataUrl.$": "$.Training.ModelArtifacts.S3ModelArtifacts",
+                            "Environment": {"SOURCE_COMMIT.$": "$.CommitId"},
+                        }
+                    ],
+                    "SupportedContentTypes": [TRANSFORM_CONTENT_TYPE],
+                    "SupportedResponseMIMETypes": [TRANSFORM_ACCEPT],
+                    "SupportedRealtimeInferenceInstanceTypes": [config.endpoint.instance_type],
+                    "SupportedTransformInstanceTypes": [config.evaluation.instance_type],
+                },
+                "MetadataProperties": {
+                    "CommitId.$": "$.CommitId",
+                    "GeneratedBy.$": "$$.Execution.Id",
+                },
+                "CustomerMetadataProperties": metadata,
+            },
+            result_path=MODEL_PACKAGE_PATH,
+        )
+        self.retry(register, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        self.catch(register, StepId.REGISTER_MODEL)
+        ensure.add_catch(
+            steps.Catch(
+                error_equals=[MODEL_PACKAGE_GROUP_EXISTS_ERROR],
+                next_step=register,
+                result_path="$.ModelPackageGroup",
+            )
+        )
+        self.catch(ensure, StepId.ENSURE_MODEL_PACKAGE_GROUP)
+        ensure.next(register)
+        register.next(after)
+        return ensure
+
+    def approve_package_step(self) -> Any:
+        """UpdateModelPackage ``Approved``: the approval's answer, or the automatic decision."""
+        config = self.config
+        if config.approval.enabled:
+            description = {"ApprovalDescription.$": "States.JsonToString($.Approval)"}
+            comment = "records the reviewer's approval in the model registry"
+        else:
+            reason = "gate passed" if config.gate.enabled else "approval disabled"
+            description = {"ApprovalDescription": f"auto: {reason}"}
+            comment = f"approves the package automatically ({reason})"
+        approve = self.steps.Task(
+            check_state_name(StepId.APPROVE_MODEL_PACKAGE.value),
+            resource=self.resource("aws-sdk:sagemaker:updateModelPackage"),
+            comment=comment,
+            parameters={
+                "ModelPackageArn.$": f"{MODEL_PACKAGE_PATH}.ModelPackageArn",
+                "ModelApprovalStatus": APPROVED,
+                **description,
+            },
+            result_path="$.ModelPackageDecision",
+        )
+        self.retry(approve, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        self.catch(approve, StepId.APPROVE_MODEL_PACKAGE)
+        return approve
+
+    def reject_package_step(self, rejected: Any) -> Any:
+        """UpdateModelPackage ``Rejected`` with the rejection's cause, then ``rejected``.
+
+        The run ends ``Rejected`` even when the registry cannot be updated (the error is kept at
+        ``$.ModelPackageDecision``): the endpoint is untouched either way.
+        """
+        reject = self.steps.Task(
+            check_state_name(StepId.REJECT_MODEL_PACKAGE.value),
+            resource=self.resource("aws-sdk:sagemaker:updateModelPackage"),
+            comment="records the rejection and its reason in the model registry",
+            parameters={
+                "ModelPackageArn.$": f"{MODEL_PACKAGE_PATH}.ModelPackageArn",
+                "ModelApprovalStatus": REJECTED,
+                "ApprovalDescription.$": "$.Failure.Cause",
+            },
+            result_path="$.ModelPackageDecision",
+        )
+        self.retry(reject, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        reject.add_catch(
+            self.steps.Catch(
+                error_equals=["States.ALL"],
+                next_step=rejected,
+                result_path="$.ModelPackageDecision",
+            )
+        )
+        reject.next(rejected)
+        return reject
