@@ -461,8 +461,6 @@ def make_harness(tmp_path: Path, tiny_data: Path) -> Iterator[Any]:
         root = tmp_path / f"root-{len(made)}"
         settings = {
             "gate.threshold": 0,
-            # local runs gate on local.gate_threshold (the execution input's GateThreshold)
-            "local.gate_threshold": 0,
             "endpoint.poll_seconds": 1,
             "local.poll_seconds": 1,
             "local.hyperparameters": dict(FAST_HYPERPARAMETERS),
