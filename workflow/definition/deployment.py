@@ -113,8 +113,9 @@ class DeploymentStages(BuilderBase):
                 StepId.QUALITY_GATE,
                 ERROR_QUALITY_GATE,
                 f"{gate.metric} of the evaluation is below this run's threshold "
-                f"({GATE_THRESHOLD_KEY} of the execution input; gate.threshold = "
-                f"{gate.threshold:g} by default), or one of them is missing or not a number; "
+                f"({GATE_THRESHOLD_KEY} of the execution input: gate.threshold, "
+                f"{gate.threshold:g} by default, on AWS; local.gate_threshold in local runs), "
+                "or one of them is missing or not a number; "
                 "the model is not deployed (see Metrics)",
                 # Not the threshold: a Pass that reads a missing path fails with States.Runtime.
                 {"Metrics.$": "$.Metrics.Payload"},

@@ -287,7 +287,7 @@ def test_quality_gate_failure_is_named(make_config) -> None:
     failure = _failure(fake)
     assert failure["State"] == "QualityGate" and failure["Metrics"]["segm_mAP"] == 0.1
     assert "below this run's threshold (GateThreshold" in execution.cause
-    assert "gate.threshold = 0.5 by default" in execution.cause
+    assert "gate.threshold, 0.5 by default, on AWS" in execution.cause
 
 
 def test_quality_gate_uses_the_inputs_threshold_not_the_configured_one(make_config) -> None:

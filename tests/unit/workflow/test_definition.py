@@ -277,7 +277,12 @@ def test_gate_compares_the_metric_with_the_inputs_threshold(make_config) -> None
     assert "0.25" not in json.dumps(gate["Choices"]) and "$$" not in json.dumps(gate["Choices"])
     assert "GateThreshold" in gate["Comment"] and "gate.threshold = 0.25" in gate["Comment"]
     cause = s["QualityGateNotMet"]["Parameters"]["Cause"]
-    assert "bbox_mAP" in cause and "GateThreshold" in cause and "gate.threshold = 0.25" in cause
+    assert (
+        "bbox_mAP" in cause
+        and "GateThreshold" in cause
+        and "gate.threshold, 0.25 by default" in cause
+    )
+    assert "local.gate_threshold in local runs" in cause
 
 
 def test_same_document_whatever_the_local_gate_threshold(make_config) -> None:
