@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from workflow.checkout import container_dir
 from workflow.config import WorkflowConfig
 from workflow.errors import WorkflowError
 
@@ -414,7 +415,8 @@ def _requirements_lines() -> list[str]:
 
 
 def stage_lambda_bundle(destination: Path) -> Path:
-    """Copy the Lambda code (workflow.errors, .contracts, .lambdas) and its requirements.
+    """Copy the Lambda code (workflow.errors, .contracts, .lambdas, mask_r_cnn.metrics) and its
+    requirements.
 
     Args:
         destination: The bundle directory (must not exist).
@@ -430,6 +432,11 @@ def stage_lambda_bundle(destination: Path) -> Path:
         shutil.copy2(PACKAGE_DIR / module, package / module)
     for source in sorted((PACKAGE_DIR / "lambdas").glob("*.py")):
         shutil.copy2(source, package / "lambdas" / source.name)
+    # The one COCO mAP implementation (torch-free), which the evaluate Lambda imports.
+    container = destination / "mask_r_cnn"
+    container.mkdir()
+    for module in ("__init__.py", "metrics.py"):
+        shutil.copy2(container_dir() / "mask_r_cnn" / module, container / module)
     (destination / "requirements.txt").write_text("\n".join(_requirements_lines()) + "\n")
     return destination
 

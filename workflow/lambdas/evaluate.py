@@ -5,7 +5,8 @@ The state machine runs a batch transform over the test prefix; SageMaker writes 
 answer ``{"predictions": [{"label", "category", "score", "box": [x1, y1, x2, y2],
 "mask": {"size": [h, w], "counts": "<COCO RLE>"}}], ...}``. This handler matches every image of
 ``<TestData>annotations.json`` to its ``.out`` file by relative path (or by unique file name),
-converts the predictions to COCO results and runs pycocotools' COCOeval for both IoU types.
+converts the predictions to COCO results and scores them with the container's COCO mAP
+(`mask_r_cnn.metrics.coco_map`, pycocotools' COCOeval for both IoU types).
 
 Event fields:
     TransformOutput: S3 prefix of the ``.out`` files (required).
@@ -18,8 +19,6 @@ machine's quality gate reads one of the two mAP keys.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import logging
 import posixpath
@@ -172,9 +171,9 @@ def evaluate(
     Raises:
         EvaluationError: Annotations or outputs are missing, unreadable or mismatched.
     """
-    # pycocotools and numpy are heavy and only this handler needs them.
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
+    # The one COCO mAP implementation, the container's (torch-free: pycocotools and numpy, heavy,
+    # so imported only by this handler). The Lambda bundle carries mask_r_cnn.metrics.
+    from mask_r_cnn.metrics import coco_map
 
     if annotations_uri is None:
         annotations_uri = test_data.rstrip("/") + "/" + ANNOTATIONS_NAME
@@ -223,27 +222,12 @@ def evaluate(
         uri = f"s3://{out_bucket}/{key}"
         predictions = _parse_output(_read(out_bucket, key, "the transform output"), uri)
         results.extend(_coco_results(image, predictions, categories, uri))
-    # pycocotools prints progress on stdout, which is machine output here: keep it out.
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground_truth = COCO()
-        ground_truth.dataset = dataset
-        ground_truth.createIndex()
-        scores = {}
-        for iou_type in ("bbox", "segm"):
-            if not results:
-                scores[iou_type] = 0.0
-                continue
-            detections = ground_truth.loadRes(results)
-            evaluator = COCOeval(ground_truth, detections, iouType=iou_type)
-            evaluator.evaluate()
-            evaluator.accumulate()
-            evaluator.summarize()
-            # stats[0] is AP@[.5:.95]; -1 means "no ground truth", i.e. nothing to score.
-            scores[iou_type] = max(float(evaluator.stats[0]), 0.0)
+    # AP@[.5:.95]; undefined (no detections) is 0. pycocotools' tables stay off stdout.
+    metrics = coco_map(dataset, results)
+    scores = {"bbox_mAP": metrics["bbox_mAP"], "segm_mAP": metrics["segm_mAP"]}
     logger.info("evaluated %d images, %d predictions: %s", len(images), len(results), scores)
     return {
-        "bbox_mAP": scores["bbox"],
-        "segm_mAP": scores["segm"],
+        **scores,
         "images": len(images),
         "predictions": len(results),
     }
