@@ -25,8 +25,9 @@ from typing import Any
 
 import psutil
 
+from workflow.local.processes import stop_process_group
 from workflow.local.report import save_json
-from workflow.local.sagemaker import now_ms, stop_process_group
+from workflow.local.sagemaker import now_ms
 from workflow.local.store import LocalStore, write_json_atomic
 
 logger = logging.getLogger(__name__)

@@ -33,8 +33,6 @@ import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -49,6 +47,13 @@ from typing import Any
 
 from workflow.contracts import is_valid_name
 from workflow.http import answers_ok
+from workflow.local.processes import (
+    LogSink,
+    base_environ,
+    free_port,
+    pid_alive,
+    stop_process_group,
+)
 from workflow.local.store import (
     LocalStore,
     ObjectExistsError,
@@ -63,7 +68,6 @@ from workflow.local.store import (
 
 logger = logging.getLogger(__name__)
 
-LogSink = Callable[[str, str], None]
 ImageResolver = Callable[[str], Path]
 
 SAGEMAKER_ERROR = "SageMaker.AmazonSageMakerException"
@@ -86,13 +90,6 @@ def stderr_sink(source: str, line: str) -> None:
 def now_ms() -> int:
     """Return the time as epoch milliseconds, as Step Functions renders SageMaker timestamps."""
     return int(time.time() * 1000)
-
-
-def free_port() -> int:
-    """Return a free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,82 +204,6 @@ class Records:
             if key.endswith("Arn") and isinstance(value, str) and ":sagemaker:" in value:
                 return value
         return name
-
-
-# ---------------------------------------------------------------------------------------------
-# processes
-# ---------------------------------------------------------------------------------------------
-
-
-def stop_process_group(pid: int, grace: float) -> int | None:
-    """SIGTERM a process group, wait up to ``grace`` seconds, then SIGKILL it.
-
-    Returns:
-        The exit status when the process was our child and was reaped, else ``None``.
-    """
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            return _reap(pid)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            status = _reap(pid)
-            if status is not None or not pid_alive(pid):
-                return status
-            time.sleep(0.05)
-    return _reap(pid)
-
-
-def _reap(pid: int) -> int | None:
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return None
-    return os.waitstatus_to_exitcode(status) if done else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def pump_lines(stream: Any, log_path: Path, source: str, sink: LogSink | None) -> threading.Thread:
-    """Copy a process's output line by line to a log file and the sink, in a thread."""
-
-    def run() -> None:
-        with log_path.open("a", encoding="utf-8", errors="replace") as log:
-            for raw in iter(stream.readline, b""):
-                line = raw.decode("utf-8", errors="replace").rstrip("\n")
-                log.write(line + "\n")
-                log.flush()
-                if sink is not None:
-                    try:
-                        sink(source, line)
-                    except Exception:  # a broken sink must not stop the log file
-                        logger.exception("log sink failed")
-        stream.close()
-
-    thread = threading.Thread(target=run, name=f"log-{source}", daemon=True)
-    thread.start()
-    return thread
-
-
-def base_environ(extra: Mapping[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "SAGEMAKER_"))}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update({str(k): str(v) for k, v in extra.items()})
-    return env
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow.local.data_capture import check_data_capture_config
+from workflow.local.processes import pid_alive, stop_process_group
 from workflow.local.sagemaker import (
     SAGEMAKER_ERROR,
     SDK_ERROR,
@@ -35,10 +36,8 @@ from workflow.local.sagemaker import (
     model_environment,
     new_id,
     now_ms,
-    pid_alive,
     require_param,
     server_key,
-    stop_process_group,
     tail,
     task_failed,
 )

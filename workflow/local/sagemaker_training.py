@@ -33,17 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from workflow.local.orphans import OWNER_KEY, PIDS_STARTED_KEY, owner_stamp, process_stamps
+from workflow.local.processes import base_environ, free_port, pump_lines, stop_process_group
 from workflow.local.sagemaker import (
     FAILURE_REASON_LIMIT,
     TASK_FAILED,
     LocalSageMaker,
-    base_environ,
-    free_port,
     now_ms,
-    pump_lines,
     require_param,
     seed_model_cache,
-    stop_process_group,
     task_failed,
     uri_join,
     validate_s3,

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from workflow.local.engine import TaskFailed
-from workflow.local.sagemaker import LocalSageMaker, pid_alive
+from workflow.local.processes import pid_alive
+from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_endpoints import (
     EndpointConfigHandler,
     EndpointHandlers,

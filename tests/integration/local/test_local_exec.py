@@ -235,7 +235,7 @@ def test_run_requires_local(main: Any, capsys: pytest.CaptureFixture[str]) -> No
 def test_endpoints_list_and_stop_a_kept_endpoint(
     main: Any, fake_sagemaker: Any, model_tarball: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from workflow.local.sagemaker import pid_alive
+    from workflow.local.processes import pid_alive
     from workflow.local.sagemaker_endpoints import (
         EndpointConfigHandler,
         EndpointHandlers,
