@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from conftest import REPO, Tally
+from reliability_kit import REPO, Tally
 
 from workflow.config import WorkflowConfig, load_config
 
@@ -146,7 +146,7 @@ def test_code_in_the_build_cannot_approve_its_own_model(tally: Tally) -> None:
 
     row = tally.row(AREA, "build code reads the history and answers the approval token")
     overrides = {"evaluation.enabled": False, "gate.enabled": False,
-                 "notification.enabled": False}  # fmt: skip
+                 "notification.enabled": False, "registry.enabled": False}  # fmt: skip
     config = load_config(REPO / "workflow.yaml", environ={}, overrides=overrides)
     engine = LocalEngine(region=config.region, account_id=config.account_id,
                          time_scale=0.001, poll_interval=0.02)  # fmt: skip

@@ -19,10 +19,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import boto3
 import pytest
-from conftest import Tally, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from reliability_kit import Tally, examples
 
 from workflow.lambdas import approval, clients
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from conftest import FAST_HYPERPARAMETERS, Tally
+from reliability_kit import FAST_HYPERPARAMETERS, Tally
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

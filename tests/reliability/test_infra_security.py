@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, Tally
+from reliability_kit import REPO, Tally
 
 from workflow.config import WorkflowConfig, load_config
 

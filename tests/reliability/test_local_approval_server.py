@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import Tally
+from reliability_kit import Tally
 
 from workflow.lambdas import approval
 from workflow.local import approval_server

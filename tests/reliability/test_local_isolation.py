@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN, Tally
+from reliability_kit import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN, Tally
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import Tally, examples
+from reliability_kit import Tally, examples
 
 from workflow.local.report import save_json
 from workflow.local.sagemaker import Records

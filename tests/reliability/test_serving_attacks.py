@@ -17,7 +17,7 @@ import threading
 import time
 
 import pytest
-from conftest import LiveServer, Tally
+from reliability_kit import LiveServer, Tally
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

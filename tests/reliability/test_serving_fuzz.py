@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import LiveServer, Tally, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from reliability_kit import LiveServer, Tally, examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import pytest
 import requests
-from conftest import LiveServer, Tally
 from PIL import Image
+from reliability_kit import LiveServer, Tally
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

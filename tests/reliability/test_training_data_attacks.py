@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FAST_HYPERPARAMETERS, Tally
+from reliability_kit import FAST_HYPERPARAMETERS, Tally
 
 pytestmark = [pytest.mark.integration]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (
+from reliability_kit import (
     FAST_HYPERPARAMETERS,
     PROGRAMS,
     Harness,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Harness, Tally, alive, entered, new_descendants, process_tree, wait_for
+from reliability_kit import Harness, Tally, alive, entered, new_descendants, process_tree, wait_for
 
 from workflow.local.engine import TaskFailed
 
@@ -397,7 +397,7 @@ def test_redrive_after_a_train_failure_reaches_the_end(
     advise `--redrive` once more. The failed job is now kept under `redriven/` and its name freed,
     and a validation error is never retried.
     """
-    from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
+    from reliability_kit import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
 
     from workflow.config import load_config
     from workflow.local.pipeline import ensure_dataset, run_pipeline
@@ -459,7 +459,7 @@ def test_sigkill_of_the_runtime_in_train_is_reaped_and_redrivable(
     import subprocess
     import sys
 
-    from conftest import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
+    from reliability_kit import FAST_HYPERPARAMETERS, FAST_LOCAL, REPO, STAND_IN
 
     from workflow.config import load_config
     from workflow.local.pipeline import run_pipeline
