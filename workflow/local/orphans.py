@@ -55,12 +55,17 @@ def started_at(pid: int) -> float | None:
         return None
 
 
+# psutil derives a start time from the boot time the kernel reports in whole seconds, which moves
+# by a second when the clock is stepped (a VM's clock is); a reused pid starts much later.
+START_TIME_TOLERANCE_SECONDS = 1.5
+
+
 def is_same_process(pid: Any, started: Any) -> bool:
     """Whether ``pid`` still is the process that started at ``started`` (not a reused pid)."""
     if not isinstance(pid, int) or not isinstance(started, (int, float)):
         return False
     now = started_at(pid)
-    return now is not None and abs(now - float(started)) < 0.5
+    return now is not None and abs(now - float(started)) < START_TIME_TOLERANCE_SECONDS
 
 
 def owner_stamp() -> dict[str, Any]:
