@@ -267,21 +267,32 @@ def render_template(
     return template
 
 
+def _inline_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """Return the statements of ``role``'s first inline policy, which the grants below extend.
+
+    Raises:
+        InfraError: The role has no inline policy (the template was edited).
+    """
+    properties = template["Resources"].get(role, {}).get("Properties", {})
+    policies = properties.get("Policies") or []
+    if not policies:
+        raise InfraError(
+            f"the template's {role} has no inline policy to extend; restore "
+            "infra/template.yaml from the repository."
+        )
+    statements: list[dict[str, Any]] = policies[0]["PolicyDocument"]["Statement"]
+    return statements
+
+
 def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfig) -> None:
     """Add the state machine role's grants for states that only some configurations render."""
     parameter = config.training.hyperparameters_ssm_parameter
     if not parameter:
         return
-    role = template["Resources"].get("StateMachineRole", {}).get("Properties", {})
-    policies = role.get("Policies") or []
-    if not policies:
-        raise InfraError(
-            "the template's StateMachineRole has no inline policy to extend; restore "
-            "infra/template.yaml from the repository."
-        )
+    statements = _inline_statements(template, "StateMachineRole")
     # ReadHyperParameters (aws-sdk:ssm:getParameter, WithDecryption): only that parameter.
     # A SecureString under a customer managed key also needs kms:Decrypt on that key.
-    policies[0]["PolicyDocument"]["Statement"].append(
+    statements.append(
         {
             "Effect": "Allow",
             "Action": "ssm:GetParameter",
@@ -304,18 +315,12 @@ def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> N
     """
     if not config.registry.enabled:
         return
-    role = template["Resources"].get("StateMachineRole", {}).get("Properties", {})
-    policies = role.get("Policies") or []
-    if not policies:
-        raise InfraError(
-            "the template's StateMachineRole has no inline policy to extend; restore "
-            "infra/template.yaml from the repository."
-        )
+    statements = _inline_statements(template, "StateMachineRole")
     base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
     group = config.registry.group_name.lower()
     group_arn = {"Fn::Sub": f"{base}model-package-group/{group}"}
     versions_arn = {"Fn::Sub": f"{base}model-package/{group}/*"}
-    policies[0]["PolicyDocument"]["Statement"].extend(
+    statements.extend(
         [
             {
                 "Effect": "Allow",
@@ -345,15 +350,9 @@ def _grant_data_capture(template: dict[str, Any], config: WorkflowConfig) -> Non
     """
     if not config.endpoint.data_capture.enabled:
         return
-    role = template["Resources"].get("SageMakerExecutionRole", {}).get("Properties", {})
-    policies = role.get("Policies") or []
-    if not policies:
-        raise InfraError(
-            "the template's SageMakerExecutionRole has no inline policy to extend; restore "
-            "infra/template.yaml from the repository."
-        )
+    statements = _inline_statements(template, "SageMakerExecutionRole")
     key = config.data_capture_uri[len(f"s3://{config.s3.bucket}/") :]
-    policies[0]["PolicyDocument"]["Statement"].append(
+    statements.append(
         {
             "Effect": "Allow",
             "Action": "s3:PutObject",
