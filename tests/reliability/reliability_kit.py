@@ -114,14 +114,20 @@ def _ppid(pid: int) -> int | None:
     return int(text.rsplit(")", 1)[1].split()[1])
 
 
-def process_tree(root: int) -> list[int]:
-    """Return `root` and all its living descendants (from /proc)."""
+def _children_by_parent() -> dict[int, list[int]]:
+    """Every living process's children, by parent pid (from /proc)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             parent = _ppid(int(entry.name))
             if parent is not None:
                 parents.setdefault(parent, []).append(int(entry.name))
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """Return `root` and all its living descendants (from /proc)."""
+    parents = _children_by_parent()
     found, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -320,12 +326,7 @@ def entered(execution: Any) -> list[str]:
 
 def process_tree_pruned(root: int, prune: set[int]) -> list[int]:
     """`root`'s descendants, not descending below the processes in `prune` (nor listing them)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            parent = _ppid(int(entry.name))
-            if parent is not None:
-                parents.setdefault(parent, []).append(int(entry.name))
+    parents = _children_by_parent()
     found, todo = [], list(parents.get(root, []))
     while todo:
         pid = todo.pop()
