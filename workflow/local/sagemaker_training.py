@@ -203,7 +203,6 @@ class TrainingJobHandler:
                 self.sm.store.materialize(
                     checkpoint_uri if checkpoint_uri.endswith("/") else checkpoint_uri + "/",
                     base / "checkpoints",
-                    link=False,  # train writes there
                 )
             trees.append(base)
         started_hosts = []
@@ -258,11 +257,10 @@ class TrainingJobHandler:
                 for index, object_uri in enumerate(objects):
                     if index % world == rank:
                         folder = object_uri[len(prefix) :].rpartition("/")[0]
-                        self.sm.store.materialize(object_uri, shard / folder, link=False)
+                        self.sm.store.materialize(object_uri, shard / folder)
                 shard.rename(target)
             else:
-                # Copies: a write into a hard link would change the stored object.
-                self.sm.store.materialize(prefix, target, link=False)
+                self.sm.store.materialize(prefix, target)
 
     # -- poll -------------------------------------------------------------------------------
     def poll(self, submitted: Any, ctx: Any) -> dict[str, Any] | None:

@@ -233,12 +233,12 @@ class LocalStore:
             published += 1
         return published
 
-    def materialize(self, prefix: str, destination: Path, link: bool = True) -> int:
-        """Place every object under ``prefix`` into ``destination`` (hard links, else copies).
+    def materialize(self, prefix: str, destination: Path) -> int:
+        """Copy every object under ``prefix`` into ``destination``.
 
         Objects keep their path relative to the prefix's last ``/``, as SageMaker's File mode
-        does for an ``S3Prefix`` channel. Pass ``link=False`` for a folder the reader writes
-        into (checkpoints): a write into a hard link would change the stored object.
+        does for an ``S3Prefix`` channel. Copies, never hard links: a reader that writes into
+        its files (a job rewriting its channel or checkpoints) must not change the stored object.
 
         Returns:
             The number of files placed.
@@ -253,13 +253,7 @@ class LocalStore:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 continue
-            if link:
-                try:
-                    os.link(path, target)
-                except OSError:
-                    shutil.copyfile(path, target)
-            else:
-                shutil.copyfile(path, target)
+            shutil.copyfile(path, target)
             count += 1
         return count
 

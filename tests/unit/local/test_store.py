@@ -102,9 +102,9 @@ def test_mirror_replaces_changed_files_only(tmp_path: Path) -> None:
     other.mkdir()
     (other / "last.pth").write_bytes(b"2")
     assert store.mirror_to(other, "s3://b/ckpt/job/") == 0
-    # materialize without links gives the reader its own files
+    # materialize gives the reader its own files
     target = tmp_path / "restart"
-    store.materialize("s3://b/ckpt/job/", target, link=False)
+    store.materialize("s3://b/ckpt/job/", target)
     (target / "last.pth").write_bytes(b"3")
     assert store.get_bytes("s3://b/ckpt/job/last.pth") == b"2"
 
