@@ -87,14 +87,21 @@ def state_rows(events: Sequence[Mapping[str, Any]]) -> Table:
     )
 
 
+HISTORY_TAIL = 20
+
+
 def history_rows(events: Sequence[Mapping[str, Any]], limit: int = 200) -> Table:
-    """Return the execution history as a table (id, time, type, state, details)."""
+    """Return the execution history as a table (id, time, type, state, details).
+
+    A history longer than ``limit`` keeps its first events and its last ``HISTORY_TAIL`` (where
+    the outcome is), with one row saying how many were left out between them.
+    """
     if not events:
         return Table(["id", "t (s)", "type", "state", "details"], [])
     origin = timestamp_seconds(events[0]["timestamp"])
     rows = []
     current = ""
-    for event in list(events)[:limit]:
+    for event in events:
         kind = str(event.get("type", ""))
         name = state_name(event)
         if name:
@@ -114,6 +121,11 @@ def history_rows(events: Sequence[Mapping[str, Any]], limit: int = 200) -> Table
                 text,
             ]
         )
+    if len(rows) > limit:
+        tail = min(HISTORY_TAIL, limit // 2)
+        left_out = len(rows) - limit
+        rows = [*rows[: limit - tail], ["...", "", f"{left_out} events left out", "", ""],
+                *rows[-tail:]]  # fmt: skip
     return Table(["id", "t (s)", "type", "state", "details"], rows, title="execution history")
 
 

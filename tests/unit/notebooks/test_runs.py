@@ -225,3 +225,21 @@ def test_deploy_creates_then_updates_through_the_sdk_workflow(make_session):
         deployed = client.describe_state_machine(stateMachineArn=created.arn)["definition"]
         assert "RecordModel" in json.loads(deployed)["States"]
         assert deploy(again).action == "unchanged"
+
+
+def test_a_long_history_keeps_its_end_where_the_outcome_is():
+    from workflow.notebook.progress import HISTORY_TAIL, history_rows
+
+    events = [
+        {"id": i, "timestamp": 1000 + i, "type": "PassStateEntered",
+         "stateEnteredEventDetails": {"name": "Poll"}}
+        for i in range(1, 250)
+    ]  # fmt: skip
+    events.append({"id": 250, "timestamp": 1250, "type": "ExecutionSucceeded"})
+    rows = history_rows(events, limit=200).rows
+    assert len(rows) == 201  # 180 first events, one marker row, the last 20
+    assert rows[0][0] == 1 and rows[179][0] == 180
+    assert rows[180] == ["...", "", "50 events left out", "", ""]
+    assert [r[0] for r in rows[-HISTORY_TAIL:]] == list(range(231, 251))
+    assert rows[-1][2] == "ExecutionSucceeded"
+    assert len(history_rows(events[:50], limit=200).rows) == 50  # short: all of it
