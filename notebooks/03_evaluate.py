@@ -32,6 +32,8 @@ score_threshold = 0.3  # the endpoint drops detections below it (lower it to see
 samples = 3  # images drawn beside their ground truth
 top = 5  # detections drawn per image, best first
 latency_requests = 10  # timed requests for the latency figures
+capture_requests = 10  # requests sent with invoke_endpoint before reading the data capture
+capture_rows = 10  # captured invocations shown (the newest)
 stop_endpoint = False  # local mode: stop the endpoint at the end
 
 # %%
@@ -196,3 +198,33 @@ else:
         )
         prediction = json.loads(answer["Body"].read())
         print(f"{name} answered {answer['ContentType']}: {sorted(prediction)}")
+
+# %% [markdown]
+# ## What the endpoint received
+# The endpoint configuration's data capture (`endpoint.data_capture.*`) samples requests and
+# responses into JSON Lines under its `DestinationS3Uri`, as SageMaker Model Monitor reads them.
+# This sends `capture_requests` more images with `invoke_endpoint` and reads the capture files
+# back: in local mode from the store, in aws mode from S3 (where SageMaker uploads them within a
+# few minutes, so the newest requests may not be there yet). Only a sample is kept: raise
+# `endpoint.data_capture.sampling_percentage` to keep more.
+
+# %%
+if session.local and (stop_endpoint or not store_endpoint):
+    print(f"skipped: no local endpoint {name} of the store runs now")
+else:
+    with session.aws_api() as api:
+        destination = nb.capture_destination(api, name)
+        if destination is None:
+            print(f"the endpoint {name} captures nothing (endpoint.data_capture.enabled is off)")
+        else:
+            sagemaker_runtime = api.client("sagemaker-runtime")
+            for image in (test.images * capture_requests)[:capture_requests]:
+                sagemaker_runtime.invoke_endpoint(
+                    EndpointName=name,
+                    ContentType=content_type(str(image["file_name"])),
+                    Accept="application/json",
+                    Body=test.image_bytes(image),
+                )
+            captures = nb.read_captures(session, destination, name, limit=capture_rows)
+            print(f"{len(captures)} captured invocations shown, from {destination}/{name}/")
+            display(nb.capture_table(captures))

@@ -29,6 +29,7 @@ TINY = {
     "local.hyperparameters.max_steps": "1",
     "gate.threshold": "0",
     "local.gate_threshold": "0",  # one step learns nothing
+    "endpoint.data_capture.sampling_percentage": "100",  # 03 reads every request back
 }
 
 
@@ -63,7 +64,7 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work.mkdir()
     result = _run(
         ["--output", str(out), "-p", "root", str(store), "-p", "latency_requests", "3",
-         "-p", "samples", "2"],
+         "-p", "samples", "2", "-p", "capture_requests", "3"],
         cwd=work,
         timeout=1500,
     )  # fmt: skip
@@ -109,6 +110,10 @@ def test_the_workflow_ran_through_the_sdk_and_03_scored_its_endpoint(executed):
     text = _text(evaluate_nb)
     assert "| segm |" in text and "| bbox |" in text
     assert "p95 (ms)" in text
+    # 03 read back what the endpoint received: the data capture of its invoke_endpoint calls
+    assert "captured invocations shown, from s3://" in text
+    assert "| inference time | variant | event | request | response |" in text
+    assert "| AllTraffic |" in text and "image/" in text
     # the command stopped the endpoint the notebooks left running
     endpoints = store / "sagemaker" / "endpoints"
     running = []

@@ -13,6 +13,7 @@ The notebooks import this package as ``nb`` and only orchestrate and show::
 - :mod:`workflow.notebook.progress`: following an execution, progress and history tables.
 - :mod:`workflow.notebook.records`: the run record notebook 03 reads.
 - :mod:`workflow.notebook.evaluate`: invoking the endpoint, COCO mAP, latency figures.
+- :mod:`workflow.notebook.capture`: the endpoint's data capture files, read back.
 - :mod:`workflow.notebook.viz`: the matplotlib figures (PNG outputs in executed notebooks).
 - :mod:`workflow.notebook.tables`: small HTML/Markdown tables without pandas.
 - :mod:`workflow.notebook.sources` and :mod:`workflow.notebook.execute`: running the notebooks
@@ -32,6 +33,7 @@ from workflow.notebook.authoring import (
     state_names,
     with_client,
 )
+from workflow.notebook.capture import Capture, capture_destination, capture_table, read_captures
 from workflow.notebook.data import (
     CocoSplit,
     class_counts,
@@ -68,6 +70,7 @@ from workflow.notebook.session import NotebookError, Session, setup_logging, sta
 from workflow.notebook.tables import Table
 
 __all__ = [
+    "Capture",
     "CocoSplit",
     "EndpointInvoker",
     "LocalEndpoint",
@@ -77,6 +80,8 @@ __all__ = [
     "Session",
     "Table",
     "aws_execution_input",
+    "capture_destination",
+    "capture_table",
     "check",
     "class_counts",
     "coco_detections",
@@ -97,6 +102,7 @@ __all__ = [
     "metrics_table",
     "model_artifact",
     "predict_split",
+    "read_captures",
     "remember_run",
     "require_success",
     "run_summary",
