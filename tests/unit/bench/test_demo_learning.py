@@ -1,11 +1,8 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from bench import demo_learning
-from bench.common import BenchSettings, execute
 
 LOG = """\
 2026-12-03 01:21:09,002 INFO epoch=1 step=50 train_loss=1.9106 epoch_seconds=67.9
@@ -35,19 +32,3 @@ def test_draw_writes_a_png(tmp_path: Path) -> None:
     path = tmp_path / "curve.png"
     demo_learning.draw(path, {"demo": [curve], "previous": [curve[:1]]}, shipped=0.0)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_smoke_run_writes_the_result_and_the_png(
-    smoke_settings: Callable[..., BenchSettings],
-    check_result_file: Callable[..., dict[str, Any]],
-) -> None:
-    settings = smoke_settings()
-    execute(demo_learning.NAME, demo_learning.TITLE, demo_learning.run, settings)
-    document = check_result_file(settings.out_dir / "demo_learning.json", "demo_learning")
-    demo, previous, shipped = document["figures"]
-    assert demo["target"].startswith(">= 0.35") and demo["unit"] == "mAP"
-    assert previous["unit"] == shipped["unit"] == "mAP"
-    assert document["details"]["shipped"]["metrics"]["steps"] == 2
-    assert len(document["details"]["runs"]["demo"][0]["curve"]) == 1  # one epoch, one line
-    png = settings.out_dir / "demo_learning.png"
-    assert png.read_bytes()[:4] == b"\x89PNG"

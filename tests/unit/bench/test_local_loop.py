@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bench import local_loop
-from bench.common import BenchSettings, execute
 
 
 def _event(kind: str, name: str, stamp: str) -> dict[str, Any]:
@@ -47,19 +43,3 @@ def test_references_name_their_sources() -> None:
     for reference in local_loop.REFERENCES:
         assert reference["source"].startswith("https://github.com/")
         assert reference["seconds"] >= 120
-
-
-@pytest.mark.slow
-def test_smoke_run_writes_a_well_formed_result(
-    smoke_settings: Callable[..., BenchSettings],
-    check_result_file: Callable[..., dict[str, Any]],
-) -> None:
-    settings = smoke_settings()
-    execute(local_loop.NAME, local_loop.TITLE, local_loop.run, settings)
-    document = check_result_file(settings.out_dir / "local_loop.json", "local_loop")
-    wall = document["figures"][0]
-    assert wall["target"] == "< 150 s" and wall["unit"] == "s"
-    states = document["details"]["states_s"]
-    assert {"Train", "BatchTransform", "ComputeMetrics"} <= set(states)
-    assert len(document["details"]["references"]) == len(local_loop.REFERENCES)
-    assert document["details"]["prediction_detections"] != [None]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -12,7 +10,6 @@ from mask_r_cnn.synthetic import generate
 from torch.utils.data import DataLoader
 
 from bench import train_throughput
-from bench.common import BenchSettings, execute
 
 
 def test_demo_hyperparameters_merge_local_over_training(repo_root: Path) -> None:
@@ -61,25 +58,3 @@ def test_reference_loop_trains_one_step(tmp_path: Path) -> None:
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     assert logged.meters["loss"].count == 1
     assert {"loss_classifier", "loss_mask", "lr"} <= set(logged.meters)
-
-
-@pytest.mark.slow
-def test_smoke_run_writes_a_well_formed_result(
-    smoke_settings: Callable[..., BenchSettings],
-    check_result_file: Callable[..., dict[str, Any]],
-) -> None:
-    settings = smoke_settings()
-    execute(train_throughput.NAME, train_throughput.TITLE, train_throughput.run, settings)
-    document = check_result_file(settings.out_dir / "train_throughput.json", "train_throughput")
-    main, amp = document["figures"]
-    assert main["unit"] == "images/s" and main["ratio"] > 0
-    assert amp["verdict"] == "not measured" and "no GPU lent" in amp["note"]
-    fp32 = document["details"]["fp32"]
-    assert fp32["images_per_s"]["container"]["n"] == 1
-    assert fp32["images_per_s"]["baseline"]["n"] == 1
-    assert set(fp32["ratio_by_order"]) == {"container_first"}
-    assert fp32["ratio_by_order"]["container_first"] == pytest.approx(
-        fp32["ratio"]["values"][0], abs=1e-3
-    )
-    assert document["settings"]["threads"] == 1
-    assert document["settings"]["model"]["backbone"] == "resnet18_fpn"

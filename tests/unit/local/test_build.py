@@ -4,19 +4,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared.container_source import make_source
 
 from workflow.local.build import ImageError, LocalBuilder, LocalImages, content_hash
 from workflow.local.store import LocalStore
-
-
-def make_source(tmp_path: Path) -> Path:
-    source = tmp_path / "container"
-    (source / "mask_r_cnn" / "__pycache__").mkdir(parents=True)
-    (source / "mask_r_cnn" / "train").write_text("print('train')\n")
-    (source / "mask_r_cnn" / "serve").write_text("print('serve')\n")
-    (source / "mask_r_cnn" / "__pycache__" / "x.pyc").write_bytes(b"junk")
-    (source / "Dockerfile").write_text("FROM scratch\n")
-    return source
 
 
 def test_snapshot_is_content_addressed_and_never_overwritten(tmp_path: Path) -> None:
@@ -111,38 +102,6 @@ def test_the_engine_handler_answers_in_the_aws_sdk_shape(tmp_path: Path) -> None
     answer = builder.describe_builds({"Ids": [build_id]}, None)
     assert answer["Builds"][0]["BuildStatus"] == "SUCCEEDED"
     assert answer["Builds"][0]["Id"] == build_id and answer["BuildsNotFound"] == []
-
-
-def test_docker_build_when_an_engine_answers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from workflow.local import build
-
-    calls = tmp_path / "calls.txt"
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    docker = bin_dir / "docker"
-    docker.write_text(
-        f'#!/bin/sh\necho "$@" >> {calls}\n[ "$1" = build ] && [ -n "$FAIL" ] && exit 1\nexit 0\n'
-    )
-    docker.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
-    monkeypatch.setenv("MLOPS_BASE_IMAGE", "local/base:test")  # no debootstrap in a unit test
-    assert build.docker_available()
-    source = make_source(tmp_path)
-    images = LocalImages(LocalStore(tmp_path / "root"), source, "mask-r-cnn")
-    builder = LocalBuilder(images)
-    uri = builder.build("abc1234")
-    context = images.resolve(uri)
-    assert context != source.resolve()  # the snapshot is what gets built
-    assert (
-        f"build --network host --build-arg BASE_IMAGE=local/base:test --build-arg INSTALL_TORCH=1 "
-        f"--build-arg SOURCE_COMMIT=abc1234 -t {uri} -f {context}/Dockerfile {context}"
-    ) in calls.read_text()
-    monkeypatch.setenv("FAIL", "1")
-    (source / "Dockerfile").write_text("FROM scratch\nRUN false\n")
-    with pytest.raises(ImageError, match=r"docker build of local/mask-r-cnn:abc1234-.* failed"):
-        builder.build("abc1234")
 
 
 def test_no_docker_means_snapshot_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

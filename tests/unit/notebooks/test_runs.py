@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -192,19 +191,6 @@ def test_remember_and_read_the_last_run(make_session):
 def test_local_step_functions_needs_local_mode(make_session):
     with pytest.raises(NotebookError, match="LocalStepFunctions needs mode 'local', not 'aws'"):
         LocalStepFunctions(make_session("aws"))
-
-
-def test_local_execution_input_carries_the_local_gate_threshold(make_session):
-    overrides = {
-        "gate.threshold": 0.6,
-        "local.gate_threshold": 0.1,
-        "local.dataset": {"train": 1, "validation": 1, "test": 1, "size": 32},
-    }
-    with LocalStepFunctions(make_session(overrides=overrides), stream=io.StringIO()) as local:
-        document = local.execution_input(commit="abc1234", image_uri="local/x:1")
-        assert document["GateThreshold"] == 0.1  # local runs: local.gate_threshold
-        assert document["HyperParameters"]["backbone"] == "resnet18_fpn"
-        assert document["TestData"].endswith("/test/") and "synthetic-" in document["TestData"]
 
 
 def test_deploy_creates_then_updates_through_the_sdk_workflow(make_session):

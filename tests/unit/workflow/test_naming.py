@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -146,25 +145,3 @@ def test_execution_input_rejects_bad_gate_thresholds(make_config, bad) -> None:
 def test_resolve_commit_prefers_codebuild(tmp_path) -> None:
     env = {"CODEBUILD_RESOLVED_SOURCE_VERSION": "feedbeef" * 5}
     assert resolve_commit(env, tmp_path) == "feedbeef" * 5
-
-
-def test_resolve_commit_from_git(tmp_path) -> None:
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    (tmp_path / "f").write_text("x")
-    subprocess.run([*git, "-C", str(tmp_path), "add", "f"], check=True)
-    subprocess.run([*git, "-C", str(tmp_path), "commit", "-qm", "c"], check=True)
-    head = subprocess.run(
-        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    assert resolve_commit({}, tmp_path) == head
-
-
-def test_resolve_commit_outside_git(tmp_path) -> None:
-    with pytest.raises(
-        NamingError, match=r"cannot find the commit: 'git rev-parse HEAD'.*pass --commit"
-    ):
-        resolve_commit({}, tmp_path)
