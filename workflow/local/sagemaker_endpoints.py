@@ -411,6 +411,22 @@ def describe_endpoint(record: Mapping[str, Any]) -> dict[str, Any]:
     return describe
 
 
+def delete_record(sm: LocalSageMaker, collection: str, params: Mapping[str, Any]) -> None:
+    """``DeleteModel`` / ``DeleteEndpointConfig``: remove the record, or fail as SageMaker does
+    for a missing one (an endpoint that uses it keeps serving, as on AWS)."""
+    key, kind, label = {
+        MODELS: ("ModelName", "model", "model"),
+        CONFIGS: ("EndpointConfigName", "endpoint-config", "endpoint configuration"),
+    }[collection]
+    action = "DeleteModel" if collection == MODELS else "DeleteEndpointConfig"
+    name = str(require_param(params, key, action))
+    if sm.records.get(collection, name) is None:
+        raise task_failed(
+            SAGEMAKER_ERROR, f'Could not find {label} "{sm.settings.arn(kind, name)}".'
+        )
+    sm.records.delete(collection, name)
+
+
 def endpoint_records(sm: LocalSageMaker) -> list[dict[str, Any]]:
     """Return every local endpoint record, with ``Running`` telling whether its process lives."""
     records = []
