@@ -151,10 +151,6 @@ class SageMakerApi:
             ("CreateModelPackage", registry.create_package),
             ("DescribeModelPackage", registry.describe_package),
             ("UpdateModelPackage", registry.update_package),
-        ):
-            table[operation] = functools.partial(self._local_call, handler)
-        table["ListModelPackages"] = self.list_model_packages
-        for operation, handler in (
             ("CreateModel", _no_context(ModelHandler(self.sm).start)),
             ("CreateEndpointConfig", _no_context(EndpointConfigHandler(self.sm).start)),
             ("CreateEndpoint", self._create_endpoint),
@@ -164,6 +160,7 @@ class SageMakerApi:
             ("DeleteModel", functools.partial(self._delete, MODELS)),
         ):
             table[operation] = functools.partial(self._local_call, handler)
+        table["ListModelPackages"] = self.list_model_packages
         return table
 
     def _create_endpoint(self, params: Mapping[str, Any]) -> dict[str, Any]:

@@ -188,7 +188,7 @@ class BlueGreen:
         config: Mapping[str, Any],
         alarm_state: Callable[[str], str | None],
         time_scale: float,
-        stop: Callable[[int], None],
+        stop: Callable[[int], object],
     ) -> None:
         self.update = update
         self.blue = dict(blue)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -267,6 +268,18 @@ def test_cloudwatch_errors_and_the_cbor_protocol(api: Api, monkeypatch: pytest.M
     with pytest.raises(ClientError) as info:
         cbor.delete_alarms(AlarmNames=["cbor-alarm", "ghost"])
     assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+    # The AWS CLI, when one is installed: `aws cloudwatch set-alarm-state` as on AWS.
+    aws = shutil.which("aws")
+    if aws is not None:
+        env = {**os.environ, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        subprocess.run(
+            [aws, "cloudwatch", "set-alarm-state", "--alarm-name", "cbor-alarm", "--state-value",
+             "ALARM", "--state-reason", "from the CLI", "--endpoint-url", api.url],
+            env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        (alarm,) = cbor.describe_alarms(AlarmNames=["cbor-alarm"])["MetricAlarms"]
+        assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "from the CLI")
     cbor.delete_alarms(AlarmNames=["cbor-alarm"])
     assert cbor.describe_alarms(AlarmNamePrefix="cbor-")["MetricAlarms"] == []
 
