@@ -149,6 +149,9 @@ class _Backends(threading.local):
                 connection = http.client.HTTPConnection(
                     parsed.hostname or "127.0.0.1", parsed.port, timeout=FORWARD_TIMEOUT_SECONDS
                 )
+                connection.connect()
+                if connection.sock is not None:  # no 40 ms delayed-ACK stall per request
+                    connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self.connections[url] = connection
             try:
                 connection.request(method, path, body=body, headers=dict(headers))
@@ -163,6 +166,7 @@ class _Backends(threading.local):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
     server: _RouterServer
 
     def log_message(self, format: str, *args: Any) -> None:
