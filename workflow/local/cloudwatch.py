@@ -274,13 +274,21 @@ class LocalCloudWatch:
         period: int,
         stat: str,
     ) -> dict[int, float]:
-        """``{period start: statistic}`` of an endpoint metric (empty for any other metric)."""
+        """``{period start: statistic}`` of an endpoint metric (empty for any other metric).
+
+        ``EndpointName`` selects the endpoint, ``VariantName`` (optional) its variant; a local
+        ``EndpointConfigName`` dimension keeps only the fleet of that configuration (during a
+        blue/green update both fleets serve the same variant).
+        """
         given = {str(d.get("Name")): str(d.get("Value")) for d in dimensions}
         endpoint = given.get("EndpointName")
         if namespace != NAMESPACE or metric not in METRIC_NAMES or not endpoint:
             return {}
         points = read_invocations(metrics_dir(self.root, endpoint), start, end)
-        return period_values(points, metric, given.get("VariantName"), stat, period)
+        return period_values(
+            points, metric, given.get("VariantName"), stat, period,
+            given.get("EndpointConfigName"),
+        )  # fmt: skip
 
 
 def public_alarm(alarm: Mapping[str, Any]) -> dict[str, Any]:

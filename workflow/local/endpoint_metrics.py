@@ -120,6 +120,7 @@ def period_values(
     variant: str | None,
     stat: str,
     period: int,
+    endpoint_config: str | None = None,
 ) -> dict[int, float]:
     """Aggregate data points into ``{period start (epoch s): statistic}``; empty periods absent.
 
@@ -129,10 +130,13 @@ def period_values(
         variant: Keep only this ``VariantName`` (``None``: every variant, the endpoint's metric).
         stat: One of :data:`STATISTICS`.
         period: Seconds per period.
+        endpoint_config: Keep only the fleet of this endpoint configuration (``None``: all).
     """
     buckets: dict[int, list[float]] = {}
     for point in points:
         if variant is not None and point.get("VariantName") != variant:
+            continue
+        if endpoint_config is not None and point.get("EndpointConfigName") != endpoint_config:
             continue
         value = metric_value(point, metric)
         if value is None:

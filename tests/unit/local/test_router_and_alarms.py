@@ -127,8 +127,12 @@ def test_latency_alarm_over_router_data_points(tmp_path):
         "AWS/SageMaker", "ModelLatency", ALARM["Dimensions"], MINUTE, NOW, 60, "Average"
     )
     assert values == {MINUTE: 1500.0}
-    points = [{"Timestamp": MINUTE + 1, "VariantName": "A", "StatusCode": 500}]
-    assert period_values(points, "Invocation5XXErrors", None, "Sum", 60) == {MINUTE: 1.0}
+    points = [
+        {"Timestamp": MINUTE + 1, "VariantName": "A", "StatusCode": 500, "EndpointConfigName": "g"},
+        {"Timestamp": MINUTE + 2, "VariantName": "A", "StatusCode": 502, "EndpointConfigName": "b"},
+    ]
+    assert period_values(points, "Invocation5XXErrors", None, "Sum", 60) == {MINUTE: 2.0}
+    assert period_values(points, "Invocation5XXErrors", "A", "Sum", 60, "g") == {MINUTE: 1.0}
     # One 5XX this minute; with 2 evaluation periods the missing one before is not breaching.
     cloudwatch.put_metric_alarm({**ALARM, "TreatMissingData": "notBreaching"})
     assert cloudwatch.evaluate("errors", now=NOW)["StateValue"] == "OK"  # type: ignore[index]
