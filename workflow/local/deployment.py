@@ -53,7 +53,7 @@ def check_deployment_config(config: Mapping[str, Any] | None) -> str | None:
     """
     if not config:
         return None
-    if config.get("RollingUpdatePolicy"):
+    if "RollingUpdatePolicy" in config:
         return (
             "DeploymentConfig.RollingUpdatePolicy is not emulated locally; use "
             "BlueGreenUpdatePolicy"

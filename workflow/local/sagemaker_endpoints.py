@@ -263,18 +263,19 @@ class EndpointHandlers:
             router = self._router(name)
         except Exception as exc:
             reason = getattr(exc, "cause", None) or str(exc)
-            self._fail(name, reason, updating)
+            self._fail(name, reason, updating and bool(deployment))
             return
         problem = fleet.server.wait_ready(self.sm.settings.ping_timeout_seconds)
         if problem is None and not wait_listening(router.port, 10.0):
             problem = f"the endpoint's router did not listen on port {router.port}"
         if problem is not None:
             fleet.server.stop(grace)
-            self._fail(name, problem, updating)
+            self._fail(name, problem, updating and bool(deployment))
             return
         old = self.sm.records.get(ENDPOINTS, name) or {}
         old_pid = old.get("Pid")
-        if updating and deployment and isinstance(old_pid, int) and old.get("Routes"):
+        blue_serves = isinstance(old_pid, int) and pid_alive(old_pid) and bool(old.get("Routes"))
+        if updating and deployment and blue_serves:
             blue = {"Pid": old_pid, "Route": old["Routes"][-1]}
 
             def update(**changes: Any) -> dict[str, Any]:
@@ -363,7 +364,22 @@ class EndpointHandlers:
         )
         return fleet(server, model_dir)
 
-    def _fail(self, name: str, reason: str, updating: bool) -> None:
+    def _fail(self, name: str, reason: str, blue_green: bool) -> None:
+        """Mark the endpoint ``Failed``; a blue/green update whose new fleet never started rolls
+        back instead: the old fleet keeps serving, ``InService`` with the reason."""
+        record = self.sm.records.get(ENDPOINTS, name) or {}
+        pid = record.get("Pid")
+        if blue_green and isinstance(pid, int) and pid_alive(pid):
+            logger.error("endpoint %s update rolled back: %s", name, reason)
+            self.sm.records.update(
+                ENDPOINTS,
+                name,
+                EndpointStatus="InService",
+                FailureReason=f"Endpoint update was rolled back: {reason}"[:1024],
+                PendingEndpointConfigName=None,
+                PendingDeploymentSummary=None,
+            )
+            return
         logger.error("endpoint %s failed: %s", name, reason)
         self.sm.records.update(
             ENDPOINTS,

@@ -88,6 +88,16 @@ class Api:
         )  # fmt: skip
         return f"{name}-config"
 
+    def start(self, endpoint: str, old: str, new: str, alarm: str) -> tuple[str, str]:
+        """An endpoint serving model `old`, a configuration of model `new` and an error alarm."""
+        blue = self.deploy(f"{endpoint}-old", old)
+        green = self.deploy(f"{endpoint}-new", new)
+        put_error_alarm(self, alarm, endpoint)
+        self.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=blue)
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html
+        self.wait(endpoint, lambda d: d["EndpointStatus"] != "Creating")
+        return blue, green
+
     def answer(self, endpoint: str) -> str:
         body = self.runtime.invoke_endpoint(
             EndpointName=endpoint, ContentType="image/png", Body=b"png"
@@ -168,12 +178,7 @@ def put_error_alarm(api: Api, name: str, endpoint: str) -> None:
 
 
 def test_an_alarm_during_the_canary_rolls_the_update_back(api: Api) -> None:
-    blue = api.deploy("blue", "first")
-    green = api.deploy("green", "second")
-    put_error_alarm(api, "canary-errors", "guarded")
-    api.sagemaker.create_endpoint(EndpointName="guarded", EndpointConfigName=blue)
-    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html
-    api.wait("guarded", lambda d: d["EndpointStatus"] != "Creating")
+    blue, green = api.start("guarded", "first", "second", "canary-errors")
     assert api.answer("guarded") == "first"
     # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html
     (alarm,) = api.cloudwatch.describe_alarms(AlarmNames=["canary-errors"])["MetricAlarms"]
@@ -222,11 +227,7 @@ def test_an_alarm_during_the_canary_rolls_the_update_back(api: Api) -> None:
 
 
 def test_without_an_alarm_the_update_finishes_on_the_new_config(api: Api) -> None:
-    blue = api.deploy("calm-blue", "first")
-    green = api.deploy("calm-green", "second")
-    put_error_alarm(api, "calm-errors", "calm")
-    api.sagemaker.create_endpoint(EndpointName="calm", EndpointConfigName=blue)
-    api.wait("calm", lambda d: d["EndpointStatus"] != "Creating")
+    blue, green = api.start("calm", "first", "second", "calm-errors")
     api.sagemaker.update_endpoint(
         EndpointName="calm", EndpointConfigName=green, DeploymentConfig=canary(50, "calm-errors")
     )
@@ -288,3 +289,35 @@ def _with(cloudwatch: Any) -> Api:
     api = Api.__new__(Api)
     api.cloudwatch = cloudwatch
     return api
+
+
+def test_a_model_answering_5xx_trips_its_alarm_and_rolls_back(api: Api) -> None:
+    # The router's Invocation5XXErrors data points reach the alarm, as SageMaker's metrics do:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-all-at-once.html
+    blue, broken = api.start("faulty", "first", "broken", "faulty-errors")
+    policy = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 1000}
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": "faulty-errors"}]},
+    }
+    api.sagemaker.update_endpoint(
+        EndpointName="faulty", EndpointConfigName=broken, DeploymentConfig=policy
+    )
+    api.wait("faulty", lambda d: "PendingDeploymentSummary" in d)
+    errors = 0
+    deadline = time.monotonic() + 30
+    while api.sagemaker.describe_endpoint(EndpointName="faulty")["EndpointStatus"] == "Updating":
+        assert time.monotonic() < deadline
+        try:
+            api.answer("faulty")
+        except ClientError as exc:  # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html
+            assert exc.response["Error"]["Code"] == "ModelError"
+            errors += 1
+    assert errors >= 1
+    done = api.sagemaker.describe_endpoint(EndpointName="faulty")
+    assert (done["EndpointStatus"], done["EndpointConfigName"]) == ("InService", blue)
+    assert "faulty-errors" in done["FailureReason"]
+    (alarm,) = api.cloudwatch.describe_alarms(AlarmNames=["faulty-errors"])["MetricAlarms"]
+    assert alarm["StateValue"] == "ALARM"
+    assert {api.answer("faulty") for _ in range(10)} == {"first"}
