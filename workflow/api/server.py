@@ -10,6 +10,8 @@ Requests are dispatched on the protocol, as AWS's front ends do:
 (JSON 1.0)                                                 botocore 1.44 sends
 ``POST /service/GraniteServiceVersion20100801/operation``  CloudWatch in Smithy RPC v2 CBOR
 ``/<Op>`` with ``smithy-protocol: rpc-v2-cbor``            (CloudWatch's first listed protocol)
+``POST /`` form ``Action=<Op>&Version=2010-08-01``         CloudWatch in the query protocol (XML,
+                                                           :mod:`.query`), for older clients
 =======================================================  =====================================
 
 Errors are JSON (CBOR for a CBOR request) with the code in ``__type`` and ``x-amzn-ErrorType``
@@ -38,6 +40,7 @@ from workflow.api.cloudwatch import NAMESPACE as CLOUDWATCH_NAMESPACE
 from workflow.api.cloudwatch import QUERY_ERRORS, CloudWatchApi
 from workflow.api.cloudwatch import TARGET_PREFIX as CLOUDWATCH_TARGET
 from workflow.api.errors import ApiError
+from workflow.api.query import error_xml, operation_shapes, parse_form, response_xml
 from workflow.api.sagemaker import ModelError, SageMakerApi
 from workflow.api.stepfunctions import StepFunctionsApi
 from workflow.api.wire import cbor_dumps, cbor_loads, dumps
@@ -49,6 +52,8 @@ from workflow.local.sagemaker import LocalSageMaker
 logger = logging.getLogger(__name__)
 
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
+_REQUEST_ID = "workflow.request_id"
+_FORM = "application/x-www-form-urlencoded"
 _RPC_V2 = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
 _CONTENT_TYPES = {
     "AWSStepFunctions": "application/x-amz-json-1.0",
@@ -92,6 +97,7 @@ class LocalAwsApi:
         """Serve one request (the WSGI entry point)."""
         request = Request(environ)
         request_id = str(uuid.uuid4())
+        environ[_REQUEST_ID] = request_id
         try:
             response = self._dispatch(request)
         except ApiError as exc:
@@ -107,6 +113,8 @@ class LocalAwsApi:
         if rpc and request.method == "POST":
             return self._rpc_v2(rpc.group("service"), rpc.group("operation"), request)
         target = request.headers.get("X-Amz-Target", "")
+        if _is_query(request):
+            return self._query(request)
         if target:
             prefix, _, operation = target.partition(".")
             table = self._targets.get(prefix)
@@ -153,6 +161,20 @@ class LocalAwsApi:
         response.headers["smithy-protocol"] = "rpc-v2-cbor"
         return response
 
+    def _query(self, request: Request) -> Response:
+        """The query protocol: ``POST /`` with a form naming the ``Action`` (CloudWatch only)."""
+        form = request.form
+        operation = form.get("Action", "")
+        handler = self._targets.get(CLOUDWATCH_TARGET, {}).get(operation)
+        if handler is None:
+            raise ApiError(
+                "InvalidAction", f"the local AWS API does not serve the query action {operation!r}"
+            )
+        input_shape, _ = operation_shapes(operation)
+        body = parse_form(form, input_shape) if input_shape is not None else {}
+        data = response_xml(operation, handler(body), request.environ[_REQUEST_ID])
+        return Response(data, status=200, content_type="text/xml")
+
     def close(self) -> None:
         """Stop the executions still running and the endpoints created through the API."""
         self.stepfunctions.close()
@@ -167,6 +189,9 @@ def _error(exc: ApiError, request: Request) -> Response:
     if rpc:
         prefix = rpc.group("service")
     query = QUERY_ERRORS.get(exc.code, (0, ""))[1] if prefix == CLOUDWATCH_TARGET else ""
+    if _is_query(request):
+        data = error_xml(exc.code, exc.message, str(request.environ.get(_REQUEST_ID, "")))
+        return Response(data, status=exc.status, content_type="text/xml")
     if rpc:
         namespace = _SERVICE_NAMESPACES.get(prefix, "com.amazonaws")
         data = cbor_dumps({"__type": f"{namespace}#{exc.code}", "message": exc.message})
@@ -188,6 +213,16 @@ def _error(exc: ApiError, request: Request) -> Response:
     if query:
         response.headers["x-amzn-query-error"] = query
     return response
+
+
+def _is_query(request: Request) -> bool:
+    """A query-protocol request: a form ``POST /`` with no ``X-Amz-Target``."""
+    return (
+        request.method == "POST"
+        and request.path == "/"
+        and not request.headers.get("X-Amz-Target")
+        and (request.mimetype or "") == _FORM
+    )
 
 
 class _RequestLog(WSGIRequestHandler):

@@ -285,6 +285,32 @@ def test_cloudwatch_errors_and_the_cbor_protocol(api: Api, monkeypatch: pytest.M
     assert cbor.describe_alarms(AlarmNamePrefix="cbor-")["MetricAlarms"] == []
 
 
+def test_cloudwatch_in_the_query_protocol(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Older clients speak CloudWatch's query protocol (form in, XML out):
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/making-api-requests.html
+    import boto3
+    import botocore.model
+
+    monkeypatch.setattr(botocore.model, "PRIORITY_ORDERED_SUPPORTED_PROTOCOLS", ("query",))
+    query = boto3.Session(**KEYS).client("cloudwatch", endpoint_url=api.url)
+    assert query.meta.service_model.resolved_protocol == "query"
+    put_error_alarm(_with(query), "query-alarm", "none")
+    query.set_alarm_state(AlarmName="query-alarm", StateValue="ALARM", StateReason="query")
+    (alarm,) = query.describe_alarms(AlarmNames=["query-alarm"])["MetricAlarms"]
+    assert (alarm["StateValue"], alarm["Threshold"], alarm["EvaluationPeriods"]) == (
+        "ALARM",
+        1.0,
+        1,
+    )
+    assert alarm["Dimensions"][0] == {"Name": "EndpointName", "Value": "none"}
+    assert alarm["StateUpdatedTimestamp"].year >= 2026
+    with pytest.raises(ClientError) as info:
+        query.delete_alarms(AlarmNames=["ghost"])
+    assert info.value.response["Error"]["Code"] == "ResourceNotFound"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    query.delete_alarms(AlarmNames=["query-alarm"])
+
+
 def _with(cloudwatch: Any) -> Api:
     api = Api.__new__(Api)
     api.cloudwatch = cloudwatch
