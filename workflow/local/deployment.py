@@ -167,17 +167,23 @@ class Fleet:
 Update = Callable[..., dict[str, Any]]
 
 
+class EndpointGoneError(Exception):
+    """The endpoint was deleted while its update ran; the update stops where it is."""
+
+
 class BlueGreen:
     """One blue/green update of an endpoint whose green fleet is ready.
 
     Args:
         update: ``Records.update`` bound to the endpoint (``update(**changes)``).
-        blue: The serving fleet's record fields (``Pid``, ``ServeUrl``, ...) and its route.
+        blue: The serving fleet: ``Pid``, ``Route`` and ``Summary`` (its ProductionVariants
+            entry, whose weights follow the shift).
         green: The new fleet.
         config: ``DeploymentConfig``.
         alarm_state: Returns an alarm's state (``None`` for an unknown alarm).
         time_scale: Multiplies every wait.
         stop: Stops a serving process by pid.
+        exists: Whether the endpoint is still recorded (a deleted one ends its bake at once).
     """
 
     def __init__(
@@ -189,6 +195,7 @@ class BlueGreen:
         alarm_state: Callable[[str], str | None],
         time_scale: float,
         stop: Callable[[int], object],
+        exists: Callable[[], bool] = lambda: True,
     ) -> None:
         self.update = update
         self.blue = dict(blue)
@@ -197,6 +204,7 @@ class BlueGreen:
         self.alarm_state = alarm_state
         self.scale = time_scale
         self.stop = stop
+        self.exists = exists
         policy = config["BlueGreenUpdatePolicy"]
         self.routing = policy["TrafficRoutingConfiguration"]
         self.alarms: Sequence[str] = [
@@ -210,7 +218,19 @@ class BlueGreen:
         self.started = now_ms()
 
     def run(self) -> bool:
-        """Shift, bake, then finish or roll back. Returns ``True`` when green took over."""
+        """Shift, bake, then finish or roll back. Returns ``True`` when green took over.
+
+        ``update`` raises :class:`EndpointGoneError` once the endpoint is deleted: the new fleet
+        is stopped (the deletion stopped the old one) and nothing is written.
+        """
+        try:
+            return self._run()
+        except EndpointGoneError:
+            logger.info("endpoint deleted during its update; stopping the new fleet")
+            self.stop(self.green.server.pid)
+            return False
+
+    def _run(self) -> bool:
         blue_route = dict(self.blue["Route"])
         for share in traffic_steps(self.routing, self.green.instance_count):
             routes = [{**blue_route, "Weight": 1.0 - share}] if share < 1.0 else []
@@ -237,9 +257,12 @@ class BlueGreen:
         return True
 
     def _pending(self, share: float, status: str, routes: list[dict[str, Any]]) -> None:
+        blue = [{**self.blue["Summary"], "CurrentWeight": 1.0 - share,
+                 "DesiredWeight": 1.0 - share}] if self.blue.get("Summary") else []  # fmt: skip
         self.update(
             Routes=routes,
             Pending=self.green.fields(),
+            **({"ProductionVariants": blue} if blue else {}),
             PendingDeploymentSummary={
                 "EndpointConfigName": self.green.config_name,
                 "ProductionVariants": [self.green.summary(share, status)],
@@ -251,6 +274,8 @@ class BlueGreen:
         """Watch the alarms for ``seconds`` (scaled); return why to roll back, or ``None``."""
         end = time.monotonic() + seconds * self.scale
         while True:
+            if not self.exists():
+                raise EndpointGoneError(self.green.config_name)
             fired = [name for name in self.alarms if self.alarm_state(name) == "ALARM"]
             if fired:
                 return (
@@ -271,7 +296,11 @@ class BlueGreen:
         logger.warning("endpoint update to %s rolled back: %s", self.green.config_name, reason)
         self.update(Routes=[{**blue_route, "Weight": 1.0}])
         self.stop(self.green.server.pid)
+        summary = [{**self.blue["Summary"], "CurrentWeight": 1.0, "DesiredWeight": 1.0}] if (
+            self.blue.get("Summary")
+        ) else []  # fmt: skip
         self.update(
+            **({"ProductionVariants": summary} if summary else {}),
             EndpointStatus="InService",
             PendingEndpointConfigName=None,
             PendingDeploymentSummary=None,
@@ -284,4 +313,4 @@ class BlueGreen:
             threading.Event().wait(seconds * self.scale)
 
 
-__all__ = ["BlueGreen", "Fleet", "check_deployment_config", "traffic_steps"]
+__all__ = ["BlueGreen", "EndpointGoneError", "Fleet", "check_deployment_config", "traffic_steps"]

@@ -184,10 +184,21 @@ class Records:
 
     def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any]:
         """Merge changes into an existing record and return it."""
+        return self._merge(kind, name, changes, create=True) or {}
+
+    def update_existing(self, kind: str, name: str, **changes: Any) -> dict[str, Any] | None:
+        """Merge changes into a record that still exists; ``None`` (nothing written) once it was
+        deleted, so a late writer never brings a deleted resource back."""
+        return self._merge(kind, name, changes, create=False)
+
+    def _merge(
+        self, kind: str, name: str, changes: Mapping[str, Any], create: bool
+    ) -> dict[str, Any] | None:
         with self._lock:
-            record = self.get(kind, name) or {}
-            record.update(changes)
-            record["LastModifiedTime"] = now_ms()
+            record = self.get(kind, name)
+            if record is None and not create:
+                return None
+            record = {**(record or {}), **changes, "LastModifiedTime": now_ms()}
             write_json_atomic(self.path(kind, name), record)
             return record
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.data_capture import check_data_capture_config
-from workflow.local.deployment import BlueGreen, Fleet, check_deployment_config
+from workflow.local.deployment import BlueGreen, EndpointGoneError, Fleet, check_deployment_config
 from workflow.local.endpoint_metrics import metrics_dir
 from workflow.local.processes import pid_alive, process_cmdline, stop_process_group
 from workflow.local.router import RouterProcess, is_router, wait_listening
@@ -276,10 +276,14 @@ class EndpointHandlers:
         old_pid = old.get("Pid")
         blue_serves = isinstance(old_pid, int) and pid_alive(old_pid) and bool(old.get("Routes"))
         if updating and deployment and blue_serves:
-            blue = {"Pid": old_pid, "Route": old["Routes"][-1]}
+            summary = (old.get("ProductionVariants") or [None])[0]
+            blue = {"Pid": old_pid, "Route": old["Routes"][-1], "Summary": summary}
 
             def update(**changes: Any) -> dict[str, Any]:
-                return self.sm.records.update(ENDPOINTS, name, **changes)
+                record = self.sm.records.update_existing(ENDPOINTS, name, **changes)
+                if record is None:
+                    raise EndpointGoneError(name)
+                return record
 
             if BlueGreen(
                 update, blue, fleet, deployment,
@@ -287,25 +291,32 @@ class EndpointHandlers:
                                 self.sm.settings.account_id).state,
                 self.sm.settings.deployment_time_scale,
                 lambda pid: stop_process_group(pid, grace),
+                lambda: self.sm.records.get(ENDPOINTS, name) is not None,
             ).run():  # fmt: skip
                 _remove_deployment(old)
             else:
                 _remove_deployment({"ModelDir": str(fleet.model_dir)})
             return
-        self.sm.records.update(
-            ENDPOINTS,
-            name,
-            EndpointStatus="InService",
-            EndpointConfigName=config_name,
-            PendingEndpointConfigName=None,
-            FailureReason=None,
-            Url=router.url,
-            Port=router.port,
-            RouterPid=router.pid,
-            Routes=[fleet.route(1.0)],
-            ProductionVariants=[fleet.summary(1.0)],
-            **fleet.fields(),
-        )
+        if (
+            self.sm.records.update_existing(
+                ENDPOINTS,
+                name,
+                EndpointStatus="InService",
+                EndpointConfigName=config_name,
+                PendingEndpointConfigName=None,
+                FailureReason=None,
+                Url=router.url,
+                Port=router.port,
+                RouterPid=router.pid,
+                Routes=[fleet.route(1.0)],
+                ProductionVariants=[fleet.summary(1.0)],
+                **fleet.fields(),
+            )
+            is None
+        ):  # deleted while it deployed: its processes are ours to stop
+            fleet.server.stop(grace)
+            stop_process_group(router.pid, grace)
+            return
         logger.info("endpoint %s is InService at %s", name, router.url)
         if updating and isinstance(old_pid, int) and old_pid != fleet.server.pid:
             stop_process_group(old_pid, grace)
