@@ -142,7 +142,7 @@ def test_blue_green_update_whose_new_fleet_never_starts_rolls_back(
             "good-config",
         )
         assert describe["FailureReason"].startswith("Endpoint update was rolled back")
-        assert invoke(sm.records.get("endpoints", "bg")["Url"])["model"] == "first"
+        assert invoke((sm.records.get("endpoints", "bg") or {})["Url"])["model"] == "first"
         with pytest.raises(TaskFailed, match="RollingUpdatePolicy is not emulated"):
             handlers.update(
                 {"EndpointName": "bg", "EndpointConfigName": "good-config",
