@@ -224,6 +224,17 @@ def test_an_alarm_during_the_canary_rolls_the_update_back(api: Api) -> None:
         StartTime=now - 600, EndTime=now + 60, Period=60, Statistics=["Sum"],
     )  # fmt: skip
     assert sum(p["Sum"] for p in stats["Datapoints"]) == 61
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html
+    latency = api.cloudwatch.get_metric_data(
+        MetricDataQueries=[{"Id": "latency", "MetricStat": {"Metric": {
+            "Namespace": "AWS/SageMaker", "MetricName": "ModelLatency",
+            "Dimensions": [{"Name": "EndpointName", "Value": "guarded"}]},
+            "Period": 60, "Stat": "SampleCount"}}],
+        StartTime=now - 600, EndTime=now + 60,
+    )["MetricDataResults"][0]  # fmt: skip
+    assert (latency["Id"], latency["StatusCode"], sum(latency["Values"])) == (
+        "latency", "Complete", 61
+    )  # fmt: skip
 
 
 def test_without_an_alarm_the_update_finishes_on_the_new_config(api: Api) -> None:
@@ -283,6 +294,32 @@ def test_cloudwatch_errors_and_the_cbor_protocol(api: Api, monkeypatch: pytest.M
         assert (alarm["StateValue"], alarm["StateReason"]) == ("ALARM", "from the CLI")
     cbor.delete_alarms(AlarmNames=["cbor-alarm"])
     assert cbor.describe_alarms(AlarmNamePrefix="cbor-")["MetricAlarms"] == []
+
+
+def test_sagemaker_writes_refuse_what_sagemaker_refuses(api: Api) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html: SageMaker
+    # answers a refused request with ValidationException and a message naming the resource.
+    config = api.deploy("twice", "first")
+    for call, kwargs, message in (
+        (api.sagemaker.create_model,
+         {"ModelName": "twice", "ExecutionRoleArn": ROLE, "PrimaryContainer": {"Image": IMAGE}},
+         "Cannot create already existing model"),
+        (api.sagemaker.create_endpoint, {"EndpointName": "e", "EndpointConfigName": "nope"},
+         "Could not find endpoint configuration"),
+        (api.sagemaker.update_endpoint, {"EndpointName": "nope", "EndpointConfigName": config},
+         'Could not find endpoint "arn:aws:sagemaker:us-east-1:000000000000:endpoint/nope"'),
+        (api.sagemaker.delete_model, {"ModelName": "nope"}, "Could not find model"),
+        (api.sagemaker.delete_endpoint_config, {"EndpointConfigName": "nope"},
+         "Could not find endpoint configuration"),
+    ):  # fmt: skip
+        with pytest.raises(ClientError) as info:
+            call(**kwargs)
+        error = info.value.response["Error"]
+        assert (error["Code"], message in error["Message"]) == ("ValidationException", True)
+    api.sagemaker.delete_endpoint_config(EndpointConfigName=config)
+    api.sagemaker.delete_model(ModelName="twice")
+    with pytest.raises(ClientError):
+        api.sagemaker.describe_model(ModelName="twice")
 
 
 def test_cloudwatch_in_the_query_protocol(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
