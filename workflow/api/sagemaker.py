@@ -173,10 +173,11 @@ class SageMakerApi:
         return {}
 
     def close(self) -> None:
-        """Stop the endpoints created through this API (their deployments first)."""
-        self._endpoints.wait_idle(timeout=self.sm.settings.ping_timeout_seconds)
+        """Stop the endpoints created through this API, then wait for their deployments, which
+        stop their own new processes once the endpoint is gone (a bake ends at once)."""
         for name in sorted(self._created):
             stop_endpoint(self.sm, name, self.sm.settings.stop_grace_seconds)
+        self._endpoints.wait_idle(timeout=self.sm.settings.ping_timeout_seconds)
 
     def _local_call(
         self, handler: Callable[[Mapping[str, Any]], dict[str, Any]], body: dict[str, Any]
