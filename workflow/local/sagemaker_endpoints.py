@@ -455,11 +455,14 @@ def delete_record(sm: LocalSageMaker, collection: str, params: Mapping[str, Any]
 
 
 def endpoint_records(sm: LocalSageMaker) -> list[dict[str, Any]]:
-    """Return every local endpoint record, with ``Running`` telling whether its process lives."""
+    """Return every local endpoint record, with ``Running`` telling whether its serving process
+    and its router (the endpoint's URL) live."""
     records = []
     for record in sm.records.all(ENDPOINTS):
-        pid = record.get("Pid")
-        record["Running"] = isinstance(pid, int) and pid_alive(pid)
+        pid, router = record.get("Pid"), record.get("RouterPid")
+        record["Running"] = (
+            isinstance(pid, int) and pid_alive(pid) and (router is None or pid_alive(router))
+        )
         records.append(record)
     return records
 
