@@ -148,6 +148,11 @@ def check_metric_alarm(params: Mapping[str, Any]) -> None:
     if params.get("Metrics"):
         raise bad("metric math alarms (Metrics) are not evaluated locally; use MetricName.")
     statistic = params.get("Statistic")
+    if params.get("ExtendedStatistic"):
+        raise bad(
+            f"ExtendedStatistic {params['ExtendedStatistic']!r} (a percentile) is not evaluated "
+            f"locally; use Statistic, one of {', '.join(STATISTICS)}."
+        )
     if statistic not in STATISTICS:
         raise bad(f"Statistic {statistic!r} is not one of {', '.join(STATISTICS)}; pass one.")
 
@@ -243,6 +248,11 @@ class LocalCloudWatch:
         if now < float(alarm.get("HeldUntil") or 0):
             return alarm
         state, reason = evaluate_alarm(alarm, self.values(alarm, now), now)
+        latest = self._read(name)
+        if latest is None or latest.get("StateUpdatedTimestamp") != alarm.get(
+            "StateUpdatedTimestamp"
+        ):  # changed meanwhile (SetAlarmState, another evaluation): that state wins
+            return latest
         if state != alarm.get("StateValue"):
             alarm.update(StateValue=state, StateReason=reason, StateUpdatedTimestamp=now,
                          StateTransitionedTimestamp=now)  # fmt: skip

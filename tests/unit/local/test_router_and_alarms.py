@@ -157,6 +157,8 @@ def test_set_alarm_state_holds_one_period(tmp_path):
     assert info.value.code == "ResourceNotFound"
     with pytest.raises(CloudWatchError, match="ComparisonOperator 'Bigger'"):
         cloudwatch.put_metric_alarm({**ALARM, "ComparisonOperator": "Bigger"})
+    with pytest.raises(CloudWatchError, match=r"ExtendedStatistic 'p99' .* is not evaluated"):
+        cloudwatch.put_metric_alarm({**ALARM, "Statistic": None, "ExtendedStatistic": "p99"})
     with pytest.raises(CloudWatchError) as info:
         cloudwatch.delete_alarms(["errors", "nope"])
     assert info.value.code == "ResourceNotFound"
