@@ -243,9 +243,12 @@ def test_without_an_alarm_the_update_finishes_on_the_new_config(api: Api) -> Non
         EndpointName="calm", EndpointConfigName=green, DeploymentConfig=canary(50, "calm-errors")
     )
     assert api.sagemaker.describe_endpoint(EndpointName="calm")["EndpointStatus"] == "Updating"
-    with pytest.raises(ClientError) as info:  # one update at a time, as on AWS
+    # One update at a time:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html
+    with pytest.raises(ClientError) as info:
         api.sagemaker.update_endpoint(EndpointName="calm", EndpointConfigName=blue)
     assert info.value.response["Error"]["Code"] == "ValidationException"
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green-canary.html
     done = api.wait("calm", lambda d: d["EndpointStatus"] != "Updating", timeout=30)
     assert (done["EndpointStatus"], done["EndpointConfigName"]) == ("InService", green)
     assert "FailureReason" not in done

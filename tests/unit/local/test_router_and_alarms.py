@@ -105,7 +105,8 @@ def test_alarm_evaluation(values, treat, expected):
 
 
 def test_datapoints_to_alarm_m_out_of_n():
-    # "M out of N": DatapointsToAlarm of EvaluationPeriods must breach.
+    # "M out of N": DatapointsToAlarm of EvaluationPeriods must breach:
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarm-evaluation
     alarm = {**ALARM, "EvaluationPeriods": 3, "DatapointsToAlarm": 2}
     values = {MINUTE: 5.0, MINUTE - 60: 0.0, MINUTE - 120: 2.0}
     state, reason = evaluate_alarm(alarm, values, NOW)
