@@ -258,9 +258,9 @@ class EndpointHandlers:
         deployment: Mapping[str, Any] | None = None,
     ) -> None:
         grace = self.sm.settings.stop_grace_seconds
-        try:
-            fleet = self._start_fleet(name, config_name)
+        try:  # the router first: its start (~1 s of imports) overlaps the fleet's
             router = self._router(name)
+            fleet = self._start_fleet(name, config_name)
         except Exception as exc:
             reason = getattr(exc, "cause", None) or str(exc)
             self._fail(name, reason, updating and bool(deployment))
@@ -328,13 +328,15 @@ class EndpointHandlers:
         pid, port = record.get("RouterPid"), record.get("Port")
         if isinstance(pid, int) and isinstance(port, int) and pid_alive(pid) and is_router(pid):
             return RouterProcess(pid=pid, port=port)
-        root = self.sm.store.root
-        return RouterProcess.start(
+        router = RouterProcess.start(
             self.sm.settings.python,
             self.sm.records.path(ENDPOINTS, name),
-            metrics_dir(root, name),
+            metrics_dir(self.sm.store.root, name),
             self.sm.store.folder("endpoints") / name / "router.log",
         )
+        # Recorded at once, so that deleting the endpoint stops it even if the fleet never starts.
+        self.sm.records.update_existing(ENDPOINTS, name, RouterPid=router.pid, Port=router.port)
+        return router
 
     def _start_fleet(self, name: str, config_name: str) -> Fleet:
         config = self._config(config_name)
