@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, str] = {
     "engine_overhead": "bench.engine_overhead",
     "train_throughput": "bench.train_throughput",
     "serving_overhead": "bench.serving_overhead",
+    "router_overhead": "bench.router_overhead",
     "local_loop": "bench.local_loop",
     "demo_learning": "bench.demo_learning",
 }

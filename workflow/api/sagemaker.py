@@ -9,6 +9,14 @@ https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndp
 An answered invocation goes through the endpoint configuration's data capture
 (`workflow.local.data_capture`), which never fails the inference.
 
+Writes reuse the local runtime's handlers (`workflow.local.sagemaker_endpoints`), so an endpoint
+made through the API is the one a state machine makes: ``CreateModel``, ``CreateEndpointConfig``,
+``CreateEndpoint``, ``UpdateEndpoint`` (with ``DeploymentConfig``: blue/green with traffic shifting
+and auto-rollback, `workflow.local.deployment`), ``DeleteEndpoint``, ``DeleteEndpointConfig`` and
+``DeleteModel``; a refused request is SageMaker's ``ValidationException`` with its message
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/CommonErrors.html). The endpoints
+created through the API stop when the API stops.
+
 The model registry (`workflow.local.model_registry`, the records the state machine's
 ``aws-sdk:sagemaker:*`` tasks write): ``CreateModelPackageGroup``, ``DescribeModelPackageGroup``,
 ``CreateModelPackage``, ``DescribeModelPackage``, ``ListModelPackages`` (paged with this API's
@@ -30,8 +38,18 @@ from workflow.api.wire import page
 from workflow.local.data_capture import DataCapture, Invocation, variant_name
 from workflow.local.engine import TaskFailed
 from workflow.local.model_registry import ModelRegistry
+from workflow.local.router import VARIANT_HEADER
 from workflow.local.sagemaker import LocalSageMaker
-from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS, MODELS, EndpointHandlers
+from workflow.local.sagemaker_endpoints import (
+    CONFIGS,
+    ENDPOINTS,
+    MODELS,
+    EndpointConfigHandler,
+    EndpointHandlers,
+    ModelHandler,
+    delete_record,
+    stop_endpoint,
+)
 from workflow.local.sagemaker_training import KIND as TRAINING_JOBS
 from workflow.local.sagemaker_training import describe_training_job
 from workflow.local.sagemaker_transform import KIND as TRANSFORM_JOBS
@@ -117,6 +135,7 @@ class SageMakerApi:
         self._endpoints = EndpointHandlers(sm)
         self.data_capture = DataCapture(sm.store)
         self.registry = ModelRegistry(sm.store, sm.settings)
+        self._created: set[str] = set()
 
     def operations(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         """The ``SageMaker.<Operation>`` table."""
@@ -132,12 +151,35 @@ class SageMakerApi:
             ("CreateModelPackage", registry.create_package),
             ("DescribeModelPackage", registry.describe_package),
             ("UpdateModelPackage", registry.update_package),
+            ("CreateModel", _no_context(ModelHandler(self.sm).start)),
+            ("CreateEndpointConfig", _no_context(EndpointConfigHandler(self.sm).start)),
+            ("CreateEndpoint", self._create_endpoint),
+            ("UpdateEndpoint", _no_context(self._endpoints.update)),
+            ("DeleteEndpoint", _no_context(self._endpoints.delete)),
+            ("DeleteEndpointConfig", functools.partial(self._delete, CONFIGS)),
+            ("DeleteModel", functools.partial(self._delete, MODELS)),
         ):
-            table[operation] = functools.partial(self._registry_call, handler)
+            table[operation] = functools.partial(self._local_call, handler)
         table["ListModelPackages"] = self.list_model_packages
         return table
 
-    def _registry_call(
+    def _create_endpoint(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        answer = self._endpoints.create(params, None)
+        self._created.add(str(params["EndpointName"]))
+        return answer
+
+    def _delete(self, collection: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        delete_record(self.sm, collection, params)
+        return {}
+
+    def close(self) -> None:
+        """Stop the endpoints created through this API, then wait for their deployments, which
+        stop their own new processes once the endpoint is gone (a bake ends at once)."""
+        for name in sorted(self._created):
+            stop_endpoint(self.sm, name, self.sm.settings.stop_grace_seconds)
+        self._endpoints.wait_idle(timeout=self.sm.settings.ping_timeout_seconds)
+
+    def _local_call(
         self, handler: Callable[[Mapping[str, Any]], dict[str, Any]], body: dict[str, Any]
     ) -> dict[str, Any]:
         try:
@@ -148,7 +190,7 @@ class SageMakerApi:
     def list_model_packages(self, body: dict[str, Any]) -> dict[str, Any]:
         """ListModelPackages of the local registry, paged with this API's tokens."""
         filters = {k: v for k, v in body.items() if k not in ("MaxResults", "NextToken")}
-        summaries = self._registry_call(
+        summaries = self._local_call(
             lambda params: {"List": self.registry.summaries(params)}, filters
         )["List"]
         chunk, token = page(
@@ -235,7 +277,9 @@ class SageMakerApi:
         account = self.sm.settings.account_id
         if record is None:
             raise ApiError("ValidationError", f"Endpoint {name} of account {account} not found.")
-        if record.get("EndpointStatus") != "InService" or not record.get("Url"):
+        # An endpoint answers while it updates (the old fleet serves until traffic shifts):
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateEndpoint.html
+        if record.get("EndpointStatus") not in ("InService", "Updating") or not record.get("Url"):
             raise ApiError(
                 "ValidationError",
                 f"Endpoint {name} of account {account} is {record.get('EndpointStatus')}, not "
@@ -269,7 +313,8 @@ class SageMakerApi:
         endpoint_config = self._endpoint_config(record)
         out = {
             "Content-Type": answer.headers.get("Content-Type", "application/json"),
-            "x-Amzn-Invoked-Production-Variant": variant_name(endpoint_config),
+            "x-Amzn-Invoked-Production-Variant": answer.headers.get(VARIANT_HEADER)
+            or variant_name(endpoint_config),
         }
         for header in _FORWARDED.values():
             if header in answer.headers:
@@ -298,6 +343,13 @@ class SageMakerApi:
         except Exception as exc:  # the answer must not depend on reading it
             logger.warning("cannot read endpoint configuration %s: %s", name, exc)
             return None
+
+
+def _no_context(
+    handler: Callable[[Mapping[str, Any], Any], dict[str, Any]],
+) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A local handler ``(params, ctx)`` called without a task context."""
+    return lambda params: handler(params, None)
 
 
 def _sort_key(value: Any) -> tuple[int, float, str]:

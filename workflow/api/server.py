@@ -2,14 +2,20 @@
 
 Requests are dispatched on the protocol, as AWS's front ends do:
 
-================================================  ============================================
-``X-Amz-Target: AWSStepFunctions.<Op>`` (JSON 1.0)  Step Functions (:mod:`.stepfunctions`)
-``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)         SageMaker reads (:mod:`.sagemaker`)
-``POST /endpoints/<name>/invocations`` (REST)       SageMaker Runtime ``InvokeEndpoint``
-================================================  ============================================
+=======================================================  =====================================
+``X-Amz-Target: AWSStepFunctions.<Op>`` (JSON 1.0)         Step Functions (:mod:`.stepfunctions`)
+``X-Amz-Target: SageMaker.<Op>`` (JSON 1.1)                SageMaker (:mod:`.sagemaker`)
+``POST /endpoints/<name>/invocations`` (REST)              SageMaker Runtime ``InvokeEndpoint``
+``X-Amz-Target: GraniteServiceVersion20100801.<Op>``      CloudWatch (:mod:`.cloudwatch`), what
+(JSON 1.0)                                                 botocore 1.44 sends
+``POST /service/GraniteServiceVersion20100801/operation``  CloudWatch in Smithy RPC v2 CBOR
+``/<Op>`` with ``smithy-protocol: rpc-v2-cbor``            (CloudWatch's first listed protocol)
+``POST /`` form ``Action=<Op>&Version=2010-08-01``         CloudWatch in the query protocol (XML,
+                                                           :mod:`.query`), for older clients
+=======================================================  =====================================
 
-Errors are JSON with the code in ``__type`` and ``x-amzn-ErrorType`` (what botocore reads),
-never HTML. The ``Host`` header is not checked, so botocore's ``sync-`` host prefix reaches the
+Errors are JSON (CBOR for a CBOR request) with the code in ``__type`` and ``x-amzn-ErrorType``
+(what botocore reads), and CloudWatch's query code in ``x-amzn-query-error``, never HTML. The ``Host`` header is not checked, so botocore's ``sync-`` host prefix reaches the
 same server when the client's resolver maps it here; with an IP endpoint a client turns the
 prefix off (``AWS_DISABLE_HOST_PREFIX_INJECTION=true`` or ``Config(inject_host_prefix=False)``).
 The HTTP stack is Werkzeug's threaded WSGI server.
@@ -30,21 +36,33 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from workflow.api.cloudwatch import NAMESPACE as CLOUDWATCH_NAMESPACE
+from workflow.api.cloudwatch import QUERY_ERRORS, CloudWatchApi
+from workflow.api.cloudwatch import TARGET_PREFIX as CLOUDWATCH_TARGET
 from workflow.api.errors import ApiError
+from workflow.api.query import error_xml, operation_shapes, parse_form, response_xml
 from workflow.api.sagemaker import ModelError, SageMakerApi
 from workflow.api.stepfunctions import StepFunctionsApi
-from workflow.api.wire import dumps
+from workflow.api.wire import cbor_dumps, cbor_loads, dumps
 from workflow.errors import WorkflowError
+from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.engine import LocalEngine
 from workflow.local.sagemaker import LocalSageMaker
 
 logger = logging.getLogger(__name__)
 
 _INVOCATIONS = re.compile(r"^/endpoints/(?P<name>[^/]+)/invocations$")
-_CONTENT_TYPES = {"AWSStepFunctions": "application/x-amz-json-1.0"}
+_REQUEST_ID = "workflow.request_id"
+_FORM = "application/x-www-form-urlencoded"
+_RPC_V2 = re.compile(r"^/service/(?P<service>[^/]+)/operation/(?P<operation>[^/]+)$")
+_CONTENT_TYPES = {
+    "AWSStepFunctions": "application/x-amz-json-1.0",
+    CLOUDWATCH_TARGET: "application/x-amz-json-1.0",
+}
 _SERVICE_NAMESPACES = {
     "AWSStepFunctions": "com.amazonaws.sfn",
     "SageMaker": "com.amazonaws.sagemaker",
+    CLOUDWATCH_TARGET: CLOUDWATCH_NAMESPACE,
 }
 
 
@@ -60,15 +78,26 @@ class LocalAwsApi:
     def __init__(self, engine: LocalEngine, sagemaker: LocalSageMaker | None = None) -> None:
         self.stepfunctions = StepFunctionsApi(engine)
         self.sagemaker = SageMakerApi(sagemaker) if sagemaker is not None else None
+        self.cloudwatch = (
+            CloudWatchApi(
+                LocalCloudWatch(
+                    sagemaker.store.root, sagemaker.settings.region, sagemaker.settings.account_id
+                )
+            )
+            if sagemaker is not None
+            else None
+        )
         self._targets: dict[str, dict[str, Any]] = {
             "AWSStepFunctions": self.stepfunctions.operations(),
             "SageMaker": self.sagemaker.operations() if self.sagemaker else {},
+            CLOUDWATCH_TARGET: self.cloudwatch.operations() if self.cloudwatch else {},
         }
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         """Serve one request (the WSGI entry point)."""
         request = Request(environ)
         request_id = str(uuid.uuid4())
+        environ[_REQUEST_ID] = request_id
         try:
             response = self._dispatch(request)
         except ApiError as exc:
@@ -80,7 +109,12 @@ class LocalAwsApi:
         return response(environ, start_response)
 
     def _dispatch(self, request: Request) -> Response:
+        rpc = _RPC_V2.match(request.path)
+        if rpc and request.method == "POST":
+            return self._rpc_v2(rpc.group("service"), rpc.group("operation"), request)
         target = request.headers.get("X-Amz-Target", "")
+        if _is_query(request):
+            return self._query(request)
         if target:
             prefix, _, operation = target.partition(".")
             table = self._targets.get(prefix)
@@ -106,6 +140,7 @@ class LocalAwsApi:
         if request.method == "GET" and request.path in ("/", "/health"):
             served = {k: sorted(v) for k, v in self._targets.items()}
             served["SageMakerRuntime"] = ["InvokeEndpoint"] if self.sagemaker else []
+            served["CloudWatch"] = served.pop(CLOUDWATCH_TARGET)
             return Response(json.dumps({"services": served}), content_type="application/json")
         raise ApiError(
             "UnknownOperationException",
@@ -113,14 +148,58 @@ class LocalAwsApi:
             status=404,
         )
 
+    def _rpc_v2(self, service: str, operation: str, request: Request) -> Response:
+        """Smithy RPC v2 CBOR: ``POST /service/<service>/operation/<operation>``."""
+        handler = self._targets.get(service, {}).get(operation)
+        if handler is None:
+            raise ApiError(
+                "UnknownOperationException",
+                f"the local AWS API does not serve {service}.{operation} in RPC v2 CBOR",
+            )
+        result = handler(cbor_loads(request.get_data()))
+        response = Response(cbor_dumps(result), status=200, content_type="application/cbor")
+        response.headers["smithy-protocol"] = "rpc-v2-cbor"
+        return response
+
+    def _query(self, request: Request) -> Response:
+        """The query protocol: ``POST /`` with a form naming the ``Action`` (CloudWatch only)."""
+        form = request.form
+        operation = form.get("Action", "")
+        handler = self._targets.get(CLOUDWATCH_TARGET, {}).get(operation)
+        if handler is None:
+            raise ApiError(
+                "InvalidAction", f"the local AWS API does not serve the query action {operation!r}"
+            )
+        input_shape, _ = operation_shapes(operation)
+        body = parse_form(form, input_shape) if input_shape is not None else {}
+        data = response_xml(operation, handler(body), request.environ[_REQUEST_ID])
+        return Response(data, status=200, content_type="text/xml")
+
     def close(self) -> None:
-        """Stop the executions still running."""
+        """Stop the executions still running and the endpoints created through the API."""
         self.stepfunctions.close()
+        if self.sagemaker is not None:
+            self.sagemaker.close()
 
 
 def _error(exc: ApiError, request: Request) -> Response:
     target = request.headers.get("X-Amz-Target", "")
     prefix = target.partition(".")[0]
+    rpc = _RPC_V2.match(request.path)
+    if rpc:
+        prefix = rpc.group("service")
+    query = QUERY_ERRORS.get(exc.code, (0, ""))[1] if prefix == CLOUDWATCH_TARGET else ""
+    if _is_query(request):
+        data = error_xml(exc.code, exc.message, str(request.environ.get(_REQUEST_ID, "")))
+        return Response(data, status=exc.status, content_type="text/xml")
+    if rpc:
+        namespace = _SERVICE_NAMESPACES.get(prefix, "com.amazonaws")
+        data = cbor_dumps({"__type": f"{namespace}#{exc.code}", "message": exc.message})
+        response = Response(data, status=exc.status, content_type="application/cbor")
+        response.headers["smithy-protocol"] = "rpc-v2-cbor"
+        if query:
+            response.headers["x-amzn-query-error"] = query
+        return response
     body: dict[str, Any] = {"message": exc.message}
     if prefix in _SERVICE_NAMESPACES:
         body["__type"] = f"{_SERVICE_NAMESPACES[prefix]}#{exc.code}"
@@ -131,7 +210,19 @@ def _error(exc: ApiError, request: Request) -> Response:
             body.update(exc.fields)
     response = Response(json.dumps(body), status=exc.status, content_type="application/json")
     response.headers["x-amzn-ErrorType"] = f"{exc.code}:"
+    if query:
+        response.headers["x-amzn-query-error"] = query
     return response
+
+
+def _is_query(request: Request) -> bool:
+    """A query-protocol request: a form ``POST /`` with no ``X-Amz-Target``."""
+    return (
+        request.method == "POST"
+        and request.path == "/"
+        and not request.headers.get("X-Amz-Target")
+        and (request.mimetype or "") == _FORM
+    )
 
 
 class _RequestLog(WSGIRequestHandler):

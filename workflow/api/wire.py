@@ -38,6 +38,37 @@ def dumps(value: Any) -> str:
     return json.dumps(to_wire(value), default=str)
 
 
+def cbor_loads(data: bytes) -> dict[str, Any]:
+    """Decode a Smithy RPC v2 CBOR request body (empty: no members).
+
+    https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html
+    """
+    import cbor2  # the [local] extra; only CBOR requests need it
+
+    if not data:
+        return {}
+    try:
+        value = cbor2.loads(data)
+    except (cbor2.CBORDecodeError, ValueError) as exc:
+        raise ApiError("SerializationException", f"the body is not CBOR: {exc}") from exc
+    return value if isinstance(value, dict) else {}
+
+
+def cbor_dumps(value: Any) -> bytes:
+    """Encode a response body in CBOR: no null members, timestamps as tag 1 (epoch seconds)."""
+    import cbor2
+
+    return bytes(cbor2.dumps(_drop_none(value), datetime_as_timestamp=True))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_drop_none(v) for v in value]
+    return value
+
+
 def page(
     items: Sequence[T],
     body: dict[str, Any],
@@ -99,4 +130,4 @@ def _decode(token: str, scope: str, invalid: Callable[[str], ApiError] | None) -
     return offset
 
 
-__all__ = ["dumps", "page", "to_wire"]
+__all__ = ["cbor_dumps", "cbor_loads", "dumps", "page", "to_wire"]

@@ -223,6 +223,9 @@ class LocalConfig(Section):
     # Images that are not the kit's (not local/... nor ecr_repository): image URI -> folder
     # holding its mask_r_cnn/train and mask_r_cnn/serve, run as that image's code.
     images: ImageFolders = {}
+    # Multiplies the waits of a local blue/green endpoint update (WaitIntervalInSeconds,
+    # TerminationWaitInSeconds, MaximumExecutionTimeoutInSeconds): 0.01 turns 10 minutes into 6 s.
+    deployment_time_scale: Fraction = 0.01
 
 
 class WorkflowConfig(BaseSettings):

@@ -58,6 +58,14 @@ def _reap(pid: int) -> int | None:
     return os.waitstatus_to_exitcode(status) if done else None
 
 
+def process_cmdline(pid: int) -> list[bytes] | None:
+    """A process's command line, or ``None`` where there is no ``/proc`` (macOS)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return [] if Path("/proc/self").exists() else None  # gone, or no /proc
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie."""
     try:

@@ -157,6 +157,7 @@ class LocalRuntime:
                 reuse_servers=reuse_servers,
                 kit_repository=config.ecr_repository,
                 images=dict(config.local.images),
+                deployment_time_scale=config.local.deployment_time_scale,
             ),
             log_sink=log_sink,
         )

@@ -11,8 +11,9 @@ What runs where:
   (``hyperparameters.json``, ``inputdataconfig.json``, ``resourceconfig.json``, the channels
   copied from the local store (a job's writes never reach the stored object), the checkpoints synced from ``CheckpointConfig.S3Uri``).
   Hosts talk over loopback (``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``).
-- An endpoint is the image's ``serve`` program on a free 127.0.0.1 port, in its own session so
-  that it can outlive the run (``--keep-endpoint``); its pid, port and URL are recorded under
+- An endpoint is the image's ``serve`` program on a free 127.0.0.1 port behind a router process
+  (the endpoint's URL, `workflow.local.router`), each in its own session so that they can
+  outlive the run (``--keep-endpoint``); their pids, ports and URL are recorded under
   ``<root>/sagemaker/endpoints/`` for ``python -m workflow endpoints list|stop``.
 - A transform job starts a serving process for the model, sends each input object (one request
   per object, or per line with ``SplitType: Line``), writes ``<output>/<file>.out`` and stops it.
@@ -111,6 +112,8 @@ class SageMakerSettings:
             Empty: every image goes through the resolver.
         images: ``local.images``: image URI -> folder holding ``mask_r_cnn/train`` and
             ``mask_r_cnn/serve``, for images that are not the kit's.
+        deployment_time_scale: ``local.deployment_time_scale``: multiplies the waits of a
+            blue/green endpoint update (baking periods, termination wait, timeout).
     """
 
     region: str = "us-east-1"
@@ -122,6 +125,7 @@ class SageMakerSettings:
     warm_seconds: float = 120.0
     kit_repository: str = ""
     images: Mapping[str, str] = field(default_factory=dict)
+    deployment_time_scale: float = 0.01
 
     def arn(self, kind: str, name: str) -> str:
         """Return the ARN of a SageMaker resource, e.g. ``training-job/<name>``."""
@@ -180,10 +184,21 @@ class Records:
 
     def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any]:
         """Merge changes into an existing record and return it."""
+        return self._merge(kind, name, changes, create=True) or {}
+
+    def update_existing(self, kind: str, name: str, **changes: Any) -> dict[str, Any] | None:
+        """Merge changes into a record that still exists; ``None`` (nothing written) once it was
+        deleted, so a late writer never brings a deleted resource back."""
+        return self._merge(kind, name, changes, create=False)
+
+    def _merge(
+        self, kind: str, name: str, changes: Mapping[str, Any], create: bool
+    ) -> dict[str, Any] | None:
         with self._lock:
-            record = self.get(kind, name) or {}
-            record.update(changes)
-            record["LastModifiedTime"] = now_ms()
+            record = self.get(kind, name)
+            if record is None and not create:
+                return None
+            record = {**(record or {}), **changes, "LastModifiedTime": now_ms()}
             write_json_atomic(self.path(kind, name), record)
             return record
 

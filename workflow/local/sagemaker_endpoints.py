@@ -6,13 +6,18 @@
   ``model.tar.gz`` into ``<root>/endpoints/<name>/<deployment>/model``, starts the image's ``serve``
   on a free port and marks the endpoint ``InService`` once ``/ping`` answers (``Failed`` with the
   log's tail if the process dies or never answers).
-- ``UpdateEndpoint`` marks it ``Updating``, starts the new deployment beside the old one, waits for
-  its ``/ping``, swaps the record, then stops the old process (in place, no downtime).
+- The endpoint's ``Url`` is its router (`workflow.local.router`, a process started with the
+  endpoint), which forwards each request to the fleets in the record's ``Routes`` by weight and
+  records the CloudWatch data points of every invocation; the URL never changes on an update.
+- ``UpdateEndpoint`` marks it ``Updating`` and starts the new deployment beside the old one. With
+  no ``DeploymentConfig`` it swaps the routes once the new one answers ``/ping`` and stops the
+  old process (in place, no downtime); with a blue/green ``DeploymentConfig`` it shifts traffic
+  step by step and rolls back on an alarm (`workflow.local.deployment`).
 - ``DescribeEndpoint`` reads the record (a dead process turns ``InService`` into ``Failed``).
 
-The serving processes run in their own session so that ``--keep-endpoint`` can leave them
-running; their pid, port and URL are in the record, so :func:`stop_endpoint` works from another
-process (``python -m workflow endpoints stop``).
+The serving and router processes run in their own sessions so that ``--keep-endpoint`` can leave
+them running; their pids, ports and URLs are in the record, so :func:`stop_endpoint` works from
+another process (``python -m workflow endpoints stop``).
 """
 
 from __future__ import annotations
@@ -24,8 +29,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.data_capture import check_data_capture_config
-from workflow.local.processes import pid_alive, stop_process_group
+from workflow.local.deployment import BlueGreen, EndpointGoneError, Fleet, check_deployment_config
+from workflow.local.endpoint_metrics import metrics_dir
+from workflow.local.processes import pid_alive, process_cmdline, stop_process_group
+from workflow.local.router import RouterProcess, is_router, wait_listening
 from workflow.local.sagemaker import (
     SAGEMAKER_ERROR,
     SDK_ERROR,
@@ -47,7 +56,10 @@ logger = logging.getLogger(__name__)
 MODELS = "models"
 CONFIGS = "endpoint-configs"
 ENDPOINTS = "endpoints"
-_LOCAL_KEYS = ("Pid", "Port", "Url", "ModelDir", "LogPath", "CreatedBy", "Deployment")
+_LOCAL_KEYS = (
+    "Pid", "Port", "Url", "ModelDir", "LogPath", "CreatedBy", "Deployment", "RouterPid",
+    "Routes", "ServeUrl", "Pending", "PendingEndpointConfigName",
+)  # fmt: skip
 
 
 def record_created(
@@ -148,14 +160,22 @@ class EndpointHandlers:
             "CreatedBy": getattr(ctx, "execution_arn", None),
         }
         self.sm.records.create(ENDPOINTS, name, record, "endpoint")
-        self._deploy_async(name, config_name, updating=False)
+        self._deploy_async(name, config_name, False)
         return {"EndpointArn": arn}
 
     def update(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
-        """Start an in-place update; return ``{"EndpointArn"}`` while it is ``Updating``."""
+        """Start an update; return ``{"EndpointArn"}`` while it is ``Updating``.
+
+        With ``DeploymentConfig`` the update is blue/green with traffic shifting and
+        auto-rollback (`workflow.local.deployment`); without it, in place.
+        """
         name = str(require_param(params, "EndpointName", "UpdateEndpoint"))
         config_name = str(require_param(params, "EndpointConfigName", "UpdateEndpoint"))
         self._config(config_name)
+        deployment = params.get("DeploymentConfig")
+        problem = check_deployment_config(deployment)
+        if problem is not None:
+            raise task_failed(SAGEMAKER_ERROR, f"UpdateEndpoint: {problem}.")
         record = self.sm.records.get(ENDPOINTS, name)
         arn = self.sm.settings.arn("endpoint", name)
         if record is None:
@@ -167,14 +187,16 @@ class EndpointHandlers:
                 f'Cannot update in-progress endpoint "{arn}" (status {status}); wait until it is '
                 "InService.",
             )
+        changes: dict[str, Any] = {"LastDeploymentConfig": deployment} if deployment else {}
         self.sm.records.update(
             ENDPOINTS,
             name,
             EndpointStatus="Updating",
             FailureReason=None,
             PendingEndpointConfigName=config_name,
+            **changes,
         )
-        self._deploy_async(name, config_name, updating=True)
+        self._deploy_async(name, config_name, True, deployment)
         return {"EndpointArn": arn}
 
     def describe(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
@@ -216,10 +238,11 @@ class EndpointHandlers:
             )
         return record
 
-    def _deploy_async(self, name: str, config_name: str, updating: bool) -> None:
+    def _deploy_async(self, name: str, *args: Any) -> None:
+        """Run :meth:`_deploy` for ``name`` (and its other arguments) in a thread."""
         thread = threading.Thread(
             target=self._deploy,
-            args=(name, config_name, updating),
+            args=(name, *args),
             name=f"endpoint-{name}",
             daemon=True,
         )
@@ -227,56 +250,122 @@ class EndpointHandlers:
             self._threads[name] = thread
         thread.start()
 
-    def _deploy(self, name: str, config_name: str, updating: bool) -> None:
-        try:
-            server, deployment, model_dir = self._start_server(name, config_name)
+    def _deploy(
+        self,
+        name: str,
+        config_name: str,
+        updating: bool,
+        deployment: Mapping[str, Any] | None = None,
+    ) -> None:
+        grace = self.sm.settings.stop_grace_seconds
+        try:  # the router first: its start (~1 s of imports) overlaps the fleet's
+            router = self._router(name)
+            fleet = self._start_fleet(name, config_name)
         except Exception as exc:
             reason = getattr(exc, "cause", None) or str(exc)
-            self._fail(name, reason, updating)
+            self._fail(name, reason, updating and bool(deployment))
             return
-        problem = server.wait_ready(self.sm.settings.ping_timeout_seconds)
+        problem = fleet.server.wait_ready(self.sm.settings.ping_timeout_seconds)
+        if problem is None and not wait_listening(router.port, 10.0):
+            problem = f"the endpoint's router did not listen on port {router.port}"
         if problem is not None:
-            server.stop(self.sm.settings.stop_grace_seconds)
-            self._fail(name, problem, updating)
+            fleet.server.stop(grace)
+            self._fail(name, problem, updating and bool(deployment))
             return
         old = self.sm.records.get(ENDPOINTS, name) or {}
-        self.sm.records.update(
-            ENDPOINTS,
-            name,
-            EndpointStatus="InService",
-            EndpointConfigName=config_name,
-            PendingEndpointConfigName=None,
-            FailureReason=None,
-            Pid=server.pid,
-            Port=server.port,
-            Url=server.url,
-            ModelDir=str(model_dir),
-            LogPath=str(server.log_path),
-            Deployment=deployment,
-        )
-        logger.info("endpoint %s is InService at %s", name, server.url)
         old_pid = old.get("Pid")
-        if updating and isinstance(old_pid, int) and old_pid != server.pid:
-            stop_process_group(old_pid, self.sm.settings.stop_grace_seconds)
+        blue_serves = isinstance(old_pid, int) and pid_alive(old_pid) and bool(old.get("Routes"))
+        if updating and deployment and blue_serves:
+            summary = (old.get("ProductionVariants") or [None])[0]
+            blue = {"Pid": old_pid, "Route": old["Routes"][-1], "Summary": summary}
+
+            def update(**changes: Any) -> dict[str, Any]:
+                record = self.sm.records.update_existing(ENDPOINTS, name, **changes)
+                if record is None:
+                    raise EndpointGoneError(name)
+                return record
+
+            if BlueGreen(
+                update, blue, fleet, deployment,
+                LocalCloudWatch(self.sm.store.root, self.sm.settings.region,
+                                self.sm.settings.account_id).state,
+                self.sm.settings.deployment_time_scale,
+                lambda pid: stop_process_group(pid, grace),
+                lambda: self.sm.records.get(ENDPOINTS, name) is not None,
+            ).run():  # fmt: skip
+                _remove_deployment(old)
+            else:
+                _remove_deployment({"ModelDir": str(fleet.model_dir)})
+            return
+        if (
+            self.sm.records.update_existing(
+                ENDPOINTS,
+                name,
+                EndpointStatus="InService",
+                EndpointConfigName=config_name,
+                PendingEndpointConfigName=None,
+                FailureReason=None,
+                Url=router.url,
+                Port=router.port,
+                RouterPid=router.pid,
+                Routes=[fleet.route(1.0)],
+                ProductionVariants=[fleet.summary(1.0)],
+                **fleet.fields(),
+            )
+            is None
+        ):  # deleted while it deployed: its processes are ours to stop
+            fleet.server.stop(grace)
+            stop_process_group(router.pid, grace)
+            return
+        logger.info("endpoint %s is InService at %s", name, router.url)
+        if updating and isinstance(old_pid, int) and old_pid != fleet.server.pid:
+            stop_process_group(old_pid, grace)
             _remove_deployment(old)
 
-    def _start_server(self, name: str, config_name: str) -> tuple[ServeProcess, str, Path]:
+    def _router(self, name: str) -> RouterProcess:
+        """The endpoint's running router, or a new one (an endpoint's URL never changes)."""
+        record = self.sm.records.get(ENDPOINTS, name) or {}
+        pid, port = record.get("RouterPid"), record.get("Port")
+        if isinstance(pid, int) and isinstance(port, int) and pid_alive(pid) and is_router(pid):
+            return RouterProcess(pid=pid, port=port)
+        router = RouterProcess.start(
+            self.sm.settings.python,
+            self.sm.records.path(ENDPOINTS, name),
+            metrics_dir(self.sm.store.root, name),
+            self.sm.store.folder("endpoints") / name / "router.log",
+        )
+        # Recorded at once, so that deleting the endpoint stops it even if the fleet never starts.
+        self.sm.records.update_existing(ENDPOINTS, name, RouterPid=router.pid, Port=router.port)
+        return router
+
+    def _start_fleet(self, name: str, config_name: str) -> Fleet:
         config = self._config(config_name)
         variants = config.get("ProductionVariants") or []
         if not variants:
             raise task_failed(SAGEMAKER_ERROR, f"endpoint config {config_name} has no variants.")
-        model_name = str(variants[0].get("ModelName"))
+        variant = variants[0]
+        model_name = str(variant.get("ModelName"))
         model = self.sm.records.get(MODELS, model_name)
         if model is None:
             raise task_failed(SAGEMAKER_ERROR, f'Could not find model "{model_name}".')
         container = model_container(model)
-        code_dir = self.sm.image_dir(str(container.get("Image")))
+        image = str(container.get("Image"))
+        code_dir = self.sm.image_dir(image)
         model_data = container.get("ModelDataUrl")
         environment = model_environment(model)
         deployment = f"{now_ms()}-{new_id()}"
+
+        def fleet(server: ServeProcess, model_dir: Path) -> Fleet:
+            return Fleet(
+                server=server, deployment=deployment, model_dir=model_dir,
+                config_name=config_name, variant=str(variant.get("VariantName") or "AllTraffic"),
+                image=image, instance_type=str(variant.get("InstanceType") or ""),
+                instance_count=int(variant.get("InitialInstanceCount") or 1),
+            )  # fmt: skip
+
         warm = self.sm.warm.adopt(server_key(code_dir, model_data, environment))
         if warm is not None:
-            return warm, deployment, warm.log_path.parent / "model"
+            return fleet(warm, warm.log_path.parent / "model")
         base = self.sm.store.folder("endpoints") / name / deployment
         model_dir = base / "model"
         if model_data:
@@ -286,9 +375,24 @@ class EndpointHandlers:
         server = ServeProcess.start(
             self.sm.settings, code_dir, base, base / "serve.log", environment
         )
-        return server, deployment, model_dir
+        return fleet(server, model_dir)
 
-    def _fail(self, name: str, reason: str, updating: bool) -> None:
+    def _fail(self, name: str, reason: str, blue_green: bool) -> None:
+        """Mark the endpoint ``Failed``; a blue/green update whose new fleet never started rolls
+        back instead: the old fleet keeps serving, ``InService`` with the reason."""
+        record = self.sm.records.get(ENDPOINTS, name) or {}
+        pid = record.get("Pid")
+        if blue_green and isinstance(pid, int) and pid_alive(pid):
+            logger.error("endpoint %s update rolled back: %s", name, reason)
+            self.sm.records.update(
+                ENDPOINTS,
+                name,
+                EndpointStatus="InService",
+                FailureReason=f"Endpoint update was rolled back: {reason}"[:1024],
+                PendingEndpointConfigName=None,
+                PendingDeploymentSummary=None,
+            )
+            return
         logger.error("endpoint %s failed: %s", name, reason)
         self.sm.records.update(
             ENDPOINTS,
@@ -299,30 +403,33 @@ class EndpointHandlers:
         )
 
     def _refresh(self, record: dict[str, Any]) -> dict[str, Any]:
-        pid = record.get("Pid")
-        if (
-            record.get("EndpointStatus") == "InService"
-            and isinstance(pid, int)
-            and not pid_alive(pid)
-        ):
+        if record.get("EndpointStatus") != "InService":
+            return record
+        name = str(record["EndpointName"])
+        pid, router = record.get("Pid"), record.get("RouterPid")
+        if isinstance(pid, int) and not pid_alive(pid):
             log = Path(str(record.get("LogPath", "")))
             return self.sm.records.update(
                 ENDPOINTS,
-                str(record["EndpointName"]),
+                name,
                 EndpointStatus="Failed",
                 FailureReason=f"the serving process {pid} exited; see {log}: {tail(log)}",
+            )
+        if isinstance(router, int) and not pid_alive(router):
+            log = self.sm.store.folder("endpoints") / name / "router.log"
+            return self.sm.records.update(
+                ENDPOINTS,
+                name,
+                EndpointStatus="Failed",
+                FailureReason=f"the endpoint's router {router} exited; see {log}: {tail(log)}",
             )
         return record
 
 
 def describe_endpoint(record: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a record into a DescribeEndpoint-shaped dict."""
-    describe = {
-        k: v
-        for k, v in record.items()
-        if k not in _LOCAL_KEYS and k != "PendingEndpointConfigName" and v is not None
-    }
-    if record.get("Url"):
+    describe = {k: v for k, v in record.items() if k not in _LOCAL_KEYS and v is not None}
+    if record.get("Url") and not describe.get("ProductionVariants"):
         describe["ProductionVariants"] = [
             {
                 "VariantName": "AllTraffic",
@@ -333,12 +440,31 @@ def describe_endpoint(record: Mapping[str, Any]) -> dict[str, Any]:
     return describe
 
 
+def delete_record(sm: LocalSageMaker, collection: str, params: Mapping[str, Any]) -> None:
+    """``DeleteModel`` / ``DeleteEndpointConfig``: remove the record, or fail as SageMaker does
+    for a missing one (an endpoint that uses it keeps serving, as on AWS)."""
+    key, kind, label = {
+        MODELS: ("ModelName", "model", "model"),
+        CONFIGS: ("EndpointConfigName", "endpoint-config", "endpoint configuration"),
+    }[collection]
+    action = "DeleteModel" if collection == MODELS else "DeleteEndpointConfig"
+    name = str(require_param(params, key, action))
+    if sm.records.get(collection, name) is None:
+        raise task_failed(
+            SAGEMAKER_ERROR, f'Could not find {label} "{sm.settings.arn(kind, name)}".'
+        )
+    sm.records.delete(collection, name)
+
+
 def endpoint_records(sm: LocalSageMaker) -> list[dict[str, Any]]:
-    """Return every local endpoint record, with ``Running`` telling whether its process lives."""
+    """Return every local endpoint record, with ``Running`` telling whether its serving process
+    and its router (the endpoint's URL) live."""
     records = []
     for record in sm.records.all(ENDPOINTS):
-        pid = record.get("Pid")
-        record["Running"] = isinstance(pid, int) and pid_alive(pid)
+        pid, router = record.get("Pid"), record.get("RouterPid")
+        record["Running"] = (
+            isinstance(pid, int) and pid_alive(pid) and (router is None or pid_alive(router))
+        )
         records.append(record)
     return records
 
@@ -352,9 +478,12 @@ def stop_endpoint(sm: LocalSageMaker, name: str, grace: float = 10.0) -> bool:
     record = sm.records.get(ENDPOINTS, name)
     if record is None:
         return False
-    pid = record.get("Pid")
-    if isinstance(pid, int) and pid_alive(pid) and _is_serve(pid):
-        stop_process_group(pid, grace)
+    for pid in (record.get("Pid"), (record.get("Pending") or {}).get("Pid")):
+        if isinstance(pid, int) and pid_alive(pid) and _is_serve(pid):
+            stop_process_group(pid, grace)
+    router = record.get("RouterPid")
+    if isinstance(router, int) and pid_alive(router) and is_router(router):
+        stop_process_group(router, grace)
     sm.records.delete(ENDPOINTS, name)
     _remove_deployment(record)
     return True
@@ -362,11 +491,8 @@ def stop_endpoint(sm: LocalSageMaker, name: str, grace: float = 10.0) -> bool:
 
 def _is_serve(pid: int) -> bool:
     """Guard against a reused pid: the process must be a ``serve`` program."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc (macOS): trust the record
-    return any(part.endswith(b"serve") for part in cmdline)
+    cmdline = process_cmdline(pid)
+    return cmdline is None or any(part.endswith(b"serve") for part in cmdline)
 
 
 def _remove_deployment(record: Mapping[str, Any]) -> None:

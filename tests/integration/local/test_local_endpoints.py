@@ -118,6 +118,73 @@ def test_endpoint_whose_server_dies_is_failed(
     stop_endpoint(sm, "bad")
 
 
+def test_blue_green_update_whose_new_fleet_never_starts_rolls_back(
+    fake_sagemaker: LocalSageMaker, model_tarball: Any
+) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html
+    sm = fake_sagemaker
+    handlers = EndpointHandlers(sm)
+    create_model(sm, "good", "first", model_tarball)
+    create_model(sm, "broken", "crash", model_tarball)
+    policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}}}  # fmt: skip
+    try:
+        handlers.create({"EndpointName": "bg", "EndpointConfigName": "good-config"}, None)
+        assert wait_status(handlers, "bg")["EndpointStatus"] == "InService"
+        handlers.update(
+            {"EndpointName": "bg", "EndpointConfigName": "broken-config",
+             "DeploymentConfig": policy}, None,
+        )  # fmt: skip
+        handlers.wait_idle()
+        describe = handlers.describe({"EndpointName": "bg"}, None)
+        assert (describe["EndpointStatus"], describe["EndpointConfigName"]) == (
+            "InService",
+            "good-config",
+        )
+        assert describe["FailureReason"].startswith("Endpoint update was rolled back")
+        assert invoke((sm.records.get("endpoints", "bg") or {})["Url"])["model"] == "first"
+        with pytest.raises(TaskFailed, match="RollingUpdatePolicy is not emulated"):
+            handlers.update(
+                {"EndpointName": "bg", "EndpointConfigName": "good-config",
+                 "DeploymentConfig": {"RollingUpdatePolicy": {}}}, None,
+            )  # fmt: skip
+    finally:
+        handlers.wait_idle()
+        stop_endpoint(sm, "bg", grace=3)
+
+
+def test_deleting_an_endpoint_during_its_canary_stops_both_fleets(
+    fake_sagemaker: LocalSageMaker, model_tarball: Any
+) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteEndpoint.html
+    sm = fake_sagemaker
+    handlers = EndpointHandlers(sm)
+    create_model(sm, "old", "first", model_tarball)
+    create_model(sm, "new", "second", model_tarball)
+    policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {
+        "Type": "CANARY", "WaitIntervalInSeconds": 3000,
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 25}}}}  # fmt: skip
+    handlers.create({"EndpointName": "gone", "EndpointConfigName": "old-config"}, None)
+    assert wait_status(handlers, "gone")["EndpointStatus"] == "InService"
+    handlers.update(
+        {"EndpointName": "gone", "EndpointConfigName": "new-config", "DeploymentConfig": policy},
+        None,
+    )
+    deadline = time.monotonic() + 30
+    while "Pending" not in (record := sm.records.get("endpoints", "gone") or {}):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    described = handlers.describe({"EndpointName": "gone"}, None)
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ProductionVariantSummary.html
+    assert described["ProductionVariants"][0]["CurrentWeight"] == 0.75
+    assert described["PendingDeploymentSummary"]["ProductionVariants"][0]["CurrentWeight"] == 0.25
+    handlers.delete({"EndpointName": "gone"}, None)
+    handlers.wait_idle()
+    assert sm.records.get("endpoints", "gone") is None
+    for pid in (record["Pid"], record["Pending"]["Pid"], record["RouterPid"]):
+        assert not pid_alive(pid)
+
+
 def test_model_and_config_rules(fake_sagemaker: LocalSageMaker, model_tarball: Any) -> None:
     sm = fake_sagemaker
     with pytest.raises(TaskFailed, match=r"PrimaryContainer\.Image"):
