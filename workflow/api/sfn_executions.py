@@ -259,7 +259,7 @@ class Executions:
         if not execution.done:
             execution.stop(error=body.get("error"), cause=body.get("cause"))
             execution.wait(_STOP_WAIT_SECONDS)
-        return {"stopDate": execution.stop_date or now()}
+        return {"stopDate": execution.stop_date or execution.stop_requested or now()}
 
     def redrive(self, body: dict[str, Any]) -> dict[str, Any]:
         """RedriveExecution: FAILED, ABORTED or TIMED_OUT STANDARD executions only."""

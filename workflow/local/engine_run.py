@@ -24,6 +24,7 @@ from workflow.local.engine_records import (
     state_event_name,
 )
 from workflow.local.engine_types import (
+    ABORTED,
     RUNNING,
     SUCCEEDED,
     EngineEvent,
@@ -217,6 +218,9 @@ class LocalExecution:
         self.cause: str | None = None
         self.start_date = dt.datetime.now(tz=dt.timezone.utc)
         self.stop_date: dt.datetime | None = None
+        # When StopExecution was asked: an ABORTED execution's stopDate, however long the
+        # worker takes to wind down (StopExecution and DescribeExecution give one stopDate).
+        self.stop_requested: dt.datetime | None = None
         self.redrive_count = plan.redrive_count if plan else 0
         self._plan = plan
         self._done = threading.Event()
@@ -252,11 +256,14 @@ class LocalExecution:
         self.worker.start()  # type: ignore[no-untyped-call]
 
     def _on_terminated(self) -> None:
-        self.stop_date = dt.datetime.now(tz=dt.timezone.utc)
+        stop_date = dt.datetime.now(tz=dt.timezone.utc)
         if self.worker is not None:
             self.status, output, self.error, self.cause = self.worker.outcome()
             if self.status == SUCCEEDED:
                 self.output = output
+        if self.status == ABORTED and self.stop_requested is not None:
+            stop_date = self.stop_requested
+        self.stop_date = stop_date
         self._done.set()
 
     @property
@@ -285,7 +292,8 @@ class LocalExecution:
         worker.env_ready.wait(30)  # a stop right after the start waits for the environment
         if worker.env is None or self.done:
             return
-        worker.stop(stop_date=dt.datetime.now(tz=dt.timezone.utc), error=error, cause=cause)
+        self.stop_requested = dt.datetime.now(tz=dt.timezone.utc)
+        worker.stop(stop_date=self.stop_requested, error=error, cause=cause)
 
     # Inspection ------------------------------------------------------------------------
     @property
