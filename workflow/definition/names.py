@@ -10,10 +10,12 @@ the Retry fields list.
 from __future__ import annotations
 
 from workflow.contracts import (
+    ENDPOINT_VARIANT_NAME,
     ERROR_BUILD,
     ERROR_ENDPOINT,
     ERROR_QUALITY_GATE,
     ERROR_REJECTED,
+    ERROR_ROLLED_BACK,
     GATE_THRESHOLD_KEY,
     MAX_STATE_NAME_LENGTH,
     StepId,
@@ -85,10 +87,12 @@ FAILURE_PATH = "$.Failure"
 GATE_THRESHOLD_PATH = f"$.{GATE_THRESHOLD_KEY}"
 
 __all__ = [
+    "ENDPOINT_VARIANT_NAME",
     "ERROR_BUILD",
     "ERROR_ENDPOINT",
     "ERROR_QUALITY_GATE",
     "ERROR_REJECTED",
+    "ERROR_ROLLED_BACK",
     "GATE_THRESHOLD_KEY",
     "MAX_STATE_NAME_LENGTH",
     "StepId",

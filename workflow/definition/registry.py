@@ -95,14 +95,13 @@ class RegistryStages(BuilderBase):
         )
         self.retry(register, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
         self.catch(register, StepId.REGISTER_MODEL)
-        ensure.add_catch(
-            steps.Catch(
-                error_equals=[MODEL_PACKAGE_GROUP_EXISTS_ERROR],
-                next_step=register,
-                result_path="$.ModelPackageGroup",
-            )
+        self.catch_expected(
+            ensure,
+            StepId.ENSURE_MODEL_PACKAGE_GROUP,
+            MODEL_PACKAGE_GROUP_EXISTS_ERROR,
+            register,
+            "$.ModelPackageGroup",
         )
-        self.catch(ensure, StepId.ENSURE_MODEL_PACKAGE_GROUP)
         ensure.next(register)
         register.next(after)
         return ensure

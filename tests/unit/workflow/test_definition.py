@@ -91,7 +91,8 @@ def test_state_order_of_the_full_machine(make_config) -> None:
         "EnsureModelPackageGroup", "RegisterModel", "RequestApproval", "RejectModelPackage",
         "ApprovalRejected", "ApproveModelPackage", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
-        "EndpointNotInService", "NotifySuccess", "Succeeded", "NotifyFailure", "Failed",
+        "EndpointNotInService", "EndpointRolledBack", "NotifySuccess", "Succeeded", "NotifyFailure",
+        "Failed",
     ]  # fmt: skip
 
 
@@ -141,7 +142,8 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     }
     assert s["DescribeEndpoint"]["Next"] == "CheckEndpoint"
     assert s["CheckEndpoint"]["Choices"][0]["Next"] == "NotifySuccess"
-    assert s["CheckEndpoint"]["Choices"][1]["Next"] == "EndpointNotInService"
+    assert s["CheckEndpoint"]["Choices"][1]["Next"] == "EndpointRolledBack"
+    assert s["CheckEndpoint"]["Choices"][2]["Next"] == "EndpointNotInService"
     assert s["CheckEndpoint"]["Default"] == "WaitForEndpoint"
     assert s["NotifySuccess"]["Next"] == "Succeeded"
     assert s["NotifyFailure"]["Next"] == "Failed"

@@ -1,0 +1,131 @@
+"""UpdateEndpoint's DeploymentConfig and the wait loop's three ends (in service, rolled back, failed).
+
+AWS's shapes: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeploymentConfig.html,
+API_BlueGreenUpdatePolicy.html, API_TrafficRoutingConfig.html, API_CapacitySize.html and
+API_AutoRollbackConfig.html (same folder).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from workflow.contracts import ENDPOINT_VARIANT_NAME, ERROR_ENDPOINT, ERROR_ROLLED_BACK
+from workflow.definition import render_definition
+from workflow.validate import validate_definition
+
+
+def _states(make_config, **overrides):
+    return render_definition(make_config(**overrides))["States"]
+
+
+def _deployment(make_config, **overrides):
+    return _states(make_config, **overrides)["UpdateEndpoint"]["Parameters"]["DeploymentConfig"]
+
+
+ALARMS = {
+    "Alarms": [
+        {"AlarmName": "mask-r-cnn-mlops-mask-r-cnn-5xx-errors"},
+        {"AlarmName": "mask-r-cnn-mlops-mask-r-cnn-model-latency"},
+    ]
+}
+
+
+def test_canary_of_a_fleet_of_two(make_config) -> None:
+    # CanarySize CAPACITY_PERCENT, at most 50 % of the variant's instances (API_TrafficRoutingConfig).
+    deployment = _deployment(make_config, endpoint__initial_instance_count=2)
+    assert deployment == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 300,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+            },
+            "TerminationWaitInSeconds": 120,
+            "MaximumExecutionTimeoutInSeconds": 7200,
+        },
+        "AutoRollbackConfiguration": ALARMS,
+    }
+
+
+def test_linear_steps(make_config) -> None:
+    settings = {"strategy": "linear", "linear_step_percent": 25, "wait_seconds": 60}
+    deployment = _deployment(
+        make_config, endpoint__initial_instance_count=4, endpoint__deployment=settings
+    )
+    assert deployment["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "LINEAR",
+        "WaitIntervalInSeconds": 60,
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+    }
+
+
+@pytest.mark.parametrize(("count", "strategy"), [(1, "canary"), (1, "linear"), (3, "all_at_once")])
+def test_all_at_once(make_config, count, strategy) -> None:
+    # One instance cannot be split into a canary (<= 50 %) or linear steps (10-50 %).
+    deployment = _deployment(
+        make_config,
+        endpoint__initial_instance_count=count,
+        endpoint__deployment={"strategy": strategy},
+    )
+    policy = deployment["BlueGreenUpdatePolicy"]
+    assert policy["TrafficRoutingConfiguration"] == {
+        "Type": "ALL_AT_ONCE",
+        "WaitIntervalInSeconds": 0,
+    }
+    assert policy["TerminationWaitInSeconds"] == 120
+    assert deployment["AutoRollbackConfiguration"] == ALARMS
+
+
+def test_no_rollback_alarms_when_disabled(make_config) -> None:
+    deployment = _deployment(make_config, endpoint__deployment={"alarms": {"enabled": False}})
+    assert "AutoRollbackConfiguration" not in deployment
+
+
+def test_create_endpoint_has_no_deployment_config(make_config) -> None:
+    states = _states(make_config)
+    assert set(states["CreateEndpoint"]["Parameters"]) == {
+        "EndpointConfigName.$",
+        "EndpointName.$",
+    }
+    variants = states["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
+    assert [v["VariantName"] for v in variants] == [ENDPOINT_VARIANT_NAME]
+
+
+def test_every_deployment_variant_is_valid_against_botocore(make_config) -> None:
+    for overrides in (
+        {"endpoint__initial_instance_count": 2},
+        {"endpoint__initial_instance_count": 2, "endpoint__deployment": {"strategy": "linear"}},
+        {"endpoint__deployment": {"alarms": {"enabled": False}}},
+    ):
+        validate_definition(render_definition(make_config(**overrides)))
+
+
+def test_rolled_back_is_in_service_on_another_configuration_after_an_update(make_config) -> None:
+    states = _states(make_config)
+    choices = states["CheckEndpoint"]["Choices"]
+    assert choices[1] == {
+        "And": [
+            {"Variable": "$.EndpointStatus.EndpointStatus", "StringEquals": "InService"},
+            {"Variable": "$.ExistingEndpoint.EndpointArn", "IsPresent": True},
+        ],
+        "Next": "EndpointRolledBack",
+    }
+    rolled_back = states["EndpointRolledBack"]["Parameters"]
+    assert (rolled_back["Error"], rolled_back["ExecutionError"]) == (ERROR_ROLLED_BACK,) * 2
+    assert rolled_back["Cause.$"].startswith("States.Format('endpoint {} rolled back to ")
+    assert rolled_back["Endpoint.$"] == "$.EndpointStatus"
+    assert states["EndpointRolledBack"]["Next"] == "NotifyFailure"
+    assert states["EndpointNotInService"]["Parameters"]["Error"] == ERROR_ENDPOINT
+    assert ERROR_ROLLED_BACK == "DeploymentRolledBack"
+
+
+def test_the_execution_budget_covers_the_deployment(make_config) -> None:
+    from workflow.definition.render import timeout_seconds
+
+    short = timeout_seconds(
+        make_config(endpoint__deployment={"max_execution_timeout_seconds": 600})
+    )
+    long = timeout_seconds(
+        make_config(endpoint__deployment={"max_execution_timeout_seconds": 28800})
+    )
+    assert long - short == 28800 - 600
