@@ -31,6 +31,7 @@ import yaml
 
 from workflow.checkout import container_dir
 from workflow.config import WorkflowConfig
+from workflow.contracts import ENDPOINT_VARIANT_NAME
 from workflow.errors import WorkflowError
 
 logger = logging.getLogger(__name__)
@@ -260,6 +261,7 @@ def render_template(
     _grant_optional_integrations(template, config)
     _grant_data_capture(template, config)
     _grant_model_registry(template, config)
+    _add_rollback_alarms(template, config)
     parameters = template.get("Parameters", {})
     for name, value in _parameter_defaults(config).items():
         if name in parameters:
@@ -359,6 +361,65 @@ def _grant_data_capture(template: dict[str, Any], config: WorkflowConfig) -> Non
             "Resource": {"Fn::Sub": "${ArtifactBucket.Arn}/" + key + "/${EndpointName}/*"},
         }
     )
+
+
+# The rollback alarms: (metric, statistic, threshold key) per alarm. Endpoint metrics of
+# AWS/SageMaker, per EndpointName and VariantName, sent every minute; ModelLatency in
+# microseconds: https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html
+_ALARM_METRICS = (
+    ("Invocation5XXErrors", "Sum", "errors_threshold", "5XX answers of the model"),
+    ("ModelLatency", "Average", "latency_threshold_microseconds", "mean model latency (µs)"),
+)
+
+
+def _add_rollback_alarms(template: dict[str, Any], config: WorkflowConfig) -> None:
+    """Create the alarms UpdateEndpoint's ``AutoRollbackConfiguration`` names, and let them be read.
+
+    One ``AWS::CloudWatch::Alarm`` per metric of the endpoint's variant, named by
+    ``WorkflowConfig.rollback_alarm_names`` (the definition names the same ones). A period
+    without traffic sends no data point, which is not a breach. SageMaker reads the alarms
+    during the deployment and needs ``cloudwatch:DescribeAlarms`` on them
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html):
+    the state machine role (the caller of UpdateEndpoint) and the SageMaker execution role get
+    it on these two alarms only. Without ``endpoint.deployment.alarms.enabled`` there is neither.
+    """
+    alarms = config.endpoint.deployment.alarms
+    if not alarms.enabled:
+        return
+    names = config.rollback_alarm_names
+    resources = template["Resources"]
+    for metric, statistic, threshold_key, what in _ALARM_METRICS:
+        threshold = getattr(alarms, threshold_key)
+        resources[f"RollbackAlarm{metric}"] = {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Properties": {
+                "AlarmName": names[metric],
+                "AlarmDescription": (
+                    f"Rolls back an update of the endpoint when the {what} reach {threshold} "
+                    f"in {alarms.evaluation_periods} periods of {alarms.period_seconds} s."
+                ),
+                "Namespace": "AWS/SageMaker",
+                "MetricName": metric,
+                "Dimensions": [
+                    {"Name": "EndpointName", "Value": {"Ref": "EndpointName"}},
+                    {"Name": "VariantName", "Value": ENDPOINT_VARIANT_NAME},
+                ],
+                "Statistic": statistic,
+                "Period": alarms.period_seconds,
+                "EvaluationPeriods": alarms.evaluation_periods,
+                "Threshold": threshold,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            },
+        }
+    base = "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:"
+    grant = {
+        "Effect": "Allow",
+        "Action": "cloudwatch:DescribeAlarms",
+        "Resource": [{"Fn::Sub": base + name} for name in names.values()],
+    }
+    for role in ("StateMachineRole", "SageMakerExecutionRole"):
+        _inline_statements(template, role).append(dict(grant))
 
 
 def read_parameters(path: Path, template: Mapping[str, Any]) -> dict[str, str]:
