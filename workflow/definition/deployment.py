@@ -15,6 +15,7 @@ from workflow.definition.names import (
     GATE_THRESHOLD_PATH,
     LAMBDA_TRANSIENT_ERRORS,
     METRICS_TIMEOUT_SECONDS,
+    MODEL_QUALITY_NAME,
     SAGEMAKER_TRANSIENT_ERRORS,
     SNS_TRANSIENT_ERRORS,
     TRANSFORM_ACCEPT,
@@ -59,6 +60,7 @@ class DeploymentStages(BuilderBase):
                     "TransformOutput": self.run["TransformOutput"],
                     "TestData": self.run["TestData"],
                     "TransformJobName": self.run["TransformJobName"],
+                    **self.metrics_output(),
                 },
             },
             timeout_seconds=METRICS_TIMEOUT_SECONDS,
@@ -72,6 +74,12 @@ class DeploymentStages(BuilderBase):
         else:
             metrics.next(after)
         return transform
+
+    def metrics_output(self) -> dict[str, str]:
+        """ComputeMetrics' ``MetricsOutput``: where the registry's ModelQuality document goes."""
+        if not self.config.registry.enabled:
+            return {}
+        return {"MetricsOutput.$": f"States.Format('{{}}{MODEL_QUALITY_NAME}', $.TransformOutput)"}
 
     def gate(self, after: Any) -> Any:
         """The quality gate: the metric must reach the execution input's ``GateThreshold``.

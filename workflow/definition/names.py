@@ -67,6 +67,9 @@ CODEBUILD_SDK_TRANSIENT_ERRORS = (
 ENDPOINT_MISSING_ERROR = "SageMaker.SageMakerException"
 # CreateModelPackageGroup of an existing group: SageMaker's ValidationException, unmodelled too.
 MODEL_PACKAGE_GROUP_EXISTS_ERROR = "SageMaker.SageMakerException"
+# The evaluation's metrics as a JSON document under the run's TransformOutput: the model
+# package's ModelMetrics.ModelQuality.Statistics (an S3 URI; API_ModelQuality).
+MODEL_QUALITY_NAME = "model-quality.json"
 # Where RegisterModel keeps CreateModelPackage's answer ({"ModelPackageArn": ...}).
 MODEL_PACKAGE_PATH = "$.ModelPackage"
 SNS_TRANSIENT_ERRORS = (

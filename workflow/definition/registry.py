@@ -90,6 +90,7 @@ class RegistryStages(BuilderBase):
                     "GeneratedBy.$": "$$.Execution.Id",
                 },
                 "CustomerMetadataProperties": metadata,
+                **self.model_metrics(),
             },
             result_path=MODEL_PACKAGE_PATH,
         )
@@ -105,6 +106,18 @@ class RegistryStages(BuilderBase):
         ensure.next(register)
         register.next(after)
         return ensure
+
+    def model_metrics(self) -> dict[str, Any]:
+        """CreateModelPackage's ``ModelMetrics``: the evaluation's JSON as model quality.
+
+        ComputeMetrics writes it and answers its URI (``MetricsUri``):
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelMetrics.html and
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricsSource.html.
+        """
+        if not self.config.evaluation.enabled:
+            return {}
+        statistics = {"ContentType": "application/json", "S3Uri.$": "$.Metrics.Payload.MetricsUri"}
+        return {"ModelMetrics": {"ModelQuality": {"Statistics": statistics}}}
 
     def approve_package_step(self) -> Any:
         """UpdateModelPackage ``Approved``: the approval's answer, or the automatic decision."""

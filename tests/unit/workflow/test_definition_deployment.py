@@ -129,3 +129,24 @@ def test_the_execution_budget_covers_the_deployment(make_config) -> None:
         make_config(endpoint__deployment={"max_execution_timeout_seconds": 28800})
     )
     assert long - short == 28800 - 600
+
+
+def test_the_package_carries_the_evaluation_as_model_quality(make_config) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelMetrics.html
+    states = _states(make_config)
+    payload = states["ComputeMetrics"]["Parameters"]["Payload"]
+    assert payload["MetricsOutput.$"] == (
+        "States.Format('{}model-quality.json', $.TransformOutput)"
+    )
+    assert states["RegisterModel"]["Parameters"]["ModelMetrics"] == {
+        "ModelQuality": {
+            "Statistics": {
+                "ContentType": "application/json",
+                "S3Uri.$": "$.Metrics.Payload.MetricsUri",
+            }
+        }
+    }
+    without = _states(make_config, registry__enabled=False)
+    assert "MetricsOutput.$" not in without["ComputeMetrics"]["Parameters"]["Payload"]
+    no_evaluation = _states(make_config, evaluation__enabled=False, gate__enabled=False)
+    assert "ModelMetrics" not in no_evaluation["RegisterModel"]["Parameters"]
