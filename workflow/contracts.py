@@ -57,6 +57,7 @@ class StepId(str, enum.Enum):
     REJECT_MODEL_PACKAGE = "RejectModelPackage"
     APPROVAL_REJECTED = "ApprovalRejected"
     APPROVE_MODEL_PACKAGE = "ApproveModelPackage"
+    CREATE_MODEL_FROM_PACKAGE = "CreateModelFromPackage"
     CREATE_ENDPOINT_CONFIG = "CreateEndpointConfig"
     FIND_ENDPOINT = "FindEndpoint"
     CREATE_ENDPOINT = "CreateEndpoint"
@@ -125,6 +126,8 @@ RESOURCE_SUFFIXES: Mapping[str, str] = {
     "ModelName": "-model",
     "EndpointConfigName": "-config",
     "TransformJobName": "-eval",
+    # The model the endpoint serves when the registry is on: created from the approved package.
+    "DeployModelName": "-deploy",
 }
 
 
@@ -135,6 +138,7 @@ class _RequiredInput(TypedDict):
     ModelName: str
     EndpointConfigName: str
     TransformJobName: str
+    DeployModelName: str
     EndpointName: str
     EndpointPollSeconds: int
     GateThreshold: float

@@ -30,7 +30,7 @@ class BuilderBase:
         self.session = offline_sagemaker_session(sdk, config)
         names = (
             "CommitId", "JobName", "TrainingJobName", "ModelName", "EndpointConfigName",
-            "TransformJobName", "EndpointName", "HyperParameters", "TrainingData",
+            "TransformJobName", "DeployModelName", "EndpointName", "HyperParameters", "TrainingData",
             "ValidationData", "TestData", "TestImages", "OutputPath", "CheckpointPath", "TransformOutput",
         )  # fmt: skip
         self.run = sdk.inputs.ExecutionInput(schema={n: str for n in names})

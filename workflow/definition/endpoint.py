@@ -108,7 +108,8 @@ class EndpointStages(BuilderBase):
         endpoint_config = steps.EndpointConfigStep(
             check_state_name(StepId.CREATE_ENDPOINT_CONFIG.value),
             endpoint_config_name=self.run["EndpointConfigName"],
-            model_name=self.run["ModelName"],
+            # With the registry, the model made from the approved package (CreateModelFromPackage).
+            model_name=self.run["DeployModelName" if config.registry.enabled else "ModelName"],
             initial_instance_count=config.endpoint.initial_instance_count,
             instance_type=config.endpoint.instance_type,
             variant_name=ENDPOINT_VARIANT_NAME,

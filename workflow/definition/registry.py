@@ -17,6 +17,7 @@ from workflow.definition.names import (
     MODEL_PACKAGE_GROUP_EXISTS_ERROR,
     MODEL_PACKAGE_PATH,
     SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    SAGEMAKER_TRANSIENT_ERRORS,
     TRANSFORM_ACCEPT,
     TRANSFORM_CONTENT_TYPE,
     StepId,
@@ -143,6 +144,29 @@ class RegistryStages(BuilderBase):
         self.retry(approve, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
         self.catch(approve, StepId.APPROVE_MODEL_PACKAGE)
         return approve
+
+    def package_model_step(self) -> Any:
+        """CreateModelFromPackage: the model the endpoint serves, made from the approved package.
+
+        ``PrimaryContainer.ModelPackageName`` is the package's ARN; SageMaker takes the image,
+        the artifact and the environment from its ``InferenceSpecification``, so what serves is
+        what was approved:
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContainerDefinition.html.
+        """
+        model = self.steps.Task(
+            check_state_name(StepId.CREATE_MODEL_FROM_PACKAGE.value),
+            resource=self.resource("sagemaker:createModel"),
+            comment="creates the endpoint's model from the approved model package",
+            parameters={
+                "ModelName": self.run["DeployModelName"],
+                "ExecutionRoleArn": self.config.roles.sagemaker,
+                "PrimaryContainer": {"ModelPackageName.$": f"{MODEL_PACKAGE_PATH}.ModelPackageArn"},
+            },
+            result_path="$.DeployModel",
+        )
+        self.retry(model, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+        self.catch(model, StepId.CREATE_MODEL_FROM_PACKAGE)
+        return model
 
     def reject_package_step(self, rejected: Any) -> Any:
         """UpdateModelPackage ``Rejected`` with the rejection's cause, then ``rejected``.

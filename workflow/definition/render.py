@@ -44,7 +44,9 @@ class Builder(TrainingStages, DeploymentStages, EndpointStages, RegistryStages):
         registry = config.registry.enabled
         if registry:
             approve = self.approve_package_step()
-            approve.next(deploy)
+            package_model = self.package_model_step()
+            approve.next(package_model)
+            package_model.next(deploy)
             after_evaluation = approve
         if config.approval.enabled:
             approval = self.approval_step(self.reject_package_step if registry else None)

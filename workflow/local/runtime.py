@@ -186,7 +186,9 @@ class LocalRuntime:
         engine.register_service(
             sm, "createTrainingJob", self.training.start, self.training.poll, self.training.cancel
         )
-        engine.register_service(sm, "createModel", ModelHandler(self.sagemaker).start)
+        engine.register_service(
+            sm, "createModel", ModelHandler(self.sagemaker, self.registry).start
+        )
         engine.register_service(
             sm, "createEndpointConfig", EndpointConfigHandler(self.sagemaker).start
         )

@@ -223,12 +223,19 @@ def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
     assert training["TrainingJobName"] == data["TrainingJobName"]
     assert training["HyperParameters"] == data["HyperParameters"]
     assert training["Environment"] == {"SOURCE_COMMIT": "abc1234def"}
-    model = dict(fake.calls)["createModel"]
+    model, deploy_model = [params for name, params in fake.calls if name == "createModel"]
     assert model["PrimaryContainer"] == {
         "Environment": {"SOURCE_COMMIT": "abc1234def"},
         "Image": IMAGE,
         "ModelDataUrl": "s3://bucket/models/model.tar.gz",
     }
+    # The endpoint serves a model made from the approved package (API_ContainerDefinition).
+    [package] = fake.packages()
+    assert deploy_model["ModelName"] == data["DeployModelName"]
+    assert deploy_model["PrimaryContainer"] == {"ModelPackageName": package["ModelPackageArn"]}
+    assert package["ModelApprovalStatus"] == "Approved"
+    variants = dict(fake.calls)["createEndpointConfig"]["ProductionVariants"]
+    assert [v["ModelName"] for v in variants] == [data["DeployModelName"]]
     assert (
         dict(fake.calls)["transform"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         == data["TestImages"]

@@ -89,7 +89,8 @@ def test_state_order_of_the_full_machine(make_config) -> None:
         "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
         "EnsureModelPackageGroup", "RegisterModel", "RequestApproval", "RejectModelPackage",
-        "ApprovalRejected", "ApproveModelPackage", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
+        "ApprovalRejected", "ApproveModelPackage", "CreateModelFromPackage", "CreateEndpointConfig",
+        "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
         "EndpointNotInService", "EndpointRolledBack", "NotifySuccess", "Succeeded", "NotifyFailure",
         "Failed",
@@ -125,7 +126,8 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     assert s["RequestApproval"]["Next"] == "ApproveModelPackage"
     assert s["RequestApproval"]["Catch"][0]["Next"] == "RejectModelPackage"
     assert s["RejectModelPackage"]["Next"] == "ApprovalRejected"
-    assert s["ApproveModelPackage"]["Next"] == "CreateEndpointConfig"
+    assert s["ApproveModelPackage"]["Next"] == "CreateModelFromPackage"
+    assert s["CreateModelFromPackage"]["Next"] == "CreateEndpointConfig"
     assert s["CreateEndpointConfig"]["Next"] == "FindEndpoint"
     assert s["FindEndpoint"]["Next"] == "UpdateEndpoint"
     assert s["FindEndpoint"]["Catch"][0] == {

@@ -150,3 +150,21 @@ def test_the_package_carries_the_evaluation_as_model_quality(make_config) -> Non
     assert "MetricsOutput.$" not in without["ComputeMetrics"]["Parameters"]["Payload"]
     no_evaluation = _states(make_config, evaluation__enabled=False, gate__enabled=False)
     assert "ModelMetrics" not in no_evaluation["RegisterModel"]["Parameters"]
+
+
+def test_the_endpoint_serves_a_model_made_from_the_approved_package(make_config) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContainerDefinition.html
+    states = _states(make_config)
+    model = states["CreateModelFromPackage"]
+    assert model["Resource"] == "arn:aws:states:::sagemaker:createModel"
+    assert model["Parameters"] == {
+        "ModelName.$": "$$.Execution.Input['DeployModelName']",
+        "ExecutionRoleArn": "arn:aws:iam::000000000000:role/mask-r-cnn-mlops-sagemaker",
+        "PrimaryContainer": {"ModelPackageName.$": "$.ModelPackage.ModelPackageArn"},
+    }
+    variants = states["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
+    assert variants[0]["ModelName.$"] == "$$.Execution.Input['DeployModelName']"
+    without = _states(make_config, registry__enabled=False)
+    assert "CreateModelFromPackage" not in without
+    variants = without["CreateEndpointConfig"]["Parameters"]["ProductionVariants"]
+    assert variants[0]["ModelName.$"] == "$$.Execution.Input['ModelName']"
