@@ -193,11 +193,14 @@ class EndpointStages(BuilderBase):
         """CheckEndpoint: success, rolled back, failed, or wait again.
 
         After a rolled-back blue/green update DescribeEndpoint answers ``InService`` with the
-        endpoint's previous ``EndpointConfigName`` (traffic went back to the old fleet) and
-        a ``FailureReason``: https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html
-        and https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html.
+        endpoint's previous ``EndpointConfigName`` (traffic went back to the old fleet,
+        https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html)
+        and a ``FailureReason`` ("the status is InService but update operation fails":
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointMetadata.html).
         Only an update can roll back: FindEndpoint found the endpoint (``EndpointArn``), whereas a
-        first deployment leaves FindEndpoint's error there.
+        first deployment leaves FindEndpoint's error there. ``UpdateRollbackFailed`` (the
+        rollback itself failed) is a failed endpoint; ``RollingBack`` and ``SystemUpdating``
+        wait.
         """
         steps, rule = self.steps, self.steps.ChoiceRule
         status = "$.EndpointStatus.EndpointStatus"
@@ -205,7 +208,8 @@ class EndpointStages(BuilderBase):
             check_state_name(StepId.CHECK_ENDPOINT.value),
             comment=(
                 "InService on this run's configuration: done; InService on another after an "
-                "update: rolled back; Failed or OutOfService: failed; else wait"
+                "update: rolled back; Failed, OutOfService or UpdateRollbackFailed: failed; "
+                "else wait"
             ),
         )
         in_service = rule.StringEquals(status, "InService")
@@ -256,6 +260,7 @@ class EndpointStages(BuilderBase):
                     rule.StringEquals(status, "Failed"),
                     rule.StringEquals(status, "OutOfService"),
                     rule.StringEquals(status, "Deleting"),
+                    rule.StringEquals(status, "UpdateRollbackFailed"),
                     rule.StringEquals(status, "InService"),  # a new endpoint on another config
                 ]
             ),

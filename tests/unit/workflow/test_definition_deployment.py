@@ -119,6 +119,17 @@ def test_rolled_back_is_in_service_on_another_configuration_after_an_update(make
     assert ERROR_ROLLED_BACK == "DeploymentRolledBack"
 
 
+def test_failed_statuses_end_as_endpoint_failed(make_config) -> None:
+    # EndpointStatus values: OutOfService | Creating | Updating | SystemUpdating | RollingBack |
+    # InService | Deleting | Failed | UpdateRollbackFailed
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_EndpointMetadata.html);
+    # the transitional ones wait.
+    choice = _states(make_config)["CheckEndpoint"]["Choices"][2]
+    assert choice["Next"] == "EndpointNotInService"
+    failed = {rule["StringEquals"] for rule in choice["Or"]}
+    assert failed == {"Failed", "OutOfService", "Deleting", "UpdateRollbackFailed", "InService"}
+
+
 def test_the_execution_budget_covers_the_deployment(make_config) -> None:
     from workflow.definition.render import timeout_seconds
 
