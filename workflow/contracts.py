@@ -4,7 +4,8 @@ Lambdas and the CLI must agree on.
 - State ids: `StepId` (the state names, validated by `check_state_name` when the definition is
   built).
 - Error names the state machine ends with or catches: `ERROR_REJECTED` (the approval's
-  ``SendTaskFailure``), `ERROR_BUILD`, `ERROR_QUALITY_GATE`, `ERROR_ENDPOINT`.
+  ``SendTaskFailure``), `ERROR_BUILD`, `ERROR_QUALITY_GATE`, `ERROR_ENDPOINT`,
+  `ERROR_ROLLED_BACK`; the endpoint's variant, `ENDPOINT_VARIANT_NAME`.
 - The execution input: `ExecutionInput` (built by `workflow.naming.execution_input`), with
   `GATE_THRESHOLD_KEY` and the per-run SageMaker names of `RESOURCE_SUFFIXES`.
 - SageMaker's name rule (`is_valid_name`, `SAGEMAKER_NAME_PATTERN`) and the part of a commit that
@@ -56,6 +57,7 @@ class StepId(str, enum.Enum):
     REJECT_MODEL_PACKAGE = "RejectModelPackage"
     APPROVAL_REJECTED = "ApprovalRejected"
     APPROVE_MODEL_PACKAGE = "ApproveModelPackage"
+    CREATE_MODEL_FROM_PACKAGE = "CreateModelFromPackage"
     CREATE_ENDPOINT_CONFIG = "CreateEndpointConfig"
     FIND_ENDPOINT = "FindEndpoint"
     CREATE_ENDPOINT = "CreateEndpoint"
@@ -64,6 +66,8 @@ class StepId(str, enum.Enum):
     DESCRIBE_ENDPOINT = "DescribeEndpoint"
     CHECK_ENDPOINT = "CheckEndpoint"
     ENDPOINT_NOT_IN_SERVICE = "EndpointNotInService"
+    ENDPOINT_ROLLED_BACK = "EndpointRolledBack"
+    REJECT_ROLLED_BACK_PACKAGE = "RejectRolledBackPackage"
     NOTIFY_SUCCESS = "NotifySuccess"
     SUCCEEDED = "Succeeded"
     NOTIFY_FAILURE = "NotifyFailure"
@@ -102,6 +106,12 @@ ERROR_BUILD = "BuildFailed"
 ERROR_QUALITY_GATE = "QualityGateFailed"
 ERROR_REJECTED = "Rejected"
 ERROR_ENDPOINT = "EndpointFailed"
+# UpdateEndpoint ended InService on the endpoint's previous configuration: SageMaker rolled the
+# blue/green deployment back (an alarm of AutoRollbackConfiguration fired, or the new fleet failed).
+ERROR_ROLLED_BACK = "DeploymentRolledBack"
+
+# The one production variant of every endpoint configuration (the rollback alarms' dimension).
+ENDPOINT_VARIANT_NAME = "AllTraffic"
 
 # --------------------------------------------------------------------------------------------
 # The execution input
@@ -117,6 +127,8 @@ RESOURCE_SUFFIXES: Mapping[str, str] = {
     "ModelName": "-model",
     "EndpointConfigName": "-config",
     "TransformJobName": "-eval",
+    # The model the endpoint serves when the registry is on: created from the approved package.
+    "DeployModelName": "-deploy",
 }
 
 
@@ -127,6 +139,7 @@ class _RequiredInput(TypedDict):
     ModelName: str
     EndpointConfigName: str
     TransformJobName: str
+    DeployModelName: str
     EndpointName: str
     EndpointPollSeconds: int
     GateThreshold: float
@@ -184,9 +197,11 @@ def short_commit(commit_id: str) -> str:
 
 __all__ = [
     "COMMIT_LENGTH",
+    "ENDPOINT_VARIANT_NAME",
     "ERROR_ENDPOINT",
     "ERROR_QUALITY_GATE",
     "ERROR_REJECTED",
+    "ERROR_ROLLED_BACK",
     "GATE_THRESHOLD_KEY",
     "MAX_NAME_LENGTH",
     "MAX_STATE_NAME_LENGTH",

@@ -31,7 +31,7 @@ import yaml
 
 from workflow.checkout import container_dir
 from workflow.config import WorkflowConfig
-from workflow.errors import WorkflowError
+from workflow.infra_options import InfraError, add_configured_parts
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +46,6 @@ _INTRINSIC_TAGS = (
     "FindInMap", "Base64", "Cidr", "If", "Not", "Equals", "And", "Or", "Transform", "ToJsonString",
     "Length",
 )  # fmt: skip
-
-
-class InfraError(WorkflowError):
-    """The template cannot be rendered: a missing file, an unsubstitutable value, a bad option."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,108 +253,12 @@ def render_template(
             "not define in DefinitionSubstitutions; add them there."
         )
     properties["Definition"] = definition
-    _grant_optional_integrations(template, config)
-    _grant_data_capture(template, config)
-    _grant_model_registry(template, config)
+    add_configured_parts(template, config)
     parameters = template.get("Parameters", {})
     for name, value in _parameter_defaults(config).items():
         if name in parameters:
             parameters[name]["Default"] = value
     return template
-
-
-def _inline_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
-    """Return the statements of ``role``'s first inline policy, which the grants below extend.
-
-    Raises:
-        InfraError: The role has no inline policy (the template was edited).
-    """
-    properties = template["Resources"].get(role, {}).get("Properties", {})
-    policies = properties.get("Policies") or []
-    if not policies:
-        raise InfraError(
-            f"the template's {role} has no inline policy to extend; restore "
-            "infra/template.yaml from the repository."
-        )
-    statements: list[dict[str, Any]] = policies[0]["PolicyDocument"]["Statement"]
-    return statements
-
-
-def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfig) -> None:
-    """Add the state machine role's grants for states that only some configurations render."""
-    parameter = config.training.hyperparameters_ssm_parameter
-    if not parameter:
-        return
-    statements = _inline_statements(template, "StateMachineRole")
-    # ReadHyperParameters (aws-sdk:ssm:getParameter, WithDecryption): only that parameter.
-    # A SecureString under a customer managed key also needs kms:Decrypt on that key.
-    statements.append(
-        {
-            "Effect": "Allow",
-            "Action": "ssm:GetParameter",
-            "Resource": {
-                "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
-                + parameter.lstrip("/")
-            },
-        }
-    )
-
-
-def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> None:
-    """Let the state machine keep its model package group, and no other group.
-
-    EnsureModelPackageGroup creates the group (``registry.group_name``), RegisterModel adds a
-    version to it and the approval states update that version: ``CreateModelPackageGroup`` on
-    the group, ``CreateModelPackage`` on the group and its versions (SageMaker authorizes a
-    versioned package against both), ``DescribeModelPackage`` and ``UpdateModelPackage`` on its
-    versions. SageMaker lower-cases names in ARNs. Without the registry there is no grant.
-    """
-    if not config.registry.enabled:
-        return
-    statements = _inline_statements(template, "StateMachineRole")
-    base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
-    group = config.registry.group_name.lower()
-    group_arn = {"Fn::Sub": f"{base}model-package-group/{group}"}
-    versions_arn = {"Fn::Sub": f"{base}model-package/{group}/*"}
-    statements.extend(
-        [
-            {
-                "Effect": "Allow",
-                "Action": ["sagemaker:CreateModelPackageGroup", "sagemaker:CreateModelPackage"],
-                "Resource": group_arn,
-            },
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "sagemaker:CreateModelPackage",
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:UpdateModelPackage",
-                ],
-                "Resource": versions_arn,
-            },
-        ]
-    )
-
-
-def _grant_data_capture(template: dict[str, Any], config: WorkflowConfig) -> None:
-    """Let the SageMaker execution role write the endpoint's data capture, and nothing more.
-
-    SageMaker writes the captures of an endpoint as the model's execution role, under
-    ``<DestinationS3Uri>/<EndpointName>/<VariantName>/yyyy/mm/dd/hh/`` (README "Data capture"):
-    ``s3:PutObject`` on that endpoint's folder of the destination the definition carries, no
-    reads, no deletes. Without data capture there is no grant.
-    """
-    if not config.endpoint.data_capture.enabled:
-        return
-    statements = _inline_statements(template, "SageMakerExecutionRole")
-    key = config.data_capture_uri[len(f"s3://{config.s3.bucket}/") :]
-    statements.append(
-        {
-            "Effect": "Allow",
-            "Action": "s3:PutObject",
-            "Resource": {"Fn::Sub": "${ArtifactBucket.Arn}/" + key + "/${EndpointName}/*"},
-        }
-    )
 
 
 def read_parameters(path: Path, template: Mapping[str, Any]) -> dict[str, str]:

@@ -82,7 +82,8 @@ def job_name(
 
 
 def resource_names(base: str) -> dict[str, str]:
-    """Return ``{TrainingJobName, ModelName, EndpointConfigName, TransformJobName}`` for a run."""
+    """Return ``{TrainingJobName, ModelName, EndpointConfigName, TransformJobName,
+    DeployModelName}`` for a run."""
     names = {key: base + suffix for key, suffix in RESOURCE_SUFFIXES.items()}
     for key, name in names.items():
         if not is_valid_name(name):

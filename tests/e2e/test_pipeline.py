@@ -10,35 +10,21 @@ training failure caught and notified; a training job stopped by MaxRuntimeInSeco
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from shared.local_runs import TINY, outbox, reject_when_asked, run
 
 from workflow.config import WorkflowConfig, load_config
-from workflow.local import callbacks
 from workflow.local.build import content_hash
-from workflow.local.pipeline import RunResult, run_pipeline
-from workflow.local.report import Progress
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 COMMIT = "e2e0000000000000000000000000000000000001"
-TINY = {
-    "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
-    "min_size": "64",
-    "max_size": "64",
-    "batch_size": "2",
-    "fast": "true",
-    "warmup_steps": "1",
-    "trainable_backbone_layers": "0",
-}
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +46,6 @@ def make_config(root: Path, **overrides: Any) -> WorkflowConfig:
     return load_config(None, environ={}, overrides=values)
 
 
-def run(config: WorkflowConfig, **options: Any) -> tuple[RunResult, str]:
-    out = io.StringIO()
-    result = run_pipeline(
-        config,
-        progress=Progress(stream=out),
-        time_scale=0.2,
-        stop_grace_seconds=3,
-        environ={},
-        **options,
-    )
-    return result, out.getvalue()
-
-
-def outbox(root: Path) -> list[dict[str, Any]]:
-    path = root / "outbox.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
 def is_artifact(path: Path, root: Path) -> bool:
     """Objects, images and run results: what a later run must never change."""
     return (
@@ -88,14 +56,6 @@ def is_artifact(path: Path, root: Path) -> bool:
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def reject_when_asked(root: Path, stop: threading.Event) -> None:
-    while not stop.is_set():
-        for request in callbacks.pending_requests(root):
-            callbacks.respond_if_pending(root, request["token"], "reject", cause="masks look wrong")
-            return
-        time.sleep(0.1)
 
 
 def test_rejected_approval_then_redrive_deploys(root: Path) -> None:

@@ -92,7 +92,11 @@ def test_throttling_and_transient_errors_are_retried_with_backoff(
             runtime.training.poll,
             runtime.training.cancel,
         ),
-        ("sagemaker", "createModel"): (ModelHandler(runtime.sagemaker).start, None, None),
+        ("sagemaker", "createModel"): (
+            ModelHandler(runtime.sagemaker, runtime.registry).start,
+            None,
+            None,
+        ),
         ("sagemaker", "createEndpointConfig"): (
             EndpointConfigHandler(runtime.sagemaker).start,
             None,

@@ -67,6 +67,20 @@ class Range:
 
 
 @dataclass(frozen=True)
+class Multiple:
+    """A whole multiple of ``step`` (e.g. a CloudWatch period in whole minutes)."""
+
+    step: int
+    unit: str = ""
+
+    def __call__(self, value: int) -> int:
+        """Validate ``value`` (a pydantic after-validator)."""
+        if value % self.step:
+            raise problem(f"is not a multiple of {self.step}{self.unit}", value=value)
+        return value
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of a fixed set of strings (a before-validator of a ``Literal`` type)."""
 

@@ -35,6 +35,7 @@ from workflow.config.checks import (
     Hyperparameters,
     ImageFolders,
     Integer,
+    Multiple,
     Number,
     Pattern,
     Range,
@@ -48,6 +49,7 @@ DEFAULT_CONFIG_FILE = "workflow.yaml"
 
 GateMetric = Literal["bbox_mAP", "segm_mAP"]
 ApproveMode = Literal["auto", "manual"]
+DeploymentStrategy = Literal["canary", "linear", "all_at_once"]
 
 Role = Annotated[Text, AfterValidator(ROLE)]
 Lambda = Annotated[Text, AfterValidator(LAMBDA)]
@@ -165,6 +167,74 @@ class DataCaptureConfig(Section):
     destination_prefix: Annotated[Text, AfterValidator(PREFIX)] = "data-capture"
 
 
+def baking_seconds(strategy: str, linear_step: int, wait: int, termination_wait: int) -> int:
+    """Return the baking periods of one update: each traffic step's wait plus the final one."""
+    steps = {"canary": 1, "linear": -(-100 // linear_step), "all_at_once": 0}[strategy]
+    return wait * steps + termination_wait
+
+
+class RollbackAlarmsConfig(Section):
+    """The CloudWatch alarms that roll an endpoint update back (``AutoRollbackConfiguration``).
+
+    The template creates one alarm per metric of the endpoint's variant (AWS/SageMaker
+    ``Invocation5XXErrors``, Sum; ``ModelLatency``, Average, in microseconds):
+    https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html and
+    https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html.
+    """
+
+    enabled: Flag = True
+    # An alarm when a period holds at least this many 5XX answers of the model.
+    errors_threshold: Annotated[Integer, AfterValidator(Range(1, 1000000, " errors"))] = 1
+    # An alarm when the mean ModelLatency of a period reaches this (5 s; a CPU Mask R-CNN).
+    latency_threshold_microseconds: Annotated[
+        Integer, AfterValidator(Range(1000, 3600000000, " microseconds"))
+    ] = 5000000
+    # SageMaker sends endpoint metrics every minute: whole minutes. Up to an hour times 24
+    # periods keeps the alarm's window within CloudWatch's one day.
+    period_seconds: Annotated[
+        Integer, AfterValidator(Range(60, 3600, " seconds")), AfterValidator(Multiple(60, " s"))
+    ] = 60
+    evaluation_periods: Annotated[Integer, AfterValidator(Range(1, 24))] = 2
+
+
+class DeploymentConfig(Section):
+    """How UpdateEndpoint shifts traffic to the new model (``DeploymentConfig``).
+
+    Blue/green: SageMaker starts a new fleet and shifts traffic to it all at once, as a canary
+    then the rest, or in linear steps, rolling back when an alarm fires:
+    https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html and
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_BlueGreenUpdatePolicy.html.
+    Canary and linear need two instances or more; with one the update is all at once.
+    """
+
+    strategy: Annotated[
+        DeploymentStrategy, BeforeValidator(Choice(get_args(DeploymentStrategy)))
+    ] = "canary"
+    # CanarySize (CAPACITY_PERCENT): at most 50 % of the variant's instances
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html).
+    canary_percent: Annotated[Integer, AfterValidator(Range(1, 50, " percent"))] = 50
+    # LinearStepSize (CAPACITY_PERCENT): 10 to 50 % of the variant's instances.
+    linear_step_percent: Annotated[Integer, AfterValidator(Range(10, 50, " percent"))] = 50
+    # WaitIntervalInSeconds, the baking period of each step: 0 to 3600.
+    wait_seconds: Annotated[Integer, AfterValidator(Range(0, 3600, " seconds"))] = 300
+    # TerminationWaitInSeconds, the final baking period before the old fleet goes: 0 to 3600.
+    termination_wait_seconds: Annotated[Integer, AfterValidator(Range(0, 3600, " seconds"))] = 120
+    # MaximumExecutionTimeoutInSeconds: 600 to 28800, more than the waits above.
+    max_execution_timeout_seconds: Annotated[
+        Integer, AfterValidator(Range(600, 28800, " seconds"))
+    ] = 7200
+    alarms: RollbackAlarmsConfig = RollbackAlarmsConfig()
+
+    def baking_seconds(self) -> int:
+        """The baking periods of one update: each traffic step's wait plus the final one."""
+        return baking_seconds(
+            self.strategy,
+            self.linear_step_percent,
+            self.wait_seconds,
+            self.termination_wait_seconds,
+        )
+
+
 class EndpointConfig(Section):
     """The real-time endpoint, created once and then updated in place."""
 
@@ -173,6 +243,7 @@ class EndpointConfig(Section):
     initial_instance_count: Count = 1
     poll_seconds: Annotated[Integer, AfterValidator(Range(1, 3600, " seconds"))] = 30
     data_capture: DataCaptureConfig = DataCaptureConfig()
+    deployment: DeploymentConfig = DeploymentConfig()
 
 
 class DatasetConfig(Section):
@@ -291,6 +362,15 @@ class WorkflowConfig(BaseSettings):
         return self.s3.uri(self.endpoint.data_capture.destination_prefix).rstrip("/")
 
     @property
+    def rollback_alarm_names(self) -> dict[str, str]:
+        """The name of each rollback alarm by its AWS/SageMaker metric (template and definition)."""
+        base = f"{self.name}-{self.endpoint.name}"
+        return {
+            "Invocation5XXErrors": f"{base}-5xx-errors",
+            "ModelLatency": f"{base}-model-latency",
+        }
+
+    @property
     def state_machine_arn(self) -> str:
         """The ARN the state machine has once deployed."""
         return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.name}"
@@ -345,6 +425,19 @@ def _gate_reads_the_evaluation(gate_enabled: bool, evaluation_enabled: bool) -> 
     return None
 
 
+def _deployment_outlasts_its_waits(
+    strategy: str, linear_step: int, wait: int, termination_wait: int, timeout: int
+) -> str | None:
+    waits = baking_seconds(strategy, linear_step, wait, termination_wait)
+    if timeout <= waits:
+        return (
+            f"is not more than the deployment's baking periods ({waits} s: wait_seconds per "
+            "traffic step plus termination_wait_seconds), which SageMaker requires; raise it or "
+            "shorten the waits"
+        )
+    return None
+
+
 # Rules between keys: (the key a problem names, the keys the rule reads, the rule). `loader`
 # applies them to every rule whose keys are valid, so they are reported with the other problems.
 CROSS_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[..., str | None]], ...] = (
@@ -354,4 +447,18 @@ CROSS_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[..., str | None]], ...]
         _spot_waits_long_enough,
     ),
     ("gate.enabled", ("gate.enabled", "evaluation.enabled"), _gate_reads_the_evaluation),
+    (
+        "endpoint.deployment.max_execution_timeout_seconds",
+        tuple(
+            f"endpoint.deployment.{key}"
+            for key in (
+                "strategy",
+                "linear_step_percent",
+                "wait_seconds",
+                "termination_wait_seconds",
+                "max_execution_timeout_seconds",
+            )
+        ),
+        _deployment_outlasts_its_waits,
+    ),
 )

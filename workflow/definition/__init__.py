@@ -29,19 +29,22 @@ The states, in order (each optional stage switches off in the configuration)::
     ApproveModelPackage   aws-sdk:sagemaker:updateModelPackage Approved      (registry)
     CreateEndpointConfig  sagemaker:createEndpointConfig    -> $.EndpointConfig
     FindEndpoint          aws-sdk:sagemaker:describeEndpoint; missing -> CreateEndpoint
-    UpdateEndpoint        sagemaker:updateEndpoint (blue/green in place) -> $.Endpoint
+    UpdateEndpoint        sagemaker:updateEndpoint, DeploymentConfig (blue/green: canary, linear or
+                          all at once; alarms roll back) -> $.Endpoint
     CreateEndpoint        sagemaker:createEndpoint          -> $.Endpoint
     WaitForEndpoint       Wait SecondsPath $.EndpointPollSeconds
     DescribeEndpoint      aws-sdk:sagemaker:describeEndpoint -> $.EndpointStatus
     CheckEndpoint         Choice: InService with this run's config -> NotifySuccess;
-                          Failed/OutOfService/rolled back -> EndpointNotInService; else wait
+                          InService on another after an update -> EndpointRolledBack
+                          (DeploymentRolledBack); Failed/OutOfService -> EndpointNotInService
+                          (EndpointFailed); else wait
     NotifySuccess         sns:publish                                          (notification)
     Succeeded             Succeed
 
 Failures: every Task retries throttling and transient service errors with backoff and catches
 everything else into ``<State>Failed``, a Pass that records ``{State, Error, Cause,
 ExecutionError, ...}`` at ``$.Failure``; the gate (``QualityGateFailed``), the endpoint
-(``EndpointFailed``) and the approval's rejection (``ApprovalRejected``: ``Rejected``) record
+(``EndpointFailed``, ``DeploymentRolledBack``) and the approval's rejection (``ApprovalRejected``: ``Rejected``) record
 their named errors the same way. Then ``NotifyFailure`` (sns:publish) and ``Failed``, a Fail state
 whose ``ErrorPath``/``CausePath`` raise ``$.Failure.ExecutionError``: the named error, or
 ``<State>.<error>`` for a task's error (``Train.States.TaskFailed``; a Fail state may not raise a

@@ -30,12 +30,16 @@ class BuilderBase:
         self.session = offline_sagemaker_session(sdk, config)
         names = (
             "CommitId", "JobName", "TrainingJobName", "ModelName", "EndpointConfigName",
-            "TransformJobName", "EndpointName", "HyperParameters", "TrainingData",
+            "TransformJobName", "DeployModelName", "EndpointName", "HyperParameters", "TrainingData",
             "ValidationData", "TestData", "TestImages", "OutputPath", "CheckpointPath", "TransformOutput",
         )  # fmt: skip
         self.run = sdk.inputs.ExecutionInput(schema={n: str for n in names})
         self.failure_states: dict[str, Any] = {}
         self.notify_failure: Any = None
+
+    def rollback_tail(self) -> Any:
+        """The state after a rolled-back deployment is recorded (the registry adds one)."""
+        return self.notify_failure
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -103,6 +107,15 @@ class BuilderBase:
             self.steps.Catch(error_equals=list(errors), next_step=marker, result_path=FAILURE_PATH)
         )
 
+    def catch_expected(
+        self, state: Any, step_id: StepId, error: str, next_step: Any, result_path: str
+    ) -> None:
+        """Route ``error`` of ``state`` on to ``next_step`` (an expected answer), others to failure."""
+        state.add_catch(
+            self.steps.Catch(error_equals=[error], next_step=next_step, result_path=result_path)
+        )
+        self.catch(state, step_id)
+
     # -- failure handling ------------------------------------------------------------------
 
     def build_failure_tail(self) -> Any:
@@ -136,16 +149,28 @@ class BuilderBase:
         return notify
 
     def record_failure(
-        self, step_id: StepId, decided_by: StepId, error: str, cause: str, extra: dict[str, str]
+        self,
+        step_id: StepId,
+        decided_by: StepId,
+        error: str,
+        cause: str,
+        extra: dict[str, str],
+        *,
+        dynamic_cause: bool = False,
     ) -> Any:
-        """A Pass that records a named failure (no Task error to catch) and fails the run."""
+        """A Pass that records a named failure (no Task error to catch) and fails the run.
+
+        ``cause`` is the text, or with ``dynamic_cause`` an expression (``States.Format(...)``)
+        of the state data.
+        """
+        cause_field = {"Cause.$": cause} if dynamic_cause else {"Cause": cause}
         state = self.steps.Pass(
             check_state_name(step_id.value),
             comment=f"records the named error {error}",
             parameters={
                 "State": decided_by.value,
                 "Error": error,
-                "Cause": cause,
+                **cause_field,
                 "ExecutionError": error,
                 "Execution.$": "$$.Execution.Id",
                 "CommitId.$": "$.CommitId",

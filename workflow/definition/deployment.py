@@ -1,4 +1,4 @@
-"""The stages after the model: evaluation, quality gate, approval, endpoint and notification."""
+"""The stages after the model: evaluation, quality gate, approval and notification."""
 
 from __future__ import annotations
 
@@ -8,9 +8,6 @@ from typing import Any
 from workflow.definition.base import BuilderBase
 from workflow.definition.names import (
     APPROVAL_GRACE_SECONDS,
-    CAPTURE_JSON_CONTENT_TYPES,
-    ENDPOINT_MISSING_ERROR,
-    ERROR_ENDPOINT,
     ERROR_QUALITY_GATE,
     ERROR_REJECTED,
     FAILURE_PATH,
@@ -18,7 +15,7 @@ from workflow.definition.names import (
     GATE_THRESHOLD_PATH,
     LAMBDA_TRANSIENT_ERRORS,
     METRICS_TIMEOUT_SECONDS,
-    SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    MODEL_QUALITY_NAME,
     SAGEMAKER_TRANSIENT_ERRORS,
     SNS_TRANSIENT_ERRORS,
     TRANSFORM_ACCEPT,
@@ -29,7 +26,7 @@ from workflow.definition.names import (
 
 
 class DeploymentStages(BuilderBase):
-    """The evaluation, gate, approval, endpoint and success states."""
+    """The evaluation, gate, approval and success states (the endpoint: `endpoint.py`)."""
 
     def evaluation_stage(self, after: Any) -> Any:
         config, steps = self.config, self.steps
@@ -63,6 +60,7 @@ class DeploymentStages(BuilderBase):
                     "TransformOutput": self.run["TransformOutput"],
                     "TestData": self.run["TestData"],
                     "TransformJobName": self.run["TransformJobName"],
+                    **self.metrics_output(),
                 },
             },
             timeout_seconds=METRICS_TIMEOUT_SECONDS,
@@ -76,6 +74,12 @@ class DeploymentStages(BuilderBase):
         else:
             metrics.next(after)
         return transform
+
+    def metrics_output(self) -> dict[str, str]:
+        """ComputeMetrics' ``MetricsOutput``: where the registry's ModelQuality document goes."""
+        if not self.config.registry.enabled:
+            return {}
+        return {"MetricsOutput.$": f"States.Format('{{}}{MODEL_QUALITY_NAME}', $.TransformOutput)"}
 
     def gate(self, after: Any) -> Any:
         """The quality gate: the metric must reach the execution input's ``GateThreshold``.
@@ -160,142 +164,6 @@ class DeploymentStages(BuilderBase):
         )
         self.catch(approval, StepId.REQUEST_APPROVAL)
         return approval
-
-    def data_capture_config(self) -> dict[str, Any] | None:
-        """CreateEndpointConfig's ``DataCaptureConfig``, or None when capture is off.
-
-        The shape of the SageMaker API (not the SDK's ``DataCaptureConfig`` object, which wants a
-        session): requests and responses, sampled at ``endpoint.data_capture.sampling_percentage``
-        into ``s3://<bucket>/<s3.prefix>/<destination_prefix>``. See
-        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html.
-        """
-        capture = self.config.endpoint.data_capture
-        if not capture.enabled:
-            return None
-        return {
-            "EnableCapture": True,
-            "InitialSamplingPercentage": capture.sampling_percentage,
-            "DestinationS3Uri": self.config.data_capture_uri,
-            "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
-            "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_CONTENT_TYPES)},
-        }
-
-    def endpoint_stage(self, success: Any) -> Any:
-        config, steps, rule = self.config, self.steps, self.steps.ChoiceRule
-        endpoint_config = steps.EndpointConfigStep(
-            check_state_name(StepId.CREATE_ENDPOINT_CONFIG.value),
-            endpoint_config_name=self.run["EndpointConfigName"],
-            model_name=self.run["ModelName"],
-            initial_instance_count=config.endpoint.initial_instance_count,
-            instance_type=config.endpoint.instance_type,
-            comment="a new endpoint configuration per run: the endpoint switches to it",
-            result_path="$.EndpointConfig",
-        )
-        capture = self.data_capture_config()
-        if capture is not None:
-            parameters = dict(endpoint_config.parameters)
-            endpoint_config.update_parameters({**parameters, "DataCaptureConfig": capture})
-        self.retry(endpoint_config, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
-        self.catch(endpoint_config, StepId.CREATE_ENDPOINT_CONFIG)
-
-        describe_parameters = {"EndpointName": self.run["EndpointName"]}
-        find = steps.Task(
-            check_state_name(StepId.FIND_ENDPOINT.value),
-            resource=self.resource("aws-sdk:sagemaker:describeEndpoint"),
-            comment="does the endpoint exist? yes: update it in place; no: create it",
-            parameters=describe_parameters,
-            result_path="$.ExistingEndpoint",
-        )
-        self.retry(find, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
-
-        create = steps.EndpointStep(
-            check_state_name(StepId.CREATE_ENDPOINT.value),
-            endpoint_name=self.run["EndpointName"],
-            endpoint_config_name=self.run["EndpointConfigName"],
-            comment="creates the endpoint (first deployment)",
-            result_path="$.Endpoint",
-        )
-        update = steps.EndpointStep(
-            check_state_name(StepId.UPDATE_ENDPOINT.value),
-            endpoint_name=self.run["EndpointName"],
-            endpoint_config_name=self.run["EndpointConfigName"],
-            update=True,
-            comment=(
-                "switches the live endpoint to the new configuration; SageMaker deploys "
-                "blue/green and keeps serving the old model until the new one is healthy"
-            ),
-            result_path="$.Endpoint",
-        )
-        for state, step_id in ((create, StepId.CREATE_ENDPOINT), (update, StepId.UPDATE_ENDPOINT)):
-            self.retry(state, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
-            self.catch(state, step_id)
-        find.add_catch(
-            steps.Catch(
-                error_equals=[ENDPOINT_MISSING_ERROR],
-                next_step=create,
-                result_path="$.ExistingEndpoint",
-            )
-        )
-        self.catch(find, StepId.FIND_ENDPOINT)
-
-        wait, describe = self.poll_loop(
-            StepId.WAIT_FOR_ENDPOINT,
-            StepId.DESCRIBE_ENDPOINT,
-            "aws-sdk:sagemaker:describeEndpoint",
-            describe_parameters,
-            "$.EndpointStatus",
-            (
-                "polls in the state machine itself, not in a Lambda with a 15-minute limit",
-                "reads EndpointStatus and the configuration the endpoint runs",
-            ),
-        )
-        # While polling, the endpoint exists: any SageMaker error here is transient.
-        self.retry(describe, (*SAGEMAKER_SDK_TRANSIENT_ERRORS, ENDPOINT_MISSING_ERROR), 5, 5)
-        self.catch(describe, StepId.DESCRIBE_ENDPOINT)
-
-        status = "$.EndpointStatus.EndpointStatus"
-        check = steps.Choice(
-            check_state_name(StepId.CHECK_ENDPOINT.value),
-            comment="InService on this run's configuration: done; Failed or rolled back: fail",
-        )
-        check.add_choice(
-            rule.And(
-                [
-                    rule.StringEquals(status, "InService"),
-                    rule.StringEqualsPath(
-                        "$.EndpointStatus.EndpointConfigName", "$.EndpointConfigName"
-                    ),
-                ]
-            ),
-            next_step=success,
-        )
-        not_in_service = self.record_failure(
-            StepId.ENDPOINT_NOT_IN_SERVICE,
-            StepId.CHECK_ENDPOINT,
-            ERROR_ENDPOINT,
-            "the endpoint failed, went out of service or rolled back to its previous "
-            "configuration; see Endpoint.FailureReason and the endpoint's CloudWatch logs",
-            {"Endpoint.$": "$.EndpointStatus"},
-        )
-        check.add_choice(
-            rule.Or(
-                [
-                    rule.StringEquals(status, "Failed"),
-                    rule.StringEquals(status, "OutOfService"),
-                    rule.StringEquals(status, "Deleting"),
-                    rule.StringEquals(status, "InService"),  # but on another configuration
-                ]
-            ),
-            next_step=not_in_service,
-        )
-        check.default_choice(wait)
-
-        endpoint_config.next(find)
-        find.next(update)
-        create.next(wait)
-        update.next(wait)
-        describe.next(check)
-        return endpoint_config
 
     def success_stage(self) -> Any:
         succeeded = self.steps.Succeed(check_state_name(StepId.SUCCEEDED.value))

@@ -10,10 +10,12 @@ the Retry fields list.
 from __future__ import annotations
 
 from workflow.contracts import (
+    ENDPOINT_VARIANT_NAME,
     ERROR_BUILD,
     ERROR_ENDPOINT,
     ERROR_QUALITY_GATE,
     ERROR_REJECTED,
+    ERROR_ROLLED_BACK,
     GATE_THRESHOLD_KEY,
     MAX_STATE_NAME_LENGTH,
     StepId,
@@ -65,6 +67,9 @@ CODEBUILD_SDK_TRANSIENT_ERRORS = (
 ENDPOINT_MISSING_ERROR = "SageMaker.SageMakerException"
 # CreateModelPackageGroup of an existing group: SageMaker's ValidationException, unmodelled too.
 MODEL_PACKAGE_GROUP_EXISTS_ERROR = "SageMaker.SageMakerException"
+# The evaluation's metrics as a JSON document under the run's TransformOutput: the model
+# package's ModelMetrics.ModelQuality.Statistics (an S3 URI; API_ModelQuality).
+MODEL_QUALITY_NAME = "model-quality.json"
 # Where RegisterModel keeps CreateModelPackage's answer ({"ModelPackageArn": ...}).
 MODEL_PACKAGE_PATH = "$.ModelPackage"
 SNS_TRANSIENT_ERRORS = (
@@ -85,10 +90,12 @@ FAILURE_PATH = "$.Failure"
 GATE_THRESHOLD_PATH = f"$.{GATE_THRESHOLD_KEY}"
 
 __all__ = [
+    "ENDPOINT_VARIANT_NAME",
     "ERROR_BUILD",
     "ERROR_ENDPOINT",
     "ERROR_QUALITY_GATE",
     "ERROR_REJECTED",
+    "ERROR_ROLLED_BACK",
     "GATE_THRESHOLD_KEY",
     "MAX_STATE_NAME_LENGTH",
     "StepId",

@@ -17,6 +17,7 @@ from workflow.definition.names import (
     MODEL_PACKAGE_GROUP_EXISTS_ERROR,
     MODEL_PACKAGE_PATH,
     SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    SAGEMAKER_TRANSIENT_ERRORS,
     TRANSFORM_ACCEPT,
     TRANSFORM_CONTENT_TYPE,
     StepId,
@@ -90,22 +91,34 @@ class RegistryStages(BuilderBase):
                     "GeneratedBy.$": "$$.Execution.Id",
                 },
                 "CustomerMetadataProperties": metadata,
+                **self.model_metrics(),
             },
             result_path=MODEL_PACKAGE_PATH,
         )
         self.retry(register, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
         self.catch(register, StepId.REGISTER_MODEL)
-        ensure.add_catch(
-            steps.Catch(
-                error_equals=[MODEL_PACKAGE_GROUP_EXISTS_ERROR],
-                next_step=register,
-                result_path="$.ModelPackageGroup",
-            )
+        self.catch_expected(
+            ensure,
+            StepId.ENSURE_MODEL_PACKAGE_GROUP,
+            MODEL_PACKAGE_GROUP_EXISTS_ERROR,
+            register,
+            "$.ModelPackageGroup",
         )
-        self.catch(ensure, StepId.ENSURE_MODEL_PACKAGE_GROUP)
         ensure.next(register)
         register.next(after)
         return ensure
+
+    def model_metrics(self) -> dict[str, Any]:
+        """CreateModelPackage's ``ModelMetrics``: the evaluation's JSON as model quality.
+
+        ComputeMetrics writes it and answers its URI (``MetricsUri``):
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelMetrics.html and
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricsSource.html.
+        """
+        if not self.config.evaluation.enabled:
+            return {}
+        statistics = {"ContentType": "application/json", "S3Uri.$": "$.Metrics.Payload.MetricsUri"}
+        return {"ModelMetrics": {"ModelQuality": {"Statistics": statistics}}}
 
     def approve_package_step(self) -> Any:
         """UpdateModelPackage ``Approved``: the approval's answer, or the automatic decision."""
@@ -132,16 +145,44 @@ class RegistryStages(BuilderBase):
         self.catch(approve, StepId.APPROVE_MODEL_PACKAGE)
         return approve
 
-    def reject_package_step(self, rejected: Any) -> Any:
-        """UpdateModelPackage ``Rejected`` with the rejection's cause, then ``rejected``.
+    def package_model_step(self) -> Any:
+        """CreateModelFromPackage: the model the endpoint serves, made from the approved package.
 
-        The run ends ``Rejected`` even when the registry cannot be updated (the error is kept at
-        ``$.ModelPackageDecision``): the endpoint is untouched either way.
+        ``PrimaryContainer.ModelPackageName`` is the package's ARN; SageMaker takes the image,
+        the artifact and the environment from its ``InferenceSpecification``, so what serves is
+        what was approved:
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContainerDefinition.html.
+        """
+        model = self.steps.Task(
+            check_state_name(StepId.CREATE_MODEL_FROM_PACKAGE.value),
+            resource=self.resource("sagemaker:createModel"),
+            comment="creates the endpoint's model from the approved model package",
+            parameters={
+                "ModelName": self.run["DeployModelName"],
+                "ExecutionRoleArn": self.config.roles.sagemaker,
+                "PrimaryContainer": {"ModelPackageName.$": f"{MODEL_PACKAGE_PATH}.ModelPackageArn"},
+            },
+            result_path="$.DeployModel",
+        )
+        self.retry(model, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+        self.catch(model, StepId.CREATE_MODEL_FROM_PACKAGE)
+        return model
+
+    def reject_package_step(
+        self,
+        rejected: Any,
+        step_id: StepId = StepId.REJECT_MODEL_PACKAGE,
+        comment: str = "records the rejection and its reason in the model registry",
+    ) -> Any:
+        """UpdateModelPackage ``Rejected`` with the failure's cause, then ``rejected``.
+
+        The run ends as it would without the registry even when the registry cannot be updated
+        (the error is kept at ``$.ModelPackageDecision``): the endpoint is untouched either way.
         """
         reject = self.steps.Task(
-            check_state_name(StepId.REJECT_MODEL_PACKAGE.value),
+            check_state_name(step_id.value),
             resource=self.resource("aws-sdk:sagemaker:updateModelPackage"),
-            comment="records the rejection and its reason in the model registry",
+            comment=comment,
             parameters={
                 "ModelPackageArn.$": f"{MODEL_PACKAGE_PATH}.ModelPackageArn",
                 "ModelApprovalStatus": REJECTED,
@@ -159,3 +200,18 @@ class RegistryStages(BuilderBase):
         )
         reject.next(rejected)
         return reject
+
+    def rollback_tail(self) -> Any:
+        """With the registry, a rolled-back package becomes ``Rejected`` (the cause says why).
+
+        UpdateModelPackage sets any of the three statuses on a package, ``Approved`` included
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html),
+        so the registry never shows a model as approved that the endpoint refused to keep.
+        """
+        if not self.config.registry.enabled:
+            return super().rollback_tail()
+        return self.reject_package_step(
+            self.notify_failure,
+            StepId.REJECT_ROLLED_BACK_PACKAGE,
+            "records the rollback in the model registry: the package is Rejected with the cause",
+        )

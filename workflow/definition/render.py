@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from workflow.config import WorkflowConfig
 from workflow.definition.deployment import DeploymentStages
+from workflow.definition.endpoint import EndpointStages
 from workflow.definition.names import (
     APPROVAL_GRACE_SECONDS,
     BUILD_TIMEOUT_SECONDS,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from stepfunctions.workflow import Workflow
 
 
-class Builder(TrainingStages, DeploymentStages, RegistryStages):
+class Builder(TrainingStages, DeploymentStages, EndpointStages, RegistryStages):
     """Builds the steps of one configuration (one instance per build)."""
 
     def build(self) -> Any:
@@ -43,7 +44,9 @@ class Builder(TrainingStages, DeploymentStages, RegistryStages):
         registry = config.registry.enabled
         if registry:
             approve = self.approve_package_step()
-            approve.next(deploy)
+            package_model = self.package_model_step()
+            approve.next(package_model)
+            package_model.next(deploy)
             after_evaluation = approve
         if config.approval.enabled:
             approval = self.approval_step(self.reject_package_step if registry else None)
@@ -78,7 +81,12 @@ def timeout_seconds(config: WorkflowConfig) -> int:
         total += 2 * 60 * 60 + METRICS_TIMEOUT_SECONDS
     if config.approval.enabled:
         total += config.approval.link_ttl_seconds + APPROVAL_GRACE_SECONDS
-    return total + ENDPOINT_DEPLOY_BUDGET_SECONDS
+    # The blue/green update may take MaximumExecutionTimeoutInSeconds beyond provisioning.
+    return (
+        total
+        + ENDPOINT_DEPLOY_BUDGET_SECONDS
+        + config.endpoint.deployment.max_execution_timeout_seconds
+    )
 
 
 def build_workflow(config: WorkflowConfig, client: Any = None) -> Workflow:

@@ -11,7 +11,10 @@ Security design (the original sample mailed unauthenticated GET links carrying t
    that the request exists and was not decided yet. A GET only renders a confirmation page with a
    form, because mail scanners pre-open links; the form's POST calls `SendTaskSuccess`, or
    `SendTaskFailure` with error ``Rejected`` (what the state machine's Catch matches), and then
-   records ``<id>/decision.json``.
+   records ``<id>/decision.json``. The answer names the reviewer as far as the link knows them
+   (the holder of the mailed link, from the POST's source IP and user agent) and the optional
+   reason typed into the form; the model registry keeps both as the package's
+   ``ApprovalDescription``.
 3. A tampered (403), expired (410), unknown (404), already decided (409) or malformed (400) link
    and any other method (405) is refused with a clear page and changes nothing. When Step
    Functions no longer waits for the token (TaskTimedOut / InvalidToken: timed out, stopped, or
@@ -60,6 +63,10 @@ MIN_SECRET_BYTES = 32
 ROUTE = "/approval"
 # Step Functions answers these when the token no longer waits: the task timed out, the execution
 # stopped, or another request already answered it. Nothing may change then.
+# The reason and user agent the answer carries, cut so that the approval's output stays within
+# UpdateModelPackage's ApprovalDescription (1024 characters) as JSON text.
+REASON_LIMIT = 250
+USER_AGENT_LIMIT = 100
 GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIG_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -69,6 +76,8 @@ _EXPIRES_PATTERN = re.compile(r"[0-9]{1,12}")
 # What the email shows of a value from the execution input: names, ARNs, commit ids and numbers.
 # Anything else (line breaks, control characters, '/', spaces) becomes '?', so a crafted CommitId
 # cannot add lines or links that look like the genuine ones.
+# Line breaks and other control characters of the reviewer's free text become spaces.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL_UNSAFE = re.compile(r"[^A-Za-z0-9._:@+=-]")
 EMAIL_VALUE_CHARS = 200
 
@@ -403,6 +412,8 @@ def _confirmation_form(fields: Mapping[str, str], record: Mapping[str, Any]) -> 
     return (
         f"{_summary_table(record)}"
         f'<form method="post" action="{ROUTE}">{hidden}'
+        f"<p><label>Reason (optional, recorded with the decision)<br>"
+        f'<textarea name="reason" maxlength="{REASON_LIMIT}"></textarea></label></p>'
         f'<p><button type="submit">{label}</button></p></form>'
         f"<p>This link expires at {html.escape(_iso(int(fields['expires'])))}.</p>"
     )
@@ -500,7 +511,22 @@ def api_handler(
             "the button to confirm. Opening this page changed nothing.",
             _confirmation_form(fields, record),
         )
-    return _decide(settings, record, action, current, _source(event))
+    reviewer = _reviewer(_source(event), fields.get("reason", ""))
+    return _decide(settings, record, action, current, reviewer)
+
+
+def _reviewer(source: Mapping[str, str], reason: str) -> dict[str, str]:
+    """Who decided, as far as a signed link knows, and why: the answer's ``Reviewer``/``Reason``.
+
+    The links carry no login: the reviewer is whoever holds the mailed link, seen from the POST's
+    source IP and user agent. The reason is the form's free text, on one line and cut short.
+    Neither goes into a page or an email: only into the answer and the decision record.
+    """
+    return {
+        "source_ip": source.get("source_ip", ""),
+        "user_agent": _CONTROL.sub(" ", source.get("user_agent", "")).strip()[:USER_AGENT_LIMIT],
+        "reason": _CONTROL.sub(" ", reason).strip()[:REASON_LIMIT],
+    }
 
 
 def _decide(
@@ -508,20 +534,28 @@ def _decide(
     record: Mapping[str, Any],
     action: str,
     now: float,
-    source: Mapping[str, str],
+    reviewer: Mapping[str, str],
 ) -> dict[str, Any]:
     approval_id = str(record["id"])
     sfn = clients.client("stepfunctions")
+    who = f"the holder of the mailed link from {reviewer['source_ip'] or 'an unknown address'}"
+    reason = reviewer["reason"]
     try:
         if action == "approve":
-            output = {"Approved": True, "ApprovalId": approval_id, "DecidedAt": _iso(now)}
+            output = {
+                "Approved": True,
+                "ApprovalId": approval_id,
+                "DecidedAt": _iso(now),
+                "Reviewer": f"{who} ({reviewer['user_agent'] or 'no user agent'})",
+                "Reason": reason,
+            }
             sfn.send_task_success(taskToken=record["token"], output=json.dumps(output))
         else:
             sfn.send_task_failure(
                 taskToken=record["token"],
                 error=ERROR_REJECTED,
-                cause=f"rejected by the reviewer through approval request {approval_id} "
-                f"at {_iso(now)}",
+                cause=f"rejected by {who} through approval request {approval_id} "
+                f"at {_iso(now)}" + (f": {reason}" if reason else ""),
             )
     except Exception as exc:
         code = error_code(exc)
@@ -540,7 +574,7 @@ def _decide(
             f"Step Functions could not be reached ({code or 'error'}); "
             "nothing was changed, so reload this page and press the button again.",
         )
-    decision = {"id": approval_id, "action": action, "decided": int(now), **source}
+    decision = {"id": approval_id, "action": action, "decided": int(now), **reviewer}
     note = ""
     try:
         clients.client("s3").put_object(

@@ -12,9 +12,13 @@ Event fields:
     TransformOutput: S3 prefix of the ``.out`` files (required).
     TestData: S3 prefix of the test set (required); its ``annotations.json`` is the ground truth.
     Annotations: S3 URI of the annotations (optional; overrides ``<TestData>annotations.json``).
+    MetricsOutput: S3 URI to write the metrics to as a JSON document (optional), the model
+        package's ``ModelMetrics.ModelQuality.Statistics``
+        (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelQuality.html).
 
-Returns ``{"bbox_mAP": float, "segm_mAP": float, "images": int, "predictions": int}``; the state
-machine's quality gate reads one of the two mAP keys.
+Returns ``{"bbox_mAP": float, "segm_mAP": float, "images": int, "predictions": int}``, plus
+``MetricsUri`` when the metrics were written; the state machine's quality gate reads one of the
+two mAP keys.
 """
 
 from __future__ import annotations
@@ -58,6 +62,26 @@ def _read(bucket: str, key: str, what: str) -> bytes:
                 "transform output were written there."
             ) from exc
         raise
+
+
+def _write_metrics(uri: str, metrics: Mapping[str, Any]) -> str:
+    """Write ``metrics`` as JSON to ``uri``; the same document there already is kept.
+
+    A redriven ComputeMetrics writes again: the local store never overwrites (PreconditionFailed),
+    and a different document there means another run owns the key.
+    """
+    bucket, key = split_s3_uri(uri, "MetricsOutput")
+    body = (json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n").encode()
+    s3 = clients.client("s3")
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except Exception as exc:
+        if error_code(exc) != "PreconditionFailed" or _read(bucket, key, "the metrics") != body:
+            raise EvaluationError(
+                f"cannot write the metrics to {uri} ({exc}); the key must be this run's own, "
+                "under its TransformOutput."
+            ) from exc
+    return uri
 
 
 def _parse_output(body: bytes, uri: str) -> list[dict[str, Any]]:
@@ -237,13 +261,18 @@ def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point: evaluate the transform output named in the event.
 
     Args:
-        event: ``{"TransformOutput": "s3://...", "TestData": "s3://...", "Annotations"?: ...}``.
+        event: ``{"TransformOutput": "s3://...", "TestData": "s3://...", "Annotations"?: ...,
+            "MetricsOutput"?: "s3://..."}``.
         context: The Lambda context (unused).
 
     Returns:
-        ``{"bbox_mAP", "segm_mAP", "images", "predictions"}``.
+        ``{"bbox_mAP", "segm_mAP", "images", "predictions"}`` and ``MetricsUri`` when written.
     """
     transform_output = require_field(event, "TransformOutput")
     test_data = require_field(event, "TestData")
     annotations = event.get("Annotations")
-    return evaluate(transform_output, test_data, str(annotations) if annotations else None)
+    metrics = evaluate(transform_output, test_data, str(annotations) if annotations else None)
+    output = event.get("MetricsOutput")
+    if output:
+        metrics["MetricsUri"] = _write_metrics(str(output), metrics)
+    return metrics

@@ -8,6 +8,7 @@ port.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import signal
@@ -107,3 +108,15 @@ def base_environ(extra: Mapping[str, str]) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update({str(k): str(v) for k, v in extra.items()})
     return env
+
+
+def import_root(package: str = "workflow") -> Path:
+    """The folder ``package`` was imported from: a child's PYTHONPATH, so it runs the same code.
+
+    Not the checkout (that comes from configuration): an installed package answers its
+    site-packages folder, a checkout on ``sys.path`` its own folder.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"the {package} package is not importable; install it.")
+    return Path(spec.origin).resolve().parent.parent

@@ -161,6 +161,20 @@ def last_state_document(history: Iterable[Mapping[str, Any]]) -> Any:
     return document
 
 
+def recorded_failure(document: Any) -> tuple[str, str, str] | None:
+    """The ``$.Failure`` record the kit's state machine keeps: ``(State, Error, Cause)``.
+
+    Every failure path of the kit's definition records which state failed and why before it
+    ends the run, so it names the state that decided the outcome; an error that a Catch routed
+    on earlier (an existing model package group, a missing endpoint) is not the failure.
+    ``None`` for documents without that record (state machines written by others).
+    """
+    failure = document.get("Failure") if isinstance(document, Mapping) else None
+    if not isinstance(failure, Mapping) or not isinstance(failure.get("State"), str):
+        return None
+    return str(failure["State"]), str(failure.get("Error") or ""), str(failure.get("Cause") or "")
+
+
 def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Collect what the summary shows from a finished execution."""
     output = execution.output
@@ -175,7 +189,7 @@ def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[st
         "metrics": metrics_of(output),
     }
     if execution.status != "SUCCEEDED":
-        state, error, cause = failing_state(history)
+        state, error, cause = recorded_failure(output) or failing_state(history)
         summary.update(
             failed_state=state,
             error=error or execution.error,

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow.local.endpoint_metrics import append_invocation
-from workflow.local.processes import base_environ, free_port, process_cmdline
+from workflow.local.processes import base_environ, free_port, import_root, process_cmdline
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ class RouterProcess:
     def start(cls, python: str, record_path: Path, metrics: Path, log_path: Path) -> RouterProcess:
         """Start a router for the endpoint record ``record_path`` in its own session."""
         port = free_port()
-        package_parent = str(Path(__file__).resolve().parents[2])
+        package_parent = str(import_root())
         path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:

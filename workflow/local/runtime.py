@@ -48,9 +48,11 @@ from workflow.checkout import checkout_root
 from workflow.config import WorkflowConfig
 from workflow.contracts import ERROR_REJECTED, GATE_THRESHOLD_KEY
 from workflow.errors import ConfigError
+from workflow.infra_options import rollback_alarms
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
 from workflow.local.clients import LocalClients, LocalSsm
+from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.model_registry import ModelRegistry
 from workflow.local.sagemaker import LocalSageMaker, LogSink, SageMakerSettings, stderr_sink
 from workflow.local.sagemaker_endpoints import (
@@ -165,6 +167,10 @@ class LocalRuntime:
         self.endpoints = EndpointHandlers(self.sagemaker)
         self.transform = TransformJobHandler(self.sagemaker)
         self.registry = ModelRegistry(self.store, self.sagemaker.settings)
+        # What the template creates on AWS: the rollback alarms UpdateEndpoint names.
+        self.cloudwatch = LocalCloudWatch(self.root, config.region, config.account_id)
+        for alarm in rollback_alarms(config, config.endpoint.name):
+            self.cloudwatch.put_metric_alarm(alarm)
         self.watcher = CallbackWatcher(self.root, self._deliver_callback)
         self.clients = LocalClients(
             self.store,
@@ -187,7 +193,9 @@ class LocalRuntime:
         engine.register_service(
             sm, "createTrainingJob", self.training.start, self.training.poll, self.training.cancel
         )
-        engine.register_service(sm, "createModel", ModelHandler(self.sagemaker).start)
+        engine.register_service(
+            sm, "createModel", ModelHandler(self.sagemaker, self.registry).start
+        )
         engine.register_service(
             sm, "createEndpointConfig", EndpointConfigHandler(self.sagemaker).start
         )

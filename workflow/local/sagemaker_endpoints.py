@@ -33,6 +33,7 @@ from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.data_capture import check_data_capture_config
 from workflow.local.deployment import BlueGreen, EndpointGoneError, Fleet, check_deployment_config
 from workflow.local.endpoint_metrics import metrics_dir
+from workflow.local.model_registry import ModelRegistry
 from workflow.local.processes import pid_alive, process_cmdline, stop_process_group
 from workflow.local.router import RouterProcess, is_router, wait_listening
 from workflow.local.sagemaker import (
@@ -90,21 +91,53 @@ def record_created(
 
 
 class ModelHandler:
-    """``sagemaker:createModel``."""
+    """``sagemaker:createModel``, from an image and artifact or from a model package.
 
-    def __init__(self, sm: LocalSageMaker) -> None:
+    A container naming ``ModelPackageName`` (a package ARN) takes the image, ``ModelDataUrl``
+    and environment of the package's first inference container, looked up in the local
+    registry, as SageMaker does:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ContainerDefinition.html.
+    The record keeps ``ModelPackageName`` beside the resolved values, which the endpoints serve.
+    """
+
+    def __init__(self, sm: LocalSageMaker, registry: ModelRegistry | None = None) -> None:
         self.sm = sm
+        self.registry = registry
 
     def start(self, params: Mapping[str, Any], ctx: Any) -> dict[str, Any]:
         """Record the model; return ``{"ModelArn"}``."""
         name = str(require_param(params, "ModelName", "CreateModel"))
+        key = "PrimaryContainer" if params.get("PrimaryContainer") else "Containers"
         container = params.get("PrimaryContainer") or (params.get("Containers") or [None])[0]
+        if container and container.get("ModelPackageName"):
+            container = self._from_package(dict(container))
+            resolved = container if key == "PrimaryContainer" else [container]
+            params = {**params, key: resolved}
         if not container or not container.get("Image"):
             raise task_failed(
                 SAGEMAKER_ERROR,
-                "CreateModel needs PrimaryContainer.Image; add the image URI to the Parameters.",
+                "CreateModel needs PrimaryContainer.Image or ModelPackageName; add the image URI "
+                "or the model package ARN to the Parameters.",
             )
         return record_created(self.sm, MODELS, name, params, "model", "ModelArn", "model")
+
+    def _from_package(self, container: dict[str, Any]) -> dict[str, Any]:
+        """Return ``container`` with the image, artifact and environment of its model package."""
+        arn = str(container["ModelPackageName"])
+        if self.registry is None:
+            raise task_failed(
+                SAGEMAKER_ERROR,
+                f"CreateModel names model package {arn!r}, but this runtime has no model "
+                "registry; create the model from PrimaryContainer.Image instead.",
+            )
+        package = self.registry.describe_package({"ModelPackageName": arn})
+        containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        source = containers[0]
+        resolved = {k: source[k] for k in ("Image", "ModelDataUrl") if source.get(k)}
+        environment = {**(source.get("Environment") or {}), **(container.get("Environment") or {})}
+        if environment:
+            resolved["Environment"] = environment
+        return {**container, **resolved}
 
 
 class EndpointConfigHandler:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from shared.local_runs import TINY
 
 from workflow.local.engine import TaskFailed
 from workflow.local.sagemaker import LocalSageMaker
@@ -16,16 +17,7 @@ from workflow.local.sagemaker_training import TrainingJobHandler
 pytestmark = pytest.mark.integration
 
 
-TINY_HYPERPARAMETERS = {
-    "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
-    "min_size": "64",
-    "max_size": "64",
-    "batch_size": "2",
-    "fast": "true",
-    "warmup_steps": "1",
-    "trainable_backbone_layers": "0",
-}
+TINY_HYPERPARAMETERS = TINY
 
 
 def request(name: str, **overrides: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ engine_module = pytest.importorskip("workflow.local.engine")
 TaskFailed = engine_module.TaskFailed
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:built"
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/mask-r-cnn"
 
 
 class FakeAws:
@@ -42,7 +43,7 @@ class FakeAws:
         self.segm, self.approve, self.rollback = segm, approve, rollback
         self.training_errors = list(training_errors or [])
         self.endpoint: dict[str, Any] | None = (
-            {"EndpointConfigName": "old-config", "EndpointStatus": "InService"}
+            {"EndpointConfigName": "old-config", "EndpointStatus": "InService", "EndpointArn": ARN}
             if endpoint_exists
             else None
         )
@@ -128,7 +129,10 @@ class FakeAws:
 
     def evaluate(self, payload: Any, ctx: Any) -> dict[str, Any]:
         self.calls.append(("evaluate", payload))
-        return {"bbox_mAP": 0.5, "segm_mAP": self.segm, "images": 4, "predictions": 9}
+        metrics = {"bbox_mAP": 0.5, "segm_mAP": self.segm, "images": 4, "predictions": 9}
+        if "MetricsOutput" in payload:  # the evaluate Lambda writes them there
+            metrics["MetricsUri"] = payload["MetricsOutput"]
+        return metrics
 
     def request_approval(self, payload: Any, ctx: Any) -> dict[str, Any]:
         self.calls.append(("request_approval", payload))
@@ -143,6 +147,7 @@ class FakeAws:
         self.endpoint = {
             "EndpointConfigName": params["EndpointConfigName"],
             "EndpointStatus": "Creating",
+            "EndpointArn": ARN,
         }
         return {"EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"}
 
@@ -218,12 +223,19 @@ def test_builds_the_image_and_creates_the_endpoint(make_config) -> None:
     assert training["TrainingJobName"] == data["TrainingJobName"]
     assert training["HyperParameters"] == data["HyperParameters"]
     assert training["Environment"] == {"SOURCE_COMMIT": "abc1234def"}
-    model = dict(fake.calls)["createModel"]
+    model, deploy_model = [params for name, params in fake.calls if name == "createModel"]
     assert model["PrimaryContainer"] == {
         "Environment": {"SOURCE_COMMIT": "abc1234def"},
         "Image": IMAGE,
         "ModelDataUrl": "s3://bucket/models/model.tar.gz",
     }
+    # The endpoint serves a model made from the approved package (API_ContainerDefinition).
+    [package] = fake.packages()
+    assert deploy_model["ModelName"] == data["DeployModelName"]
+    assert deploy_model["PrimaryContainer"] == {"ModelPackageName": package["ModelPackageArn"]}
+    assert package["ModelApprovalStatus"] == "Approved"
+    variants = dict(fake.calls)["createEndpointConfig"]["ProductionVariants"]
+    assert [v["ModelName"] for v in variants] == [data["DeployModelName"]]
     assert (
         dict(fake.calls)["transform"]["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
         == data["TestImages"]
@@ -360,12 +372,21 @@ def test_auto_approval_without_the_approval_step(make_config) -> None:
     assert package["ApprovalDescription"] == "auto: gate passed"
 
 
-def test_rolled_back_update_fails_with_endpoint_failed(make_config) -> None:
-    execution, fake, _entered, _ = _run(
+def test_rolled_back_update_fails_with_deployment_rolled_back(make_config) -> None:
+    # After an auto-rollback DescribeEndpoint answers InService on the previous configuration:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-blue-green.html
+    execution, fake, entered, _ = _run(
         make_config(), {"endpoint_exists": True, "rollback": True}, image="repo:x"
     )
-    assert (execution.status, execution.error) == ("FAILED", "EndpointFailed")
-    assert _failure(fake)["State"] == "CheckEndpoint"
+    assert (execution.status, execution.error) == ("FAILED", "DeploymentRolledBack")
+    assert "EndpointRolledBack" in entered
+    failure = _failure(fake)
+    assert failure["State"] == "CheckEndpoint"
+    assert failure["Cause"].startswith(
+        "endpoint mask-r-cnn rolled back to configuration old-config "
+    )
+    update = dict(fake.calls)["updateEndpoint"]
+    assert update["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 120
 
 
 def test_training_retries_transient_errors_then_fails_with_the_task_error(make_config) -> None:

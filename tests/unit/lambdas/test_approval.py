@@ -341,3 +341,33 @@ def test_email_shows_untrusted_input_on_one_line_without_links(approval: Any) ->
     (email,) = approval.emails()
     assert "Commit:     abc1234?Approve:?https:??evil.example?approval?id=x" in email["Message"]
     assert len(re.findall(r"https://", email["Message"])) == 2
+
+
+def test_the_answer_names_the_reviewer_and_the_reason(
+    approval: Any, links: dict, http_event: Any
+) -> None:
+    # The answer becomes the package's ApprovalDescription (UpdateModelPackage, at most 1024
+    # characters): https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_UpdateModelPackage.html
+    response = post(approval, http_event, {**links["approve"], "reason": "masks\nlook right"})
+    assert response["statusCode"] == 200, response["body"]
+    (call,) = approval.aws.calls_of("stepfunctions", "SendTaskSuccess")
+    output = json.loads(call["output"])
+    assert output["Reviewer"] == "the holder of the mailed link from 198.51.100.7 (pytest)"
+    assert output["Reason"] == "masks look right"
+    assert len(call["output"]) <= 1024
+
+
+def test_a_rejection_cause_names_the_reviewer_and_the_reason(
+    approval: Any, links: dict, http_event: Any
+) -> None:
+    post(approval, http_event, {**links["reject"], "reason": "x" * 400})
+    (call,) = approval.aws.calls_of("stepfunctions", "SendTaskFailure")
+    assert call["cause"].startswith("rejected by the holder of the mailed link from 198.51.100.7 ")
+    assert call["cause"].endswith(": " + "x" * 250)
+
+
+def test_the_confirmation_form_asks_for_a_reason(
+    approval: Any, links: dict, http_event: Any
+) -> None:
+    body = get(approval, http_event, links["approve"])["body"]
+    assert '<textarea name="reason" maxlength="250">' in body

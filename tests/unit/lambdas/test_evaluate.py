@@ -172,3 +172,49 @@ def test_result_goes_only_to_the_return_value(s3: Any, capsys: pytest.CaptureFix
     put_outputs(s3, {i: [prediction(b) for b in boxes] for i, boxes in BOXES.items()})
     evaluate.handler({"TransformOutput": OUT, "TestData": TEST}, None)
     assert capsys.readouterr().out == ""  # pycocotools' progress prints are swallowed
+
+
+def test_metrics_are_written_as_the_model_quality_statistics(s3: Any) -> None:
+    # ModelMetrics.ModelQuality.Statistics is an S3 JSON document:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ModelQuality.html
+    put_outputs(s3, {1: [], 2: []})
+    uri = OUT + "model-quality.json"
+    result = evaluate.handler(
+        {"TransformOutput": OUT, "TestData": TEST, "MetricsOutput": uri}, None
+    )
+    assert result["MetricsUri"] == uri
+    body = s3.get_object(Bucket="data", Key="prefix/transform/job-1/model-quality.json")["Body"]
+    assert json.loads(body.read()) == {
+        "bbox_mAP": 0.0,
+        "segm_mAP": 0.0,
+        "images": 2,
+        "predictions": 0,
+    }
+
+
+def test_a_rerun_keeps_the_same_metrics_document(monkeypatch: pytest.MonkeyPatch, s3: Any) -> None:
+    # The local store never overwrites (PreconditionFailed): the same document is accepted.
+    from botocore.exceptions import ClientError
+
+    put_outputs(s3, {1: [], 2: []})
+    uri = OUT + "model-quality.json"
+    event = {"TransformOutput": OUT, "TestData": TEST, "MetricsOutput": uri}
+    evaluate.handler(event, None)
+    real_client = evaluate.clients.client
+
+    class Refusing:
+        def __init__(self, client: Any) -> None:
+            self.client = client
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+        def put_object(self, **kwargs: Any) -> Any:
+            error = {"Error": {"Code": "PreconditionFailed", "Message": "exists"}}
+            raise ClientError(error, "PutObject")
+
+    monkeypatch.setattr(evaluate.clients, "client", lambda name: Refusing(real_client(name)))
+    assert evaluate.handler(event, None)["MetricsUri"] == uri
+    s3.put_object(Bucket="data", Key="prefix/transform/job-1/model-quality.json", Body=b"{}")
+    with pytest.raises(EvaluationError, match="cannot write the metrics to s3://"):
+        evaluate.handler(event, None)

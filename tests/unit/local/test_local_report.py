@@ -159,3 +159,17 @@ def test_save_json_refuses_to_overwrite(tmp_path: Path) -> None:
     report.save_json(tmp_path / "h.json", [1])
     with pytest.raises(FileExistsError):
         report.save_json(tmp_path / "h.json", [2])
+
+
+def test_the_recorded_failure_names_the_deciding_state_not_an_earlier_caught_error() -> None:
+    from workflow.local.report import recorded_failure
+
+    # FindEndpoint's "endpoint missing" or EnsureModelPackageGroup's "group exists" are caught
+    # and routed on; the run failed where its $.Failure record says.
+    document = {
+        "ModelPackageGroup": {"Error": "SageMaker.SageMakerException", "Cause": "exists"},
+        "Failure": {"State": "CheckEndpoint", "Error": "DeploymentRolledBack", "Cause": "why"},
+    }
+    assert recorded_failure(document) == ("CheckEndpoint", "DeploymentRolledBack", "why")
+    assert recorded_failure({"Failure": {"Error": "x"}}) is None  # not the kit's record
+    assert recorded_failure(None) is None

@@ -89,9 +89,12 @@ def test_state_order_of_the_full_machine(make_config) -> None:
         "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
         "EnsureModelPackageGroup", "RegisterModel", "RequestApproval", "RejectModelPackage",
-        "ApprovalRejected", "ApproveModelPackage", "CreateEndpointConfig", "FindEndpoint", "CreateEndpoint",
+        "ApprovalRejected", "ApproveModelPackage", "CreateModelFromPackage", "CreateEndpointConfig",
+        "FindEndpoint", "CreateEndpoint",
         "UpdateEndpoint", "WaitForEndpoint", "DescribeEndpoint", "CheckEndpoint",
-        "EndpointNotInService", "NotifySuccess", "Succeeded", "NotifyFailure", "Failed",
+        "EndpointNotInService", "EndpointRolledBack", "RejectRolledBackPackage",
+        "NotifySuccess", "Succeeded", "NotifyFailure",
+        "Failed",
     ]  # fmt: skip
 
 
@@ -124,7 +127,8 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     assert s["RequestApproval"]["Next"] == "ApproveModelPackage"
     assert s["RequestApproval"]["Catch"][0]["Next"] == "RejectModelPackage"
     assert s["RejectModelPackage"]["Next"] == "ApprovalRejected"
-    assert s["ApproveModelPackage"]["Next"] == "CreateEndpointConfig"
+    assert s["ApproveModelPackage"]["Next"] == "CreateModelFromPackage"
+    assert s["CreateModelFromPackage"]["Next"] == "CreateEndpointConfig"
     assert s["CreateEndpointConfig"]["Next"] == "FindEndpoint"
     assert s["FindEndpoint"]["Next"] == "UpdateEndpoint"
     assert s["FindEndpoint"]["Catch"][0] == {
@@ -141,7 +145,8 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     }
     assert s["DescribeEndpoint"]["Next"] == "CheckEndpoint"
     assert s["CheckEndpoint"]["Choices"][0]["Next"] == "NotifySuccess"
-    assert s["CheckEndpoint"]["Choices"][1]["Next"] == "EndpointNotInService"
+    assert s["CheckEndpoint"]["Choices"][1]["Next"] == "EndpointRolledBack"
+    assert s["CheckEndpoint"]["Choices"][2]["Next"] == "EndpointNotInService"
     assert s["CheckEndpoint"]["Default"] == "WaitForEndpoint"
     assert s["NotifySuccess"]["Next"] == "Succeeded"
     assert s["NotifyFailure"]["Next"] == "Failed"
@@ -230,6 +235,9 @@ def test_every_task_retries_and_catches(make_config) -> None:
                 continue
             if name == "RejectModelPackage":  # the run ends Rejected whatever the registry says
                 assert marker == "ApprovalRejected"
+                continue
+            if name == "RejectRolledBackPackage":  # and DeploymentRolledBack likewise
+                assert marker == "NotifyFailure"
                 continue
             assert marker == f"{name}Failed"
             after = states[marker]["Next"]
