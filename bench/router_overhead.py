@@ -93,7 +93,9 @@ def run(settings: BenchSettings) -> Measurement:
         record = base / "endpoint.json"
         route = {"VariantName": "AllTraffic", "Url": f"http://127.0.0.1:{port}", "Weight": 1.0}
         record.write_text(json.dumps({"Routes": [route]}))
-        router = RouterProcess.start(sys.executable, record, base / "metrics", base / "router.log")
+        router = RouterProcess.start(
+            sys.executable, record, base / "metrics", base / "router.log", base / "store"
+        )
         try:
             if not (wait_listening(port, 30) and wait_listening(router.port, 30)):
                 raise RuntimeError(f"the router or the stand-in did not listen; see {base}")

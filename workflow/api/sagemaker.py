@@ -6,8 +6,9 @@ records the local handlers keep under ``<root>/sagemaker/``, so a notebook inspe
 run made with the boto3 calls it uses on AWS. ``InvokeEndpoint`` forwards the body to the local
 endpoint's serving process, as SageMaker forwards it to the container's ``/invocations``:
 https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html.
-An answered invocation goes through the endpoint configuration's data capture
-(`workflow.local.data_capture`), which never fails the inference.
+The endpoint's router captures an answered invocation with the data capture of the
+configuration that answered it (`workflow.local.router`), as SageMaker captures at the
+endpoint whichever client calls it; a capture never fails the inference.
 
 Writes reuse the local runtime's handlers (`workflow.local.sagemaker_endpoints`), so an endpoint
 made through the API is the one a state machine makes: ``CreateModel``, ``CreateEndpointConfig``,
@@ -35,10 +36,10 @@ import requests
 
 from workflow.api.errors import ApiError, require
 from workflow.api.wire import page
-from workflow.local.data_capture import DataCapture, Invocation, variant_name
+from workflow.local.data_capture import variant_name
 from workflow.local.engine import TaskFailed
 from workflow.local.model_registry import ModelRegistry
-from workflow.local.router import VARIANT_HEADER
+from workflow.local.router import INFERENCE_ID_HEADER, VARIANT_HEADER
 from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_endpoints import (
     CONFIGS,
@@ -61,6 +62,7 @@ INVOKE_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 _MS_THRESHOLD = 10**11  # record times are epoch milliseconds; the wire wants seconds
 _FORWARDED = {
     "X-Amzn-SageMaker-Custom-Attributes": "X-Amzn-SageMaker-Custom-Attributes",
+    INFERENCE_ID_HEADER: INFERENCE_ID_HEADER,  # the router's data capture records it
 }
 
 
@@ -133,7 +135,6 @@ class SageMakerApi:
     def __init__(self, sm: LocalSageMaker) -> None:
         self.sm = sm
         self._endpoints = EndpointHandlers(sm)
-        self.data_capture = DataCapture(sm.store)
         self.registry = ModelRegistry(sm.store, sm.settings)
         self._created: set[str] = set()
 
@@ -319,18 +320,6 @@ class SageMakerApi:
         for header in _FORWARDED.values():
             if header in answer.headers:
                 out[header] = answer.headers[header]
-        self.data_capture.capture(
-            endpoint_config,
-            Invocation(
-                endpoint=name,
-                variant=out["x-Amzn-Invoked-Production-Variant"],
-                request=body,
-                request_type=forward["Content-Type"],
-                response=answer.content,
-                response_type=out["Content-Type"],
-                inference_id=given.get("x-amzn-sagemaker-inference-id"),
-            ),
-        )
         return 200, answer.content, out
 
     def _endpoint_config(self, endpoint: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -5,7 +5,12 @@ the endpoint record's ``Routes`` (``[{"VariantName", "EndpointConfigName", "Url"
 with a probability proportional to its weight, as SageMaker's front end splits an endpoint's
 traffic (https://docs.aws.amazon.com/sagemaker/latest/dg/model-ab-testing.html), and answers
 ``X-Amzn-Invoked-Production-Variant``. Every ``/invocations`` request becomes one data point of
-the endpoint's CloudWatch metrics (`workflow.local.endpoint_metrics`).
+the endpoint's CloudWatch metrics (`workflow.local.endpoint_metrics`), and every answered one
+goes through the data capture of the configuration of the fleet that answered it
+(`workflow.local.data_capture`), written before the answer is sent, so a client that has its
+answer finds the capture file (SageMaker uploads within minutes). SageMaker captures at the endpoint,
+whichever client called it
+(https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html).
 
 The router is its own process in its own session, so the endpoint outlives the run that created
 it (as its serving processes do). It re-reads the record when the file changes (one ``stat`` per
@@ -35,13 +40,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from workflow.local.data_capture import DataCapture, Invocation
 from workflow.local.endpoint_metrics import append_invocation
 from workflow.local.processes import base_environ, free_port, import_root, process_cmdline
+from workflow.local.sagemaker import Records
+from workflow.local.store import LocalStore
 
 logger = logging.getLogger(__name__)
 
 ROUTER_MODULE = "workflow.local.router"
 VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+ENDPOINT_CONFIGS = "endpoint-configs"  # the records' folder (sagemaker_endpoints.CONFIGS)
 FORWARD_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 _HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "upgrade")
@@ -113,6 +123,7 @@ class _Table:
         self.path = record_path
         self._stamp: tuple[int, int] | None = None
         self._table = RoutingTable([])
+        self.endpoint_config = ""  # the record's EndpointConfigName
         self._lock = threading.Lock()
 
     def current(self) -> RoutingTable | None:
@@ -129,6 +140,7 @@ class _Table:
                 except (OSError, ValueError):  # replaced between stat and read: keep the old one
                     return self._table
                 self._table = RoutingTable.from_record(record)
+                self.endpoint_config = str(record.get("EndpointConfigName") or "")
                 self._stamp = stamp
         return self._table
 
@@ -164,10 +176,31 @@ class _Backends(threading.local):
         raise AssertionError("unreachable")
 
 
+class _Capture:
+    """The data capture of the endpoint's answered invocations, per answering configuration."""
+
+    def __init__(self, store_root: Path, endpoint: str) -> None:
+        store = LocalStore(store_root)
+        self.records = Records(store)
+        self.capture = DataCapture(store)
+        self.endpoint = endpoint
+        self._configs: dict[str, dict[str, Any] | None] = {}  # configurations never change
+
+    def __call__(self, route: Route, record_config: str, invocation: Invocation) -> None:
+        name = route.endpoint_config or record_config
+        if name not in self._configs:
+            try:
+                self._configs[name] = self.records.get(ENDPOINT_CONFIGS, name) if name else None
+            except Exception as exc:  # an unreadable configuration captures nothing
+                logger.warning("cannot read endpoint configuration %r: %s", name, exc)
+                self._configs[name] = None
+        self.capture.capture(self._configs[name], invocation)  # logs, never raises
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body go out as separate writes
-    server: _RouterServer
+    server: RouterServer
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -200,8 +233,23 @@ class _Handler(BaseHTTPRequestHandler):
             status, answer_headers = 502, {"Content-Type": "application/json"}
         model_us = (time.perf_counter() - model_started) * 1e6
         answer_headers[VARIANT_HEADER] = route.variant
+        invocation = self.command == "POST" and self.path.startswith("/invocations")
+        if invocation and status < 300 and self.server.capture is not None:
+            self.server.capture(
+                route,
+                self.server.table.endpoint_config,
+                Invocation(
+                    endpoint=self.server.capture.endpoint,
+                    variant=route.variant,
+                    request=body,
+                    request_type=self.headers.get("Content-Type", "application/octet-stream"),
+                    response=data,
+                    response_type=answer_headers.get("Content-Type", "application/json"),
+                    inference_id=self.headers.get(INFERENCE_ID_HEADER),
+                ),
+            )
         self._answer(status, data, answer_headers)
-        if self.command == "POST" and self.path.startswith("/invocations"):
+        if invocation:
             total_us = (time.perf_counter() - started) * 1e6
             point = {
                 "Timestamp": time.time(),
@@ -225,19 +273,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _RouterServer(ThreadingHTTPServer):
+class RouterServer(ThreadingHTTPServer):
+    """The router's HTTP server (``port`` 0: a free one); :func:`serve` runs it in the process."""
+
     daemon_threads = True
 
-    def __init__(self, port: int, record_path: Path, metrics: Path) -> None:
+    def __init__(
+        self, port: int, record_path: Path, metrics: Path, store_root: Path | None = None
+    ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.table = _Table(record_path)
         self.backends = _Backends()
         self.metrics = metrics
+        self.capture = None if store_root is None else _Capture(store_root, record_path.stem)
 
 
-def serve(port: int, record_path: Path, metrics: Path, check_seconds: float = 1.0) -> None:
-    """Serve until SIGTERM or until the record file is gone."""
-    server = _RouterServer(port, record_path, metrics)
+def serve(
+    port: int,
+    record_path: Path,
+    metrics: Path,
+    store_root: Path | None = None,
+    check_seconds: float = 1.0,
+) -> None:
+    """Serve until SIGTERM or until the record file is gone (captures into ``store_root``)."""
+    server = RouterServer(port, record_path, metrics, store_root)
     stop = threading.Event()
 
     def watch() -> None:
@@ -268,7 +327,9 @@ class RouterProcess:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, python: str, record_path: Path, metrics: Path, log_path: Path) -> RouterProcess:
+    def start(
+        cls, python: str, record_path: Path, metrics: Path, log_path: Path, store_root: Path
+    ) -> RouterProcess:
         """Start a router for the endpoint record ``record_path`` in its own session."""
         port = free_port()
         package_parent = str(import_root())
@@ -277,7 +338,7 @@ class RouterProcess:
         with log_path.open("ab") as log:
             popen = subprocess.Popen(
                 [python, "-m", ROUTER_MODULE, "--port", str(port), "--record", str(record_path),
-                 "--metrics", str(metrics)],
+                 "--metrics", str(metrics), "--store", str(store_root)],
                 env=base_environ({"PYTHONPATH": path}),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -311,9 +372,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--record", type=Path, required=True, help="the endpoint's record file")
     parser.add_argument("--metrics", type=Path, required=True, help="its data points' folder")
+    parser.add_argument("--store", type=Path, help="the local store the data capture writes to")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    serve(args.port, args.record, args.metrics)
+    serve(args.port, args.record, args.metrics, args.store)
 
 
 if __name__ == "__main__":

@@ -366,6 +366,7 @@ class EndpointHandlers:
             self.sm.records.path(ENDPOINTS, name),
             metrics_dir(self.sm.store.root, name),
             self.sm.store.folder("endpoints") / name / "router.log",
+            self.sm.store.root,
         )
         # Recorded at once, so that deleting the endpoint stops it even if the fleet never starts.
         self.sm.records.update_existing(ENDPOINTS, name, RouterPid=router.pid, Port=router.port)

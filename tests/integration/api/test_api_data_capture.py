@@ -1,5 +1,8 @@
 """Data capture through the local API's InvokeEndpoint, as a boto3 client uses it.
 
+The endpoint's router (`workflow.local.router`, here in a thread) captures what its fleet
+answers, so every client of the endpoint is captured, boto3's InvokeEndpoint included.
+
 SageMaker writes the sampled requests and responses of an endpoint whose configuration has
 ``DataCaptureConfig`` to ``<DestinationS3Uri>/<EndpointName>/<VariantName>/yyyy/mm/dd/hh/``:
 https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html.
@@ -17,6 +20,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from workflow.local.router import RouterServer
 from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS
 
@@ -51,24 +55,40 @@ def model_url() -> Iterator[str]:
         server.shutdown()
 
 
-def deploy(served: Any, url: str, capture: dict[str, Any] | None) -> None:
-    """Record an InService endpoint at ``url`` whose configuration carries ``capture``."""
-    records = LocalSageMaker(store=served.store, resolve_image=lambda uri: uri).records
-    config: dict[str, Any] = {
-        "EndpointConfigName": "Capture-Config",
-        "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "Capture-Model"}],
-    }
-    if capture is not None:
-        config["DataCaptureConfig"] = capture
-    records.create(CONFIGS, "Capture-Config", config, "endpoint configuration")
-    endpoint = {
-        "EndpointName": "Capture-Endpoint",
-        "EndpointConfigName": "Capture-Config",
-        "EndpointStatus": "InService",
-        "Url": url,
-        "LogPath": "serve.log",
-    }
-    records.create(ENDPOINTS, "Capture-Endpoint", endpoint, "endpoint")
+@pytest.fixture
+def deploy(served: Any) -> Iterator[Any]:
+    """Record an InService endpoint whose router forwards to ``url`` and whose configuration
+    carries ``capture``."""
+    routers: list[RouterServer] = []
+
+    def make(url: str, capture: dict[str, Any] | None) -> None:
+        records = LocalSageMaker(store=served.store, resolve_image=lambda uri: uri).records
+        config: dict[str, Any] = {
+            "EndpointConfigName": "Capture-Config",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "Capture-Model"}],
+        }
+        if capture is not None:
+            config["DataCaptureConfig"] = capture
+        records.create(CONFIGS, "Capture-Config", config, "endpoint configuration")
+        path = records.path(ENDPOINTS, "Capture-Endpoint")
+        router = RouterServer(0, path, served.store.root / "metrics", served.store.root)
+        routers.append(router)
+        threading.Thread(target=router.serve_forever, daemon=True).start()
+        route = {"VariantName": "AllTraffic", "EndpointConfigName": "Capture-Config", "Url": url}
+        endpoint = {
+            "EndpointName": "Capture-Endpoint",
+            "EndpointConfigName": "Capture-Config",
+            "EndpointStatus": "InService",
+            "Url": f"http://127.0.0.1:{router.server_address[1]}",
+            "Routes": [{**route, "Weight": 1.0}],
+            "LogPath": "serve.log",
+        }
+        records.create(ENDPOINTS, "Capture-Endpoint", endpoint, "endpoint")
+
+    yield make
+    for router in routers:
+        router.shutdown()
+        router.server_close()
 
 
 def capture_config(percentage: int, enabled: bool = True) -> dict[str, Any]:
@@ -105,8 +125,8 @@ def captured(served: Any) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def test_full_sampling_captures_each_answered_request(served, model_url) -> None:
-    deploy(served, model_url, capture_config(100))
+def test_full_sampling_captures_each_answered_request(served, model_url, deploy) -> None:
+    deploy(model_url, capture_config(100))
     bodies = invoke_three_times(served)
     records = captured(served)
     assert len(records) == len(bodies)
@@ -129,14 +149,14 @@ def test_full_sampling_captures_each_answered_request(served, model_url) -> None
 
 
 @pytest.mark.parametrize("capture", [capture_config(0), capture_config(100, False), None])
-def test_no_capture_at_zero_percent_or_when_off(served, model_url, capture) -> None:
-    deploy(served, model_url, capture)
+def test_no_capture_at_zero_percent_or_when_off(served, model_url, deploy, capture) -> None:
+    deploy(model_url, capture)
     invoke_three_times(served)
     assert captured(served) == []
 
 
-def test_a_capture_failure_does_not_fail_the_inference(served, model_url) -> None:
-    deploy(served, model_url, capture_config(100))
+def test_a_capture_failure_does_not_fail_the_inference(served, model_url, deploy) -> None:
+    deploy(model_url, capture_config(100))
     # A file where the capture folder should be: every capture write fails.
     served.store.put_bytes(DESTINATION + "/Capture-Endpoint", b"in the way")
     invoke_three_times(served)

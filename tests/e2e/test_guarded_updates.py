@@ -57,6 +57,7 @@ def config(root: Path, **overrides: Any) -> WorkflowConfig:
         "endpoint.deployment.wait_seconds": "600",
         "endpoint.deployment.termination_wait_seconds": "100",
         "local.deployment_time_scale": "0.01",
+        "endpoint.data_capture.sampling_percentage": "100",
     }
     values.update(overrides)
     return load_config(None, environ={}, overrides=values)
@@ -184,3 +185,20 @@ def test_a_rejected_approval_leaves_the_package_rejected_and_the_endpoint_untouc
     fourth = packages(root, cfg)[-1]
     assert fourth["ModelApprovalStatus"] == "Rejected"
     assert "masks look wrong" in fourth["ApprovalDescription"]
+
+
+def test_the_endpoint_captured_every_prediction_in_sagemakers_format(root: Path) -> None:
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-data-capture-endpoint.html
+    cfg = config(root)
+    store = LocalStore(root)
+    prefix = f"{cfg.data_capture_uri}/{ENDPOINT}/AllTraffic/"
+    files = store.list(prefix)
+    assert len(files) >= 2  # the prediction of each run that deployed, through the router
+    for uri in files:
+        (line,) = store.get_bytes(uri).decode().splitlines()
+        record = json.loads(line)
+        assert record["eventVersion"] == "0"
+        request = record["captureData"]["endpointInput"]
+        assert (request["mode"], request["encoding"]) == ("INPUT", "BASE64")
+        answer = json.loads(record["captureData"]["endpointOutput"]["data"])
+        assert "predictions" in answer
