@@ -65,9 +65,10 @@ def _grant_optional_integrations(template: dict[str, Any], config: WorkflowConfi
 
 
 def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> None:
-    """Let the state machine keep its model package group, and no other group.
+    """Create the model package group and let the state machine keep it, and no other group.
 
-    EnsureModelPackageGroup creates the group (``registry.group_name``), RegisterModel adds a
+    The template creates the group; EnsureModelPackageGroup creates it too when missing (a
+    machine deployed without the stack, a group deleted by hand) (``registry.group_name``), RegisterModel adds a
     version to it and the approval states update that version: ``CreateModelPackageGroup`` on
     the group, ``CreateModelPackage`` on the group and its versions (SageMaker authorizes a
     versioned package against both), ``DescribeModelPackage`` and ``UpdateModelPackage`` on its
@@ -75,6 +76,17 @@ def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> N
     """
     if not config.registry.enabled:
         return
+    # The group itself, kept when the stack goes (the registry is the record of what served):
+    # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-sagemaker-modelpackagegroup.html
+    template["Resources"]["ModelPackageGroup"] = {
+        "Type": "AWS::SageMaker::ModelPackageGroup",
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+        "Properties": {
+            "ModelPackageGroupName": config.registry.group_name,
+            "ModelPackageGroupDescription": config.registry_group_description,
+        },
+    }
     statements = _inline_statements(template, "StateMachineRole")
     base = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:"
     group = config.registry.group_name.lower()

@@ -371,6 +371,11 @@ class WorkflowConfig(BaseSettings):
         }
 
     @property
+    def registry_group_description(self) -> str:
+        """The model package group's description (template and definition)."""
+        return f"Mask R-CNN models of {self.name}"
+
+    @property
     def state_machine_arn(self) -> str:
         """The ARN the state machine has once deployed."""
         return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{self.name}"

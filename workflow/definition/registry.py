@@ -48,7 +48,7 @@ class RegistryStages(BuilderBase):
             comment="creates the model package group of this kit; an existing one is kept",
             parameters={
                 "ModelPackageGroupName": group,
-                "ModelPackageGroupDescription": f"Mask R-CNN models of {config.name}",
+                "ModelPackageGroupDescription": config.registry_group_description,
             },
             result_path="$.ModelPackageGroup",
         )
