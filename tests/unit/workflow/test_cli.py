@@ -95,3 +95,20 @@ def test_graph_suffix_and_layout(make_config, tmp_path) -> None:
     assert positions["TrainFailed"][1] == positions["Train"][1]  # level with its task
     assert positions["TrainFailed"][0] > positions["Train"][0]  # in the failure column
     assert positions["Failed"][1] < positions["NotifyFailure"][1]
+
+
+def test_common_options_before_and_after_the_command_all_apply(make_config, capsys) -> None:
+    argv = ["--set", "gate.metric=bbox_mAP", "render", "--set", "gate.threshold=0.3", "-q"]
+    assert main(argv) == 0
+    state = json.loads(capsys.readouterr().out)["States"]["QualityGate"]
+    assert state["Choices"][0]["And"][-1]["Variable"] == "$.Metrics.Payload.bbox_mAP"
+    assert "gate.threshold = 0.3" in state["Comment"]
+
+
+def test_usage_errors_exit_2_without_traceback(capsys) -> None:
+    assert main(["render", "--no-such-flag"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option" in err and "Traceback" not in err
+    assert main(["nosuch"]) == 2
+    assert main(["--help"]) == 0
+    assert "render" in capsys.readouterr().out
