@@ -255,6 +255,7 @@ class EndpointHandlers:
             Deployment=deployment,
         )
         logger.info("endpoint %s is InService at %s", name, server.url)
+        server.detach()  # the record owns the process now
         old_pid = old.get("Pid")
         if updating and isinstance(old_pid, int) and old_pid != server.pid:
             stop_process_group(old_pid, self.sm.settings.stop_grace_seconds)
