@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import TINY_LOCAL_HYPERPARAMETERS
 
 from workflow.config import WorkflowConfig, load_config
 from workflow.local import callbacks
@@ -29,16 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 COMMIT = "e2e0000000000000000000000000000000000001"
-TINY = {
-    "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
-    "min_size": "64",
-    "max_size": "64",
-    "batch_size": "2",
-    "fast": "true",
-    "warmup_steps": "1",
-    "trainable_backbone_layers": "0",
-}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +45,7 @@ def make_config(root: Path, **overrides: Any) -> WorkflowConfig:
         "local.dataset.validation": "2",
         "local.dataset.test": "4",
         "local.dataset.size": "64",
-        "local.hyperparameters": dict(TINY),
+        "local.hyperparameters": dict(TINY_LOCAL_HYPERPARAMETERS),
     }
     values.update(overrides)
     return load_config(None, environ={}, overrides=values)
@@ -159,7 +150,9 @@ def test_same_commit_again_fails_the_gate_and_overwrites_nothing(root: Path) -> 
 
 
 def test_training_failure_is_caught_and_notified(root: Path) -> None:
-    config = make_config(root, **{"local.hyperparameters": {**TINY, "epochs": "zero"}})
+    config = make_config(
+        root, **{"local.hyperparameters": {**TINY_LOCAL_HYPERPARAMETERS, "epochs": "zero"}}
+    )
     result, log = run(config, commit=COMMIT)
     summary = result.summary
     assert result.exit_code == 1, log
@@ -173,7 +166,10 @@ def test_training_failure_is_caught_and_notified(root: Path) -> None:
 def test_max_runtime_stops_the_training_job(root: Path) -> None:
     config = make_config(
         root,
-        **{"training.max_runtime_seconds": "2", "local.hyperparameters": {**TINY, "epochs": "100"}},
+        **{
+            "training.max_runtime_seconds": "2",
+            "local.hyperparameters": {**TINY_LOCAL_HYPERPARAMETERS, "epochs": "100"},
+        },
     )
     result, log = run(config, commit=COMMIT)
     assert result.exit_code == 1, log
