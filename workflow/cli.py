@@ -1,9 +1,8 @@
 """The command line: ``python -m workflow [--config FILE] [--set KEY=VALUE] <command> ...``.
 
-The parser is assembled from the modules listed in `COMMAND_MODULES`; each exposes
-``register(subparsers)``, which adds its sub-command and sets ``handler`` (a function taking the
-parsed arguments and returning the exit code). Command modules keep heavy imports (torch,
-sagemaker, stepfunctions, moto, boto3) inside their functions so that ``--help`` stays fast.
+A click group assembled from the modules listed in `COMMAND_MODULES`; each module lists its
+click commands in ``COMMANDS`` (see `workflow.commands`). Adding a command is one module and
+one line here.
 
 This is the only place where logging is configured. Exit codes: 0 success, 1 runtime failure,
 2 usage or configuration error. Expected errors print ``error: ...`` lines on stderr without a
@@ -12,15 +11,17 @@ traceback; ``--debug`` shows it.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+import click
+
+from workflow.commands import Options, common_parameters
 from workflow.errors import WorkflowError
 
-# One line per command module; each module adds its own sub-command(s).
+# One line per command module; each module lists its command(s) in COMMANDS.
 COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.render",
     "workflow.commands.validate",
@@ -36,57 +37,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "workflow.commands.api",
 )
 
+PROG = "python -m workflow"
+
 logger = logging.getLogger(__name__)
-
-
-def _add_common_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
-    """Add the options every command accepts, before or after the command name."""
-    # Sub-parsers use SUPPRESS so that an option given before the command is not reset.
-    default = None if top_level else argparse.SUPPRESS
-    group = parser.add_argument_group("common options")
-    group.add_argument(
-        "--config",
-        metavar="FILE",
-        default=default,
-        help="configuration file (default: $MLOPS_CONFIG, else ./workflow.yaml if present)",
-    )
-    group.add_argument(
-        "--set",
-        dest="overrides",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[] if top_level else argparse.SUPPRESS,
-        help="override one configuration key, e.g. --set gate.threshold=0.4 (repeatable)",
-    )
-    group.add_argument(
-        "--debug",
-        action="store_true",
-        default=False if top_level else argparse.SUPPRESS,
-        help="debug logging and tracebacks",
-    )
-    group.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        default=False if top_level else argparse.SUPPRESS,
-        help="only warnings and errors on stderr",
-    )
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Return the argument parser with every command of `COMMAND_MODULES`."""
-    parser = argparse.ArgumentParser(
-        prog="python -m workflow",
-        description="Author, validate, deploy and run the Mask R-CNN MLOps state machine.",
-    )
-    _add_common_options(parser, top_level=True)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        before = set(subparsers.choices)
-        importlib.import_module(module_name).register(subparsers)
-        for name in set(subparsers.choices) - before:
-            _add_common_options(subparsers.choices[name], top_level=False)
-    return parser
 
 
 def configure_logging(debug: bool = False, quiet: bool = False) -> None:
@@ -108,25 +61,60 @@ def configure_logging(debug: bool = False, quiet: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
+def _setup(options: Options) -> None:
+    configure_logging(debug=options.debug, quiet=options.quiet)
+
+
+class WorkflowGroup(click.Group):
+    """The group of commands, listed in the order of `COMMAND_MODULES`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Return the command names in the order they were added."""
+        return list(self.commands)
+
+
+def build_cli() -> click.Group:
+    """Return the click group with every command of `COMMAND_MODULES`."""
+
+    @click.group(
+        name=PROG,
+        cls=WorkflowGroup,
+        help="Author, validate, deploy and run the Mask R-CNN MLOps state machine.",
+        params=common_parameters(),
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    @click.pass_context
+    def group(
+        ctx: click.Context, config: str | None, overrides: tuple[str, ...], debug: bool, quiet: bool
+    ) -> None:
+        ctx.obj = Options(config, tuple(overrides), debug, quiet, setup=_setup)
+
+    for module_name in COMMAND_MODULES:
+        for command in importlib.import_module(module_name).COMMANDS:
+            group.add_command(command)
+    return group
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
-    configure_logging(debug=args.debug, quiet=args.quiet)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.handler(args))
-    except WorkflowError as exc:
-        if args.debug:
-            logger.exception("command %s failed", args.command)
-        for line in exc.lines():
-            print(f"error: {line}", file=sys.stderr)
+        result = build_cli().main(args=args, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+        return 2
+    except click.ClickException as exc:
+        exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+    except WorkflowError as exc:
+        logger.debug("the command failed", exc_info=True)  # --debug: the traceback
+        for line in exc.lines():
+            click.echo(f"error: {line}", err=True)
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C
+        click.echo("error: interrupted", err=True)
         return 130
+    return int(result or 0)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import torch
 
 from .anchors import derive_anchor_sizes
-from .data import DatasetIndex
+from .dataset_index import DatasetIndex
 from .hyperparams import AUTO, TrainConfig
 from .model import DEFAULT_ANCHOR_SIZES, ModelSpec
 

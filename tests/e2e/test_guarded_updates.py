@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.local_runs import TINY, outbox, reject_when_asked, run
+from helpers import TINY_LOCAL_HYPERPARAMETERS
+from helpers.local_runs import outbox, reject_when_asked, run
 
 from workflow.config import WorkflowConfig, load_config
 from workflow.local.cloudwatch import LocalCloudWatch
@@ -50,7 +51,7 @@ def config(root: Path, **overrides: Any) -> WorkflowConfig:
         "local.dataset.validation": "2",
         "local.dataset.test": "4",
         "local.dataset.size": "64",
-        "local.hyperparameters": dict(TINY),
+        "local.hyperparameters": dict(TINY_LOCAL_HYPERPARAMETERS),
         "endpoint.name": ENDPOINT,
         "endpoint.initial_instance_count": "2",
         # a canary bake of 600 s and a final one of 100 s: 6 s and 1 s at this time scale

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.local_runs import TINY, outbox, reject_when_asked, run
+from helpers import TINY_LOCAL_HYPERPARAMETERS
+from helpers.local_runs import outbox, reject_when_asked, run
 
 from workflow.config import WorkflowConfig, load_config
 from workflow.local.build import content_hash
@@ -40,7 +41,7 @@ def make_config(root: Path, **overrides: Any) -> WorkflowConfig:
         "local.dataset.validation": "2",
         "local.dataset.test": "4",
         "local.dataset.size": "64",
-        "local.hyperparameters": dict(TINY),
+        "local.hyperparameters": dict(TINY_LOCAL_HYPERPARAMETERS),
     }
     values.update(overrides)
     return load_config(None, environ={}, overrides=values)
@@ -119,7 +120,9 @@ def test_same_commit_again_fails_the_gate_and_overwrites_nothing(root: Path) -> 
 
 
 def test_training_failure_is_caught_and_notified(root: Path) -> None:
-    config = make_config(root, **{"local.hyperparameters": {**TINY, "epochs": "zero"}})
+    config = make_config(
+        root, **{"local.hyperparameters": {**TINY_LOCAL_HYPERPARAMETERS, "epochs": "zero"}}
+    )
     result, log = run(config, commit=COMMIT)
     summary = result.summary
     assert result.exit_code == 1, log
@@ -133,7 +136,10 @@ def test_training_failure_is_caught_and_notified(root: Path) -> None:
 def test_max_runtime_stops_the_training_job(root: Path) -> None:
     config = make_config(
         root,
-        **{"training.max_runtime_seconds": "2", "local.hyperparameters": {**TINY, "epochs": "100"}},
+        **{
+            "training.max_runtime_seconds": "2",
+            "local.hyperparameters": {**TINY_LOCAL_HYPERPARAMETERS, "epochs": "100"},
+        },
     )
     result, log = run(config, commit=COMMIT)
     assert result.exit_code == 1, log

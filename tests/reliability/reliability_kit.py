@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -20,10 +19,13 @@ from typing import Any
 
 import requests
 
+# Shared with the other suites; re-exported because this suite imports them from here.
+from helpers import child_environ as child_environ
+from helpers import free_port as free_port
+
 REPO = Path(__file__).resolve().parents[2]
 # RELIABILITY_CONTAINER_DIR: fuzz another copy of container/ (e.g. a candidate fix)
 PROGRAMS = Path(os.environ.get("RELIABILITY_CONTAINER_DIR") or REPO / "container") / "mask_r_cnn"
-_CLEARED = ("MLOPS_", "AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB_", "MASTER_", "MODEL_SERVER_")
 
 # The server under test: 2 workers, a 1 MB body limit and a 1 Mpx decoded-image limit, so that
 # oversized bodies and bombs are cheap to send and an accepted image is cheap to run.
@@ -88,21 +90,6 @@ class Tally:
 # ---------------------------------------------------------------------------------------------
 # processes and memory
 # ---------------------------------------------------------------------------------------------
-
-
-def child_environ(**extra: str) -> dict[str, str]:
-    """The environment of a `train`/`serve` child: ours minus SageMaker/AWS variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED)}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _ppid(pid: int) -> int | None:

@@ -7,8 +7,9 @@ resources (Describe*/List* of training jobs, models, endpoint configs, endpoints
 jobs); and SageMaker Runtime's InvokeEndpoint for the local endpoints.
 
 The first line on stdout is the URL (``http://127.0.0.1:PORT``) once it answers; logs go to
-stderr. Point clients at it with ``endpoint_url=URL`` or, for every client of a shell::
+stderr. Point clients at it with ``endpoint_url=URL`` or, for every client of a shell:
 
+\b
     export AWS_ENDPOINT_URL_SFN=URL AWS_ENDPOINT_URL_SAGEMAKER=URL
     export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=URL
     export AWS_DISABLE_HOST_PREFIX_INJECTION=true   # StartSyncExecution and TestState only
@@ -19,62 +20,41 @@ endpoints it started.
 
 from __future__ import annotations
 
-import argparse
-import signal
-import sys
-import threading
-from typing import Any
+import click
+
+from workflow.commands import APPROVE_CHOICE, Options, WorkflowCommand, pass_options
+from workflow.errors import ConfigError
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``api`` command."""
-    parser = subparsers.add_parser(
-        "api",
-        help="serve a local AWS endpoint (Step Functions, SageMaker, SageMaker Runtime)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--port", type=int, default=0, help="port to listen on (default 0: a free port)"
-    )
-    parser.add_argument(
-        "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--approve",
-        choices=("auto", "manual"),
-        default=None,
-        help="how approval tasks are answered (default: local.approve)",
-    )
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "api",
+    cls=WorkflowCommand,
+    help=__doc__,
+    short_help="serve a local AWS endpoint (Step Functions, SageMaker, SageMaker Runtime)",
+)
+@click.option("--port", type=int, default=0, help="port to listen on (default 0: a free port)")
+@click.option("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+@click.option(
+    "--approve",
+    type=APPROVE_CHOICE,
+    default=None,
+    help="how approval tasks are answered (default: local.approve)",
+)
+@pass_options
+def api(options: Options, port: int, host: str, approve: str | None) -> int:
     """Serve until SIGINT or SIGTERM; return 0."""
-    from workflow.api import ApiServer, LocalAwsApi
-    from workflow.commands import config_from_args
-    from workflow.local.runtime import LocalRuntime
+    from workflow.api.serve import serve_until_signal
 
-    if not 0 <= args.port <= 65535:
-        from workflow.errors import ConfigError
-
-        raise ConfigError([f"--port {args.port} is not a port (0-65535; 0 picks a free one)"])
-    config = config_from_args(args)
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    runtime = LocalRuntime(config, approve=args.approve)
-    try:
-        runtime.install()
-        server = ApiServer(LocalAwsApi(runtime.engine, runtime.sagemaker), args.host, args.port)
-        with server:
-            print(server.url, flush=True)
-            while not stop.wait(0.5):
-                pass
-            print("stopping the local AWS API", file=sys.stderr, flush=True)
-    finally:
-        runtime.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    if not 0 <= port <= 65535:
+        raise ConfigError([f"--port {port} is not a port (0-65535; 0 picks a free one)"])
+    serve_until_signal(
+        options.load_config(),
+        host=host,
+        port=port,
+        approve=approve,
+        ready=lambda url: print(url, flush=True),
+    )
     return 0
+
+
+COMMANDS = (api,)

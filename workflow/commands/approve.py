@@ -7,41 +7,64 @@ which the state machine catches, notifies and fails with).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from typing import Any
 
-from workflow.commands import add_endpoint_url
+import click
+
+from workflow import commands
+from workflow.commands import Options, WorkflowCommand, endpoint_url_option, pass_options
 
 logger = logging.getLogger(__name__)
 
+HELP = f"{__doc__}\nTOKEN: the task token from the approval mail."
 
-def register(subparsers: Any) -> None:
-    """Add the ``approve`` and ``reject`` commands."""
-    approve = subparsers.add_parser(
-        "approve",
-        help="approve a deployment waiting on its task token (local run or AWS)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    approve.add_argument("token", metavar="TOKEN", help="the task token from the approval mail")
-    approve.add_argument(
-        "--output", metavar="JSON", help='task output (default: {"approved": true})'
-    )
-    add_endpoint_url(approve)
-    approve.set_defaults(handler=run, approved=True)
 
-    reject = subparsers.add_parser(
-        "reject",
-        help="reject a deployment waiting on its task token: the execution fails 'Rejected'",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    reject.add_argument("token", metavar="TOKEN", help="the task token from the approval mail")
-    reject.add_argument("--cause", help="why (shown in the failure notification)")
-    add_endpoint_url(reject)
-    reject.set_defaults(handler=run, approved=False, output=None)
+@click.command(
+    "approve",
+    cls=WorkflowCommand,
+    help=HELP,
+    short_help="approve a deployment waiting on its task token (local run or AWS)",
+)
+@click.argument("token", metavar="TOKEN")
+@click.option("--output", metavar="JSON", help='task output (default: {"approved": true})')
+@endpoint_url_option
+@pass_options
+def approve(options: Options, token: str, output: str | None, endpoint_url: str | None) -> int:
+    """Answer the token: approved."""
+    return _answer(options, token, True, output, None, endpoint_url)
+
+
+@click.command(
+    "reject",
+    cls=WorkflowCommand,
+    help=HELP,
+    short_help="reject a deployment waiting on its task token: the execution fails 'Rejected'",
+)
+@click.argument("token", metavar="TOKEN")
+@click.option("--cause", help="why (shown in the failure notification)")
+@endpoint_url_option
+@pass_options
+def reject(options: Options, token: str, cause: str | None, endpoint_url: str | None) -> int:
+    """Answer the token: rejected."""
+    return _answer(options, token, False, None, cause, endpoint_url)
+
+
+def _parse_output(text: str | None) -> dict[str, Any] | None:
+    from workflow.errors import WorkflowError
+
+    if text is None:
+        return None
+    try:
+        output = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise WorkflowError(
+            f"--output {text!r} is not JSON ({exc.msg}); e.g. --output '{{\"ok\": 1}}'"
+        ) from exc
+    if not isinstance(output, dict):
+        raise WorkflowError(f"--output {text!r} must be a JSON object")
+    return output
 
 
 def _answer_locally(root: str, token: str, approved: bool, cause: str | None) -> bool:
@@ -52,34 +75,32 @@ def _answer_locally(root: str, token: str, approved: bool, cause: str | None) ->
     return bool(respond_if_pending(root, token, "approve" if approved else "reject", cause=cause))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Answer the token."""
+def _answer(
+    options: Options,
+    token: str,
+    approved: bool,
+    output: str | None,
+    cause: str | None,
+    endpoint_url: str | None,
+) -> int:
     from workflow.aws import send_approval
-    from workflow.commands import config_from_args, sfn_client
     from workflow.errors import WorkflowError
 
-    token = args.token.strip()
+    token = token.strip()
     if not token:
         raise WorkflowError("TOKEN is empty; pass the task token from the approval mail")
-    output = None
-    if args.output is not None:
-        try:
-            output = json.loads(args.output)
-        except json.JSONDecodeError as exc:
-            raise WorkflowError(
-                f"--output {args.output!r} is not JSON ({exc.msg}); e.g. --output '{{\"ok\": 1}}'"
-            ) from exc
-        if not isinstance(output, dict):
-            raise WorkflowError(f"--output {args.output!r} must be a JSON object")
-    config = config_from_args(args)
-    cause = getattr(args, "cause", None)
-    verb = "approved" if args.approved else "rejected"
-    if _answer_locally(config.local.root, token, args.approved, cause):
+    document = _parse_output(output)
+    config = options.load_config()
+    verb = "approved" if approved else "rejected"
+    if _answer_locally(config.local.root, token, approved, cause):
         logger.info("%s the local run waiting on this token", verb)
         print("local")
         return 0
-    client = sfn_client(config.region, args.endpoint_url)
-    send_approval(client, token, args.approved, output=output, cause=cause)
+    client = commands.sfn_client(config.region, endpoint_url)
+    send_approval(client, token, approved, output=document, cause=cause)
     logger.info("%s: answered the task token on Step Functions", verb)
     print("aws")
     return 0
+
+
+COMMANDS = (approve, reject)

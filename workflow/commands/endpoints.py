@@ -8,69 +8,43 @@ from any terminal. ``list`` prints one JSON object per endpoint on stdout; ``sto
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from typing import Any
 
-from workflow.errors import ConfigError, WorkflowError
+import click
 
-
-def register(subparsers: Any) -> None:
-    """Add the ``endpoints`` command."""
-    parser = subparsers.add_parser(
-        "endpoints",
-        help="list or stop the local endpoints (serve processes) still running",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = parser.add_subparsers(dest="action", metavar="ACTION")
-    actions.add_parser("list", help="print the local endpoints as JSON lines")
-    stop = actions.add_parser("stop", help="stop local endpoints")
-    stop.add_argument("name", nargs="?", help="the endpoint name")
-    stop.add_argument("--all", action="store_true", help="stop every local endpoint")
-    parser.set_defaults(handler=run)
+from workflow.commands import Options, WorkflowCommand, pass_options
+from workflow.errors import ConfigError
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "endpoints",
+    cls=WorkflowCommand,
+    help=f"{__doc__}\nACTION: 'list' (the default) or 'stop'; NAME: the endpoint to stop.",
+    short_help="list or stop the local endpoints (serve processes) still running",
+)
+@click.argument("action", metavar="[ACTION]", type=click.Choice(["list", "stop"]), required=False)
+@click.argument("name", metavar="[NAME]", required=False)
+@click.option("--all", "stop_all", is_flag=True, help="stop every local endpoint ('stop' only)")
+@pass_options
+def endpoints(options: Options, action: str | None, name: str | None, stop_all: bool) -> int:
     """List or stop local endpoints."""
-    from workflow.commands import config_from_args
-    from workflow.local.sagemaker import LocalSageMaker
-    from workflow.local.sagemaker_endpoints import endpoint_records, stop_endpoint
-    from workflow.local.store import LocalStore
+    from workflow.local.endpoints import list_endpoints, stop_endpoints
 
-    config = config_from_args(args)
-    store = LocalStore(config.local.root)
-
-    def no_images(uri: str) -> Any:
-        raise WorkflowError(f"image {uri} is not needed to list or stop endpoints")
-
-    sm = LocalSageMaker(store=store, resolve_image=no_images, log_sink=None)
-    if args.action in (None, "list"):
-        for record in endpoint_records(sm):
-            shown = {
-                "name": record.get("EndpointName"),
-                "status": record.get("EndpointStatus"),
-                "running": record.get("Running"),
-                "url": record.get("Url"),
-                "pid": record.get("Pid"),
-                "config": record.get("EndpointConfigName"),
-                "model_dir": record.get("ModelDir"),
-                "log": record.get("LogPath"),
-            }
-            sys.stdout.write(json.dumps(shown) + "\n")
+    root = options.load_config().local.root
+    if action in (None, "list"):
+        if name or stop_all:
+            raise click.UsageError("'endpoints list' takes no NAME and no --all")
+        for row in list_endpoints(root):
+            sys.stdout.write(json.dumps(row) + "\n")
         return 0
-    if args.all == bool(args.name):
+    if stop_all == bool(name):
         raise ConfigError(
             ["'endpoints stop' needs an endpoint NAME or --all (not both)"], source="command line"
         )
-    names = [r["EndpointName"] for r in endpoint_records(sm)] if args.all else [args.name]
-    for name in names:
-        if not stop_endpoint(sm, name):
-            known = [r["EndpointName"] for r in endpoint_records(sm)]
-            raise WorkflowError(
-                f"there is no local endpoint named {name!r} (local endpoints: {known or 'none'}); "
-                "see 'python -m workflow endpoints list'"
-            )
-        print(f"stopped {name}", file=sys.stderr)
+    for stopped in stop_endpoints(root, None if stop_all else [name or ""]):
+        print(f"stopped {stopped}", file=sys.stderr)
     return 0
+
+
+COMMANDS = (endpoints,)

@@ -15,60 +15,96 @@ definition file's stem).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
+from workflow.commands import APPROVE_CHOICE, Options, WorkflowCommand, pass_options
 from workflow.errors import ConfigError
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``exec`` command."""
-    parser = subparsers.add_parser(
-        "exec",
-        help="run any ASL document with the local handlers; print its output JSON",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+@click.command(
+    "exec",
+    cls=WorkflowCommand,
+    help=__doc__,
+    short_help="run any ASL document with the local handlers; print its output JSON",
+)
+@click.argument("definition", metavar="DEFINITION.json")
+@click.option(
+    "--input", "input_file", metavar="INPUT.json", help="the execution input file (default: {})"
+)
+@click.option("--name", help="execution name (default: a UUID)")
+@click.option(
+    "--approve",
+    type=APPROVE_CHOICE,
+    default=None,
+    help="how the approval Lambda answers its task token (default from local.approve)",
+)
+@click.option(
+    "--timeout", type=float, default=None, help="stop the execution after this many seconds"
+)
+@click.option(
+    "--lambda",
+    "lambdas",
+    multiple=True,
+    metavar="NAME=module:function",
+    help="register a Python function as the Lambda function NAME (repeatable)",
+)
+@click.option("--mock-config", metavar="FILE", help="AWS Step Functions Local mock configuration")
+@click.option("--test-case", help="the test case of --mock-config to run")
+@click.option(
+    "--state-machine", help="the state machine name in --mock-config (default: file stem)"
+)
+@click.option(
+    "--keep-endpoint",
+    is_flag=True,
+    help="leave the endpoints the execution created running (see 'endpoints list')",
+)
+@pass_options
+def exec_command(
+    options: Options,
+    definition: str,
+    input_file: str | None,
+    name: str | None,
+    approve: str | None,
+    timeout: float | None,
+    lambdas: tuple[str, ...],
+    mock_config: str | None,
+    test_case: str | None,
+    state_machine: str | None,
+    keep_endpoint: bool,
+) -> int:
+    """Run the document and return the exit code."""
+    from workflow.local.documents import load_lambda, run_document
+
+    document = _read_json(definition, "definition")
+    execution_input = _read_json(input_file, "input") if input_file else {}
+    functions = [load_lambda(spec) for spec in lambdas]
+    mocks = _mocks(definition, mock_config, test_case, state_machine)
+    outcome = run_document(
+        options.load_config(),
+        document,
+        execution_input,
+        name=name,
+        approve=approve,
+        timeout=timeout,
+        lambdas=functions,
+        mocks=mocks,
+        keep_endpoints=keep_endpoint,
     )
-    parser.add_argument(
-        "definition", metavar="DEFINITION.json", help="the ASL document ('-': stdin)"
-    )
-    parser.add_argument(
-        "--input", metavar="INPUT.json", help="the execution input file (default: {})"
-    )
-    parser.add_argument("--name", help="execution name (default: a UUID)")
-    parser.add_argument(
-        "--approve",
-        choices=("auto", "manual"),
-        default=None,
-        help="how the approval Lambda answers its task token (default from local.approve)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=None, help="stop the execution after this many seconds"
-    )
-    parser.add_argument(
-        "--lambda",
-        dest="lambdas",
-        action="append",
-        default=[],
-        metavar="NAME=module:function",
-        help="register a Python function as the Lambda function NAME (repeatable)",
-    )
-    parser.add_argument(
-        "--mock-config", metavar="FILE", help="AWS Step Functions Local mock configuration"
-    )
-    parser.add_argument("--test-case", help="the test case of --mock-config to run")
-    parser.add_argument(
-        "--state-machine", help="the state machine name in --mock-config (default: file stem)"
-    )
-    parser.add_argument(
-        "--keep-endpoint",
-        action="store_true",
-        help="leave the endpoints the execution created running (see 'endpoints list')",
-    )
-    parser.set_defaults(handler=run)
+    if outcome.succeeded:
+        sys.stdout.write(json.dumps(outcome.output, default=str) + "\n")
+        return 0
+    if outcome.state:
+        print(
+            f"execution {outcome.status} (first failure in state {outcome.state})", file=sys.stderr
+        )
+    print(f"error: execution {outcome.status}: {outcome.error}: {outcome.cause}", file=sys.stderr)
+    print(json.dumps({"error": outcome.error, "cause": outcome.cause}), file=sys.stderr, flush=True)
+    return 1
 
 
 def _read_json(path: str, what: str) -> Any:
@@ -84,86 +120,17 @@ def _read_json(path: str, what: str) -> Any:
         raise ConfigError([f"{what} {path!r} is not JSON ({exc}); pass a JSON file"]) from exc
 
 
-def _load_function(spec: str) -> tuple[str, Any]:
-    import importlib
-
-    name, _, target = spec.partition("=")
-    module_name, _, attribute = target.partition(":")
-    if not (name and module_name and attribute):
-        raise ConfigError(
-            [
-                f"--lambda {spec!r} is not NAME=module:function; e.g. --lambda evaluate=my_pkg.fn:handler"
-            ]
-        )
-    try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            [f"--lambda {spec!r}: cannot load {target!r} ({exc}); check PYTHONPATH and the name"]
-        ) from exc
-    if not callable(function):
-        raise ConfigError([f"--lambda {spec!r}: {target!r} is not a function"])
-    return name, function
-
-
-def _mocks(args: argparse.Namespace) -> Any:
-    if args.mock_config is None and args.test_case is None:
+def _mocks(
+    definition: str, mock_config: str | None, test_case: str | None, state_machine: str | None
+) -> Any:
+    if mock_config is None and test_case is None:
         return None
-    if args.mock_config is None or args.test_case is None:
+    if mock_config is None or test_case is None:
         raise ConfigError(["--mock-config and --test-case go together; give both"])
     from workflow.local.mocks import load_mock_config
 
-    machine = args.state_machine or (
-        Path(args.definition).stem if args.definition != "-" else "local"
-    )
-    return load_mock_config(Path(args.mock_config), machine, args.test_case)
+    machine = state_machine or (Path(definition).stem if definition != "-" else "local")
+    return load_mock_config(Path(mock_config), machine, test_case)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the document and return the exit code."""
-    from workflow.commands import config_from_args
-    from workflow.local.report import Progress, failing_state
-    from workflow.local.runtime import LocalRuntime
-
-    definition = _read_json(args.definition, "definition")
-    document = _read_json(args.input, "input") if args.input else {}
-    functions = [_load_function(spec) for spec in args.lambdas]
-    mocks = _mocks(args)
-    config = config_from_args(args)
-    progress = Progress()
-    runtime = LocalRuntime(
-        config, approve=args.approve, log_sink=progress.log_sink, say=progress.print
-    )
-    runtime.engine.check_definition(definition)  # InvalidDefinition: exit 2, nothing ran
-    unsubscribe = runtime.engine.on_event(progress)
-    try:
-        runtime.install()
-        for name, function in functions:
-            runtime.engine.register_lambda(name, function)
-        execution = runtime.engine.start_execution(
-            definition, document, name=args.name, mocks=mocks
-        )
-        progress.start_heartbeat()
-        try:
-            execution.wait(args.timeout)
-            if not execution.done:
-                execution.stop("States.Timeout", f"exec --timeout {args.timeout:g} s passed")
-                execution.wait(60)
-        except KeyboardInterrupt:
-            execution.stop("Interrupted", "stopped with Ctrl-C")
-            execution.wait(60)
-    finally:
-        progress.stop_heartbeat()
-        unsubscribe()
-        runtime.close(keep_endpoints=args.keep_endpoint)
-    if execution.status == "SUCCEEDED":
-        sys.stdout.write(json.dumps(execution.output, default=str) + "\n")
-        return 0
-    state, error, cause = failing_state(execution.history())
-    error = execution.error or error or execution.status
-    cause = execution.cause or cause or ""
-    if state:
-        print(f"execution {execution.status} (first failure in state {state})", file=sys.stderr)
-    print(f"error: execution {execution.status}: {error}: {cause}", file=sys.stderr)
-    print(json.dumps({"error": error, "cause": cause}), file=sys.stderr, flush=True)
-    return 1
+COMMANDS = (exec_command,)

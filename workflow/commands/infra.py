@@ -2,61 +2,58 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+
+import click
+
+from workflow.commands import Options, WorkflowCommand, pass_options
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``infra`` command."""
-    parser = subparsers.add_parser(
-        "infra",
-        help="render infra/template.yaml with the current state machine definition",
-        description=(
-            "Render the CloudFormation/SAM template (infra/template.yaml) with the state machine "
-            "definition that 'render' prints (account-specific ARNs become "
-            "DefinitionSubstitutions) and the resource names of the configuration. Without "
-            "--output the template goes to stdout; with it, the Lambda code is staged in "
-            "lambda/ beside the file, ready for 'sam build -t FILE'."
-        ),
-    )
-    parser.add_argument(
-        "--output", metavar="FILE", help="write the template here and stage lambda/ beside it"
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="replace FILE and its lambda/ when they exist"
-    )
-    parser.add_argument(
-        "--print-overrides",
-        dest="parameters_file",
-        metavar="PARAMETERS_JSON",
-        help=(
-            "instead of the template, print the Key=Value list of a parameters file "
-            "(e.g. infra/parameters.json) for 'sam deploy --parameter-overrides'"
-        ),
-    )
-    parser.set_defaults(handler=run)
+@click.command(
+    "infra",
+    cls=WorkflowCommand,
+    short_help="render infra/template.yaml with the current state machine definition",
+)
+@click.option(
+    "--output", metavar="FILE", help="write the template here and stage lambda/ beside it"
+)
+@click.option("--force", is_flag=True, help="replace FILE and its lambda/ when they exist")
+@click.option(
+    "--print-overrides",
+    "parameters_file",
+    metavar="PARAMETERS_JSON",
+    help=(
+        "instead of the template, print the Key=Value list of a parameters file "
+        "(e.g. infra/parameters.json) for 'sam deploy --parameter-overrides'"
+    ),
+)
+@pass_options
+def infra(options: Options, output: str | None, force: bool, parameters_file: str | None) -> int:
+    """Render the CloudFormation/SAM template (infra/template.yaml).
 
+    The template gets the state machine definition that 'render' prints (account-specific ARNs
+    become DefinitionSubstitutions) and the resource names of the configuration. Without
+    --output the template goes to stdout; with it, the Lambda code is staged in lambda/ beside
+    the file, ready for 'sam build -t FILE'.
+    """
+    from workflow import infra as templates
 
-def run(args: argparse.Namespace) -> int:
-    """Render the template, or print the parameter overrides of a parameters file."""
-    from workflow import infra
-    from workflow.commands import config_from_args
-
-    if args.parameters_file:
-        values = infra.read_parameters(Path(args.parameters_file), infra.load_template())
+    if parameters_file:
+        values = templates.read_parameters(Path(parameters_file), templates.load_template())
         print(" ".join(shlex.quote(f"{key}={value}") for key, value in values.items()))
         return 0
-    config = config_from_args(args)
-    if args.output:
-        path = infra.write_rendered(config, Path(args.output), force=args.force)
-        print(path)
+    config = options.load_config()
+    if output:
+        print(templates.write_rendered(config, Path(output), force=force))
         return 0
     logger.info("the Lambda code is not staged without --output; CodeUri 'lambda/' must exist")
-    sys.stdout.write(infra.dump_template(infra.render_template(config)))
+    sys.stdout.write(templates.dump_template(templates.render_template(config)))
     return 0
+
+
+COMMANDS = (infra,)

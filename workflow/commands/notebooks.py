@@ -19,120 +19,103 @@ stdout: the path of each executed notebook. stderr: one progress line per notebo
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
-from workflow.notebook.execute import DEFAULT_TIMEOUT, plan_notebooks, run_notebooks
-from workflow.notebook.sources import parse_value
+import click
+
+from workflow.commands import Options, WorkflowCommand, parse_overrides, pass_options
+from workflow.notebook.execute import DEFAULT_TIMEOUT
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``notebooks`` command."""
-    parser = subparsers.add_parser(
-        "notebooks",
-        help="execute the notebooks with papermill (local mode) into notebooks/output/",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--output",
-        metavar="DIR",
-        help="folder of the executed notebooks (default: notebooks/output/<UTC time>/)",
-    )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help='a notebook parameter, typed (True, 3, 0.5, {"k": 1}, text); repeatable',
-    )
-    parser.add_argument(
-        "-r",
-        "--raw-parameter",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("NAME", "VALUE"),
-        help="a notebook parameter kept as a string; repeatable",
-    )
-    parser.add_argument(
-        "--only",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="run only this notebook (file name or stem, e.g. 01_data); repeatable",
-    )
-    parser.add_argument(
-        "--notebooks",
-        metavar="DIR",
-        help="folder of the .py notebooks (default: the checkout's notebooks/)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=int,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"seconds one cell may run (default {DEFAULT_TIMEOUT})",
-    )
-    parser.add_argument(
-        "--log-output", action="store_true", help="also stream the cells' output to stderr"
-    )
-    parser.add_argument(
-        "--keep-endpoint",
-        action="store_true",
-        help="leave the local endpoints the notebooks started running",
-    )
-    parser.set_defaults(handler=run)
-
-
-def _given_parameters(args: argparse.Namespace) -> dict[str, Any]:
-    given: dict[str, Any] = {}
-    for name, value in args.parameter:
-        given[name] = parse_value(value)
-    for name, value in args.raw_parameter:
-        given[name] = value
-    return given
-
-
-def _notebooks_folder(args: argparse.Namespace, cwd: Path) -> Path:
-    """``--notebooks``, else the checkout's notebooks/, else ``./notebooks``."""
-    from workflow.checkout import CheckoutError, notebooks_dir
-
-    if args.notebooks:
-        return Path(args.notebooks)
-    try:
-        folder = notebooks_dir()
-    except CheckoutError:
-        folder = cwd / "notebooks"
-    if not folder.is_dir() and (cwd / "notebooks").is_dir():
-        folder = cwd / "notebooks"
-    return folder
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "notebooks",
+    cls=WorkflowCommand,
+    help=__doc__,
+    short_help="execute the notebooks with papermill (local mode) into notebooks/output/",
+)
+@click.option(
+    "--output",
+    metavar="DIR",
+    help="folder of the executed notebooks (default: notebooks/output/<UTC time>/)",
+)
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help='a notebook parameter, typed (True, 3, 0.5, {"k": 1}, text); repeatable',
+)
+@click.option(
+    "-r",
+    "--raw-parameter",
+    "raw_parameters",
+    nargs=2,
+    multiple=True,
+    metavar="NAME VALUE",
+    help="a notebook parameter kept as a string; repeatable",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="NAME",
+    help="run only this notebook (file name or stem, e.g. 01_data); repeatable",
+)
+@click.option(
+    "--notebooks",
+    "folder",
+    metavar="DIR",
+    help="folder of the .py notebooks (default: the checkout's notebooks/)",
+)
+@click.option(
+    "--timeout",
+    type=int,
+    default=DEFAULT_TIMEOUT,
+    metavar="SECONDS",
+    help=f"seconds one cell may run (default {DEFAULT_TIMEOUT})",
+)
+@click.option("--log-output", is_flag=True, help="also stream the cells' output to stderr")
+@click.option(
+    "--keep-endpoint",
+    is_flag=True,
+    help="leave the local endpoints the notebooks started running",
+)
+@pass_options
+def notebooks(
+    options: Options,
+    output: str | None,
+    parameters: tuple[tuple[str, str], ...],
+    raw_parameters: tuple[tuple[str, str], ...],
+    only: tuple[str, ...],
+    folder: str | None,
+    timeout: int,
+    log_output: bool,
+    keep_endpoint: bool,
+) -> int:
     """Execute the notebooks."""
-    from workflow.commands import config_from_args, parse_overrides
+    from workflow.notebook.execute import notebooks_folder, plan_notebooks, run_notebooks
+    from workflow.notebook.sources import parse_value
 
-    config = config_from_args(args)
+    given = {name: parse_value(value) for name, value in parameters}
+    given.update(dict(raw_parameters))
+    config = options.load_config()
     cwd = Path.cwd()
     plan = plan_notebooks(
-        _notebooks_folder(args, cwd),
-        only=args.only,
-        given=_given_parameters(args),
-        set_overrides=parse_overrides(getattr(args, "overrides", None)),
+        notebooks_folder(folder, cwd),
+        only=list(only),
+        given=given,
+        set_overrides=parse_overrides(options.overrides),
         default_root=config.local.root,
-        config_file=getattr(args, "config", None),
-        output=Path(args.output) if args.output else None,
+        config_file=options.config,
+        output=Path(output) if output else None,
         cwd=cwd,
     )
-    if args.log_output:
+    if log_output:
         # papermill logs the cells' output on its own logger; show it beside ours on stderr.
         papermill_logger = logging.getLogger("papermill")
         papermill_logger.handlers = [logging.StreamHandler(sys.stderr)]
@@ -145,10 +128,13 @@ def run(args: argparse.Namespace) -> int:
 
     run_notebooks(
         plan,
-        timeout=args.timeout,
-        log_output=args.log_output,
-        keep_endpoint=args.keep_endpoint,
+        timeout=timeout,
+        log_output=log_output,
+        keep_endpoint=keep_endpoint,
         progress=lambda line: print(line, file=sys.stderr),
         done=done,
     )
     return 0
+
+
+COMMANDS = (notebooks,)

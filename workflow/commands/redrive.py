@@ -7,64 +7,70 @@ Step Functions' RedriveExecution reruns an execution that ended FAILED, TIMED_OU
 
 from __future__ import annotations
 
-import argparse
 import logging
-from typing import Any
 
-from workflow.commands import add_endpoint_url
+import click
+
+from workflow import commands
+from workflow.commands import Options, WorkflowCommand, endpoint_url_option, pass_options
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``redrive`` command."""
-    parser = subparsers.add_parser(
-        "redrive",
-        help="redrive a failed execution from its failed state (RedriveExecution)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("execution_arn", metavar="EXECUTION_ARN")
-    add_endpoint_url(parser)
-    parser.add_argument("--no-wait", action="store_true", help="return once redriven")
-    parser.add_argument("--poll-seconds", type=float, default=10.0)
-    parser.add_argument("--heartbeat-seconds", type=float, default=60.0)
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "redrive",
+    cls=WorkflowCommand,
+    help=__doc__,
+    short_help="redrive a failed execution from its failed state (RedriveExecution)",
+)
+@click.argument("execution_arn", metavar="EXECUTION_ARN")
+@endpoint_url_option
+@click.option("--no-wait", is_flag=True, help="return once redriven")
+@click.option("--poll-seconds", type=float, default=10.0)
+@click.option("--heartbeat-seconds", type=float, default=60.0)
+@pass_options
+def redrive(
+    options: Options,
+    execution_arn: str,
+    endpoint_url: str | None,
+    no_wait: bool,
+    poll_seconds: float,
+    heartbeat_seconds: float,
+) -> int:
     """Redrive (and wait)."""
-    from workflow.aws import console_url, last_event_id, redrive, wait_for_execution
-    from workflow.commands import config_from_args, sfn_client
+    from workflow import aws
     from workflow.errors import WorkflowError
 
-    arn = args.execution_arn.strip()
+    arn = execution_arn.strip()
     if ":execution:" not in arn:
         raise WorkflowError(
             f"{arn!r} is not an execution ARN (arn:aws:states:REGION:ACCOUNT:execution:...); "
             "copy it from 'start' output"
         )
-    config = config_from_args(args)
+    config = options.load_config()
     region = arn.split(":")[3] or config.region
-    client = sfn_client(region, args.endpoint_url)
-    seen = 0 if args.no_wait else last_event_id(client, arn)
-    date = redrive(client, arn)
+    client = commands.sfn_client(region, endpoint_url)
+    seen = 0 if no_wait else aws.last_event_id(client, arn)
+    date = aws.redrive(client, arn)
     print(arn, flush=True)
     logger.info(
         "redriven%s; console: %s",
         f" at {date:%Y-%m-%d %H:%M:%S}" if date else "",
-        console_url(region, arn),
+        aws.console_url(region, arn),
     )
-    if args.no_wait:
+    if no_wait:
         return 0
-    result = wait_for_execution(
+    result = aws.wait_for_execution(
         client,
         arn,
         region=region,
-        poll_seconds=args.poll_seconds,
-        heartbeat_seconds=args.heartbeat_seconds,
+        poll_seconds=poll_seconds,
+        heartbeat_seconds=heartbeat_seconds,
         after_event_id=seen,
     )
     result.raise_for_status()
     logger.info("execution %s SUCCEEDED", arn)
     return 0
+
+
+COMMANDS = (redrive,)

@@ -9,80 +9,83 @@ when it failed (the failing state, error and cause are printed; ``--redrive`` re
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
-from typing import Any
 
+import click
+
+from workflow.commands import APPROVE_CHOICE, Options, WorkflowCommand, pass_options
 from workflow.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``run`` command."""
-    parser = subparsers.add_parser(
-        "run",
-        help="run the whole state machine locally (--local): data, training, endpoint, prediction",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--local",
-        action="store_true",
-        help="run on this machine with the local runtime (required; AWS runs use 'start')",
-    )
-    parser.add_argument(
-        "--approve",
-        choices=("auto", "manual"),
-        default=None,
-        help="auto: approve when the quality gate passed (default from local.approve); manual: "
-        "wait for 'python -m workflow approve|reject TOKEN' from another terminal",
-    )
-    parser.add_argument(
-        "--keep-endpoint",
-        action="store_true",
-        help="leave the local endpoint running at the end (stop it with 'endpoints stop')",
-    )
-    parser.add_argument(
-        "--redrive",
-        action="store_true",
-        help="resume the last failed local run from the state that failed",
-    )
-    parser.add_argument("--commit", help="commit to build and name the run after (default: HEAD)")
-    parser.add_argument(
-        "--image-uri", help="use this image and skip the build (e.g. local/mask-r-cnn:TAG)"
-    )
-    parser.add_argument("--verbose-logs", action="store_true", help="print every training log line")
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
+@click.command(
+    "run",
+    cls=WorkflowCommand,
+    help=__doc__,
+    short_help="run the whole state machine locally (--local): data, training, endpoint, prediction",
+)
+@click.option(
+    "--local",
+    is_flag=True,
+    help="run on this machine with the local runtime (required; AWS runs use 'start')",
+)
+@click.option(
+    "--approve",
+    type=APPROVE_CHOICE,
+    default=None,
+    help="auto: approve when the quality gate passed (default from local.approve); manual: "
+    "wait for 'python -m workflow approve|reject TOKEN' from another terminal",
+)
+@click.option(
+    "--keep-endpoint",
+    is_flag=True,
+    help="leave the local endpoint running at the end (stop it with 'endpoints stop')",
+)
+@click.option(
+    "--redrive", is_flag=True, help="resume the last failed local run from the state that failed"
+)
+@click.option("--commit", help="commit to build and name the run after (default: HEAD)")
+@click.option("--image-uri", help="use this image and skip the build (e.g. local/mask-r-cnn:TAG)")
+@click.option("--verbose-logs", is_flag=True, help="print every training log line")
+@pass_options
+def run(
+    options: Options,
+    local: bool,
+    approve: str | None,
+    keep_endpoint: bool,
+    redrive: bool,
+    commit: str | None,
+    image_uri: str | None,
+    verbose_logs: bool,
+) -> int:
     """Run the state machine locally and return the exit code."""
-    from workflow.commands import config_from_args
     from workflow.local.pipeline import run_pipeline
     from workflow.local.report import Progress
 
-    if not args.local:
+    if not local:
         raise ConfigError(
             ["'run' only runs locally: add --local (for AWS use 'deploy' then 'start')"],
             source="command line",
         )
-    if args.redrive and (args.commit or args.image_uri):
+    if redrive and (commit or image_uri):
         raise ConfigError(
             ["--redrive resumes the recorded run; leave out --commit and --image-uri"],
             source="command line",
         )
-    config = config_from_args(args)
     result = run_pipeline(
-        config,
-        approve=args.approve,
-        keep_endpoint=args.keep_endpoint,
-        redrive=args.redrive,
-        commit=args.commit,
-        image_uri=args.image_uri,
-        progress=Progress(verbose=args.verbose_logs),
+        options.load_config(),
+        approve=approve,
+        keep_endpoint=keep_endpoint,
+        redrive=redrive,
+        commit=commit,
+        image_uri=image_uri,
+        progress=Progress(verbose=verbose_logs),
     )
     sys.stdout.write(json.dumps(result.summary, indent=2, default=str) + "\n")
     return result.exit_code
+
+
+COMMANDS = (run,)

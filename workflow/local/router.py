@@ -345,6 +345,8 @@ class RouterProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
+        # The record owns the router from now on; a daemon thread reaps it whoever stops it.
+        threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
         return cls(pid=popen.pid, port=port)
 
 

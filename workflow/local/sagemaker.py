@@ -315,6 +315,16 @@ class ServeProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=1)
 
+    def detach(self) -> None:
+        """Let the server outlive this handle: its record (pid) owns it from now on.
+
+        A daemon thread waits on the process, so that it is reaped whoever stops it (``endpoints
+        stop`` from another terminal) and the dropped handle does not warn that it still runs.
+        """
+        popen, self.popen = self.popen, None
+        if popen is not None:
+            threading.Thread(target=popen.wait, name=f"reap-{self.pid}", daemon=True).start()
+
 
 def tail(path: Path, lines: int = 5) -> str:
     """Return the last lines of a log file, joined with `` | ``."""

@@ -305,6 +305,7 @@ class EndpointHandlers:
             fleet.server.stop(grace)
             self._fail(name, problem, updating and bool(deployment))
             return
+        fleet.server.detach()  # the record owns the process now
         old = self.sm.records.get(ENDPOINTS, name) or {}
         old_pid = old.get("Pid")
         blue_serves = isinstance(old_pid, int) and pid_alive(old_pid) and bool(old.get("Routes"))

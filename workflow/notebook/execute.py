@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflow.errors import ConfigError, WorkflowError
+from workflow.errors import ConfigError
 from workflow.notebook.sources import (
     KERNEL_NAME,
     Notebook,
@@ -144,37 +144,19 @@ def execute(
     return time.monotonic() - started
 
 
-def _local_sagemaker(root: Path) -> Any:
-    from workflow.local.sagemaker import LocalSageMaker
-    from workflow.local.store import LocalStore
+def notebooks_folder(given: str | Path | None, cwd: Path) -> Path:
+    """``given``, else the checkout's notebooks/, else ``./notebooks``."""
+    from workflow.checkout import CheckoutError, notebooks_dir
 
-    def no_images(uri: str) -> Any:
-        raise WorkflowError(f"image {uri} is not needed to list or stop endpoints")
-
-    return LocalSageMaker(store=LocalStore(root), resolve_image=no_images, log_sink=None)
-
-
-def running_endpoints(root: Path) -> dict[str, int]:
-    """Return ``{endpoint name: pid}`` of the local endpoints running in a store."""
-    from workflow.local.sagemaker_endpoints import endpoint_records
-
-    return {
-        str(r["EndpointName"]): int(r["Pid"])
-        for r in endpoint_records(_local_sagemaker(root))
-        if r.get("Running") and isinstance(r.get("Pid"), int)
-    }
-
-
-def stop_new_endpoints(root: Path, before: Mapping[str, int]) -> list[str]:
-    """Stop the endpoints that run now but did not (with the same process) before."""
-    from workflow.local.sagemaker_endpoints import stop_endpoint
-
-    sm = _local_sagemaker(root)
-    stopped = []
-    for name, pid in running_endpoints(root).items():
-        if before.get(name) != pid and stop_endpoint(sm, name):
-            stopped.append(name)
-    return stopped
+    if given:
+        return Path(given)
+    try:
+        folder = notebooks_dir()
+    except CheckoutError:
+        folder = cwd / "notebooks"
+    if not folder.is_dir() and (cwd / "notebooks").is_dir():
+        folder = cwd / "notebooks"
+    return folder
 
 
 @dataclass(frozen=True)
@@ -289,6 +271,8 @@ def run_notebooks(
     Raises:
         NotebookRunError: When a notebook fails (the ones after it do not run).
     """
+    from workflow.local.endpoints import running_endpoints, stop_new_endpoints
+
     check_kernel()
     plan.output_dir.mkdir(parents=True, exist_ok=True)
     before = running_endpoints(plan.root)
@@ -317,8 +301,7 @@ __all__ = [
     "check_kernel",
     "describe_failure",
     "execute",
+    "notebooks_folder",
     "plan_notebooks",
     "run_notebooks",
-    "running_endpoints",
-    "stop_new_endpoints",
 ]

@@ -306,6 +306,7 @@ def test_invoke_endpoint_forwards_headers_and_errors(served):
         assert json.loads(error["OriginalMessage"])["path"] == "/invocations"
     finally:
         echo.shutdown()
+        echo.server_close()
 
 
 def test_sagemaker_reads_filter_sort_and_page(served):

@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 if str(REPO_ROOT) not in sys.path:  # `bench/` is a folder of the checkout, not an installed package
     sys.path.insert(0, str(REPO_ROOT))
 
-from shared.echo_server import echo_server  # noqa: E402, F401
+from helpers.echo_server import echo_server  # noqa: E402, F401
 
 from bench.common import BenchSettings  # noqa: E402
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.buildspec import read_buildspec
+from helpers.buildspec import read_buildspec
 
 REPO = Path(__file__).resolve().parents[3]
 PHASES = ("install", "pre_build", "build", "post_build")

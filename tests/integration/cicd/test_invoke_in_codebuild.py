@@ -27,7 +27,7 @@ import importlib.abc, runpy, sys
 allowed = set(sys.stdlib_module_names) | {
     "workflow", "boto3", "botocore", "jmespath", "dateutil", "yaml", "_yaml", "s3transfer",
     "six", "urllib3", "pydantic", "pydantic_core", "pydantic_settings", "annotated_types",
-    "typing_extensions", "typing_inspection", "dotenv",
+    "typing_extensions", "typing_inspection", "dotenv", "click",
 }
 project = {"mask_r_cnn", "mask_r_cnn.contract"}
 class Refuse(importlib.abc.MetaPathFinder):

@@ -7,10 +7,8 @@ at most 96 px. `trained_model` trains once per session and the serving tests reu
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,33 +19,10 @@ from typing import Any
 
 import pytest
 import requests
-from mask_r_cnn.synthetic import generate
+from helpers import TINY_HYPERPARAMETERS, child_environ, free_port, synthetic_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROGRAMS = REPO_ROOT / "container" / "mask_r_cnn"
-_CLEARED = ("MLOPS_", "AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB_", "MASTER_", "MODEL_SERVER_")
-
-TINY_HYPERPARAMETERS = {
-    "epochs": "1",
-    "batch_size": "2",
-    "backbone": "mobilenet_v3_large_fpn",
-    "fast": "true",
-    "min_size": "64",
-    "max_size": "96",
-    "detections_per_image": "10",
-    "num_workers": "0",
-    "log_interval": "1",
-    "warmup_steps": "2",
-    "lr": "0.01",
-}
-
-
-def child_environ(**extra: str) -> dict[str, str]:
-    """The environment for a `train`/`serve` child: ours minus SageMaker/AWS variables."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_CLEARED)}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 def make_tree(
@@ -87,19 +62,11 @@ def run_train(base: Path, timeout: float = 600, **extra: str) -> subprocess.Comp
     )
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def synthetic_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Synthetic COCO splits: train 4, validation 2, test 3 images of at most 96 px."""
     root = tmp_path_factory.mktemp("data")
-    generate(root, train=4, validation=2, test=3, size=96, seed=0)
-    return root
+    return synthetic_dataset(root)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,21 +19,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import helpers
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 IMAGE_TAG = "mlops-test/mask-r-cnn:docker-test"
+# The container tests' tiny settings, with the default warmup.
 TINY_HYPERPARAMETERS = {
-    "epochs": "1",
-    "batch_size": "2",
-    "backbone": "mobilenet_v3_large_fpn",
-    "fast": "true",
-    "min_size": "64",
-    "max_size": "96",
-    "detections_per_image": "10",
-    "num_workers": "0",
-    "log_interval": "1",
-    "lr": "0.01",
+    key: value for key, value in helpers.TINY_HYPERPARAMETERS.items() if key != "warmup_steps"
 }
 
 
@@ -149,6 +141,4 @@ def sagemaker_tree(tmp_path: Path, dataset: Path) -> Callable[..., Path]:
 @pytest.fixture
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return helpers.free_port()

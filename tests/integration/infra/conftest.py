@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from shared.infra import config, definition_json, make_config, rendered_file  # noqa: F401
+from helpers.infra import config, definition_json, make_config, rendered_file  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shared.container_source import make_source
+from helpers.container_source import make_source
 
 from workflow.local.build import ImageError, LocalBuilder, LocalImages
 from workflow.local.store import LocalStore

@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.local_runs import TINY
+from helpers import TINY_LOCAL_HYPERPARAMETERS
 
 from workflow.local.engine import TaskFailed
 from workflow.local.sagemaker import LocalSageMaker
 from workflow.local.sagemaker_training import TrainingJobHandler
 
 pytestmark = pytest.mark.integration
-
-
-TINY_HYPERPARAMETERS = TINY
 
 
 def request(name: str, **overrides: Any) -> dict[str, Any]:
@@ -29,7 +26,7 @@ def request(name: str, **overrides: Any) -> dict[str, Any]:
             "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
         },
         "RoleArn": "arn:aws:iam::000000000000:role/sm",
-        "HyperParameters": dict(TINY_HYPERPARAMETERS),
+        "HyperParameters": dict(TINY_LOCAL_HYPERPARAMETERS),
         "InputDataConfig": [
             {
                 "ChannelName": "training",
@@ -131,7 +128,7 @@ def test_max_runtime_stops_the_job(make_sagemaker: Callable[..., LocalSageMaker]
     slow = request(
         "job-slow",
         StoppingCondition={"MaxRuntimeInSeconds": 1},
-        HyperParameters={**TINY_HYPERPARAMETERS, "epochs": "50"},
+        HyperParameters={**TINY_LOCAL_HYPERPARAMETERS, "epochs": "50"},
     )
     submitted = handler.start(slow, None)
     with pytest.raises(TaskFailed) as info:
@@ -145,7 +142,7 @@ def test_max_runtime_stops_the_job(make_sagemaker: Callable[..., LocalSageMaker]
 def test_cancel_stops_the_processes(make_sagemaker: Callable[..., LocalSageMaker]) -> None:
     handler = TrainingJobHandler(make_sagemaker())
     submitted = handler.start(
-        request("job-cancel", HyperParameters={**TINY_HYPERPARAMETERS, "epochs": "50"}), None
+        request("job-cancel", HyperParameters={**TINY_LOCAL_HYPERPARAMETERS, "epochs": "50"}), None
     )
     pid = handler.sm.records.get("training-jobs", "job-cancel")["Pids"][0]
     handler.cancel(submitted, None)

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from shared.notebook_session import make_session, project  # noqa: F401
+from helpers.notebook_session import make_session, project  # noqa: F401

@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from shared.buildspec import buildspec  # noqa: F401
+from helpers.buildspec import buildspec  # noqa: F401

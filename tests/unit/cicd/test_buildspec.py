@@ -68,6 +68,8 @@ def test_install_installs_only_what_invoke_sfn_needs(buildspec: dict[str, Any]) 
         "typing-inspection",
         "typing_extensions",
         "python-dotenv",
+        # The command line (workflow.cli) invoke_sfn.py calls.
+        "click",
     }
     for name, version in pins:
         assert lock.get(name) == version, f"{name}=={version} differs from requirements.lock"

@@ -56,6 +56,10 @@ class _Conn:
         self.sock, self.peer = socket.socketpair()
         self.client = ("127.0.0.1", 5000)
 
+    def close(self) -> None:
+        self.sock.close()
+        self.peer.close()
+
 
 def _worker() -> JsonThreadWorker:
     worker = object.__new__(JsonThreadWorker)  # no gunicorn arbiter: only the deadline logic
@@ -69,22 +73,26 @@ def _worker() -> JsonThreadWorker:
 def test_slow_headers_are_cut_and_a_request_stuck_in_the_model_restarts_the_worker() -> None:
     worker = _worker()
     slow_headers, stuck, fine = _Conn(), _Conn(), _Conn()
-    worker._deadlines = {
-        slow_headers: (10.0, 60.0, False),  # headers not in after 10 s
-        stuck: (float("inf"), 60.0, False),  # headers in, request past --timeout
-        fine: (float("inf"), 1000.0, False),
-    }
-    worker.cut_slow_requests(now=20.0)
-    assert slow_headers.peer.recv(10) == b""  # shut down: the reading thread gets EOF
-    del worker._deadlines[slow_headers]  # and lets go of it
-    assert worker.alive
-    worker.cut_slow_requests(now=61.0)
-    assert stuck.peer.recv(10) == b""
-    worker.cut_slow_requests(now=61.0 + STUCK_GRACE_SECONDS - 1)
-    assert worker.alive
-    worker.cut_slow_requests(now=61.0 + STUCK_GRACE_SECONDS + 1)  # still held: stuck in torch
-    assert not worker.alive
-    assert any("restarting this worker" in line for line in worker.log.lines)
-    fine.peer.setblocking(False)
-    with pytest.raises(BlockingIOError):
-        fine.peer.recv(10)  # the request within its deadlines was left alone
+    try:
+        worker._deadlines = {
+            slow_headers: (10.0, 60.0, False),  # headers not in after 10 s
+            stuck: (float("inf"), 60.0, False),  # headers in, request past --timeout
+            fine: (float("inf"), 1000.0, False),
+        }
+        worker.cut_slow_requests(now=20.0)
+        assert slow_headers.peer.recv(10) == b""  # shut down: the reading thread gets EOF
+        del worker._deadlines[slow_headers]  # and lets go of it
+        assert worker.alive
+        worker.cut_slow_requests(now=61.0)
+        assert stuck.peer.recv(10) == b""
+        worker.cut_slow_requests(now=61.0 + STUCK_GRACE_SECONDS - 1)
+        assert worker.alive
+        worker.cut_slow_requests(now=61.0 + STUCK_GRACE_SECONDS + 1)  # still held: stuck in torch
+        assert not worker.alive
+        assert any("restarting this worker" in line for line in worker.log.lines)
+        fine.peer.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            fine.peer.recv(10)  # the request within its deadlines was left alone
+    finally:
+        for conn in (slow_headers, stuck, fine):
+            conn.close()

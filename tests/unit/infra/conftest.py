@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.infra import (  # noqa: F401
+from helpers.infra import (  # noqa: F401
     all_statements,
     config,
     definition_json,

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.container_source import make_source
+from helpers.container_source import make_source
 
 from workflow.local.build import ImageError, LocalBuilder, LocalImages, content_hash
 from workflow.local.store import LocalStore

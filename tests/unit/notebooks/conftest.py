@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shared.notebook_session import make_session, project  # noqa: F401
+from helpers.notebook_session import make_session, project  # noqa: F401
 
 
 @pytest.fixture(scope="session")

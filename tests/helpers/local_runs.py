@@ -1,4 +1,4 @@
-"""Local pipeline runs for the end-to-end tests: tiny settings, a run, the outbox, a reviewer."""
+"""Local pipeline runs for the end-to-end tests: a run, the outbox, a reviewer."""
 
 from __future__ import annotations
 
@@ -13,18 +13,6 @@ from workflow.config import WorkflowConfig
 from workflow.local import callbacks
 from workflow.local.pipeline import RunResult, run_pipeline
 from workflow.local.report import Progress
-
-# A model that trains in seconds (it learns nothing; the gate threshold is 0 in these tests).
-TINY = {
-    "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
-    "min_size": "64",
-    "max_size": "64",
-    "batch_size": "2",
-    "fast": "true",
-    "warmup_steps": "1",
-    "trainable_backbone_layers": "0",
-}
 
 
 def run(config: WorkflowConfig, **options: Any) -> tuple[RunResult, str]:
