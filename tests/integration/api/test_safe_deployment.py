@@ -145,6 +145,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def canary(wait_seconds: int, alarm: str) -> dict[str, Any]:
