@@ -166,7 +166,9 @@ def recorded_failure(document: Any) -> tuple[str, str, str] | None:
 
     Every failure path of the kit's definition records which state failed and why before it
     ends the run, so it names the state that decided the outcome; an error that a Catch routed
-    on earlier (an existing model package group, a missing endpoint) is not the failure.
+    on earlier (an existing model package group, a missing endpoint) is not the failure. When
+    the task error of that same state is known, the summary keeps it (its cause is the
+    specific one, e.g. the reviewer's reason).
     ``None`` for documents without that record (state machines written by others).
     """
     failure = document.get("Failure") if isinstance(document, Mapping) else None
@@ -189,7 +191,10 @@ def summarize(execution: Any, extra: Mapping[str, Any] | None = None) -> dict[st
         "metrics": metrics_of(output),
     }
     if execution.status != "SUCCEEDED":
-        state, error, cause = recorded_failure(output) or failing_state(history)
+        state, error, cause = failing_state(history)
+        recorded = recorded_failure(output)
+        if recorded is not None and recorded[0] != state:  # an earlier error was caught
+            state, error, cause = recorded
         summary.update(
             failed_state=state,
             error=error or execution.error,
