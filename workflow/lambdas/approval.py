@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import json
 import logging
 import os
@@ -44,13 +43,21 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from workflow.contracts import ERROR_REJECTED
 from workflow.lambdas import clients
 from workflow.lambdas._util import error_code, require_env, require_field
+from workflow.lambdas.approval_pages import (
+    REASON_LIMIT,
+    ROUTE,
+    confirmation_form,
+    format_metric,
+    iso,
+    page,
+    summary_table,
+)
 from workflow.lambdas.errors import LambdaConfigError
 
 logger = logging.getLogger(__name__)
@@ -60,12 +67,10 @@ ACTIONS = ("approve", "reject")
 DEFAULT_PREFIX = "approvals/"
 DEFAULT_TTL_SECONDS = 86400
 MIN_SECRET_BYTES = 32
-ROUTE = "/approval"
 # Step Functions answers these when the token no longer waits: the task timed out, the execution
 # stopped, or another request already answered it. Nothing may change then.
 # The reason and user agent the answer carries, cut so that the approval's output stays within
 # UpdateModelPackage's ApprovalDescription (1024 characters) as JSON text.
-REASON_LIMIT = 250
 USER_AGENT_LIMIT = 100
 GONE_TOKEN_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -208,14 +213,6 @@ def _metrics_of(event: Mapping[str, Any]) -> dict[str, Any]:
     return dict(metrics) if isinstance(metrics, Mapping) else {"value": metrics}
 
 
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _format_metric(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
 def plain(value: Any) -> str:
     """`value` as one line of the email: unsafe characters as '?', at most 200 characters.
 
@@ -291,7 +288,7 @@ def request_handler(
         "",
         "Evaluation metrics:",
         *(
-            f"  {plain(name)}: {plain(_format_metric(value))}"
+            f"  {plain(name)}: {plain(format_metric(value))}"
             for name, value in sorted(metrics.items(), key=lambda item: str(item[0]))
         ),
         "",
@@ -300,7 +297,7 @@ def request_handler(
         f"Reject:  {links['reject']}",
         "",
         "Each link opens a confirmation page; nothing happens until you press its button.",
-        f"The links expire at {_iso(expires)}.",
+        f"The links expire at {iso(expires)}.",
     ]
     # SNS refuses subjects with line breaks or control characters; plain() removes them.
     subject = f"Approve model {plain(record['model'] or record['commit'])}"[:99]
@@ -312,7 +309,7 @@ def request_handler(
     logger.info("approval %s requested for %s; links expire at %s", approval_id, execution, expires)
     return {
         "ApprovalId": approval_id,
-        "ExpiresAt": _iso(expires),
+        "ExpiresAt": iso(expires),
         "MessageId": response.get("MessageId"),
     }
 
@@ -320,31 +317,6 @@ def request_handler(
 # ---------------------------------------------------------------------------------------------
 # api_handler: the HTTP API
 # ---------------------------------------------------------------------------------------------
-
-_SECURITY_HEADERS = {
-    "Content-Type": "text/html; charset=utf-8",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-
-
-def _page(status: int, title: str, message: str, body_html: str = "") -> dict[str, Any]:
-    document = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;max-width:40em;margin:3em auto;line-height:1.5}"
-        "table{border-collapse:collapse}td{padding:.2em 1em .2em 0}"
-        "button{font-size:1.1em;padding:.5em 1.5em}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p>{body_html}</body></html>"
-    )
-    headers = dict(_SECURITY_HEADERS)
-    if status == 405:
-        headers["Allow"] = "GET, POST"
-    return {"statusCode": status, "headers": headers, "body": document}
 
 
 def _method(event: Mapping[str, Any]) -> str:
@@ -385,40 +357,6 @@ def _read_json(bucket: str, key: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _summary_table(record: Mapping[str, Any]) -> str:
-    rows = [
-        ("Model", record.get("model")),
-        ("Commit", record.get("commit")),
-        ("Endpoint", record.get("endpoint")),
-        ("Execution", record.get("execution")),
-    ]
-    metrics = record.get("metrics") or {}
-    if isinstance(metrics, Mapping):
-        rows += [(name, _format_metric(value)) for name, value in sorted(metrics.items())]
-    cells = "".join(
-        f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(str(value or '-'))}</td></tr>"
-        for name, value in rows
-    )
-    return f"<table>{cells}</table>"
-
-
-def _confirmation_form(fields: Mapping[str, str], record: Mapping[str, Any]) -> str:
-    action = fields["action"]
-    hidden = "".join(
-        f'<input type="hidden" name="{name}" value="{html.escape(fields[name], quote=True)}">'
-        for name in ("id", "action", "expires", "sig")
-    )
-    label = "Approve and deploy" if action == "approve" else "Reject"
-    return (
-        f"{_summary_table(record)}"
-        f'<form method="post" action="{ROUTE}">{hidden}'
-        f"<p><label>Reason (optional, recorded with the decision)<br>"
-        f'<textarea name="reason" maxlength="{REASON_LIMIT}"></textarea></label></p>'
-        f'<p><button type="submit">{label}</button></p></form>'
-        f"<p>This link expires at {html.escape(_iso(int(fields['expires'])))}.</p>"
-    )
-
-
 def api_handler(
     event: Mapping[str, Any],
     context: Any,
@@ -443,7 +381,7 @@ def api_handler(
     current = time.time() if now is None else now
     method = _method(event)
     if method not in ("GET", "POST"):
-        return _page(
+        return page(
             405,
             "Method not allowed",
             f"{method or 'This method'} is not accepted here; "
@@ -460,7 +398,7 @@ def api_handler(
         and _EXPIRES_PATTERN.fullmatch(expires_raw)
         and _SIG_PATTERN.fullmatch(signature)
     ):
-        return _page(
+        return page(
             400,
             "Incomplete link",
             "This approval link is incomplete or malformed; "
@@ -471,22 +409,22 @@ def api_handler(
     expected = sign(settings.secret, approval_id, action, expires)
     if not hmac.compare_digest(expected, signature):
         logger.warning("refused approval link with a bad signature for id %s", approval_id)
-        return _page(
+        return page(
             403,
             "Invalid link",
             "This approval link was altered or was not issued by "
             "this workflow; open the link from the email unchanged.",
         )
     if current > expires:
-        return _page(
+        return page(
             410,
             "Link expired",
-            f"This approval link expired at {_iso(expires)}; "
+            f"This approval link expired at {iso(expires)}; "
             "start the pipeline again to get a new request.",
         )
     record = _read_json(settings.bucket, settings.request_key(approval_id))
     if record is None or "token" not in record:
-        return _page(
+        return page(
             404,
             "Unknown request",
             "No approval request with this id exists (it was "
@@ -495,21 +433,21 @@ def api_handler(
     decision = _read_json(settings.bucket, settings.decision_key(approval_id))
     if decision is not None:
         done = "approved" if decision.get("action") == "approve" else "rejected"
-        return _page(
+        return page(
             409,
             "Already decided",
             f"This model was already {done} at "
-            f"{_iso(float(decision.get('decided', 0)))}; nothing was changed.",
-            _summary_table(record),
+            f"{iso(float(decision.get('decided', 0)))}; nothing was changed.",
+            summary_table(record),
         )
     if method == "GET":
         verb = "approve" if action == "approve" else "reject"
-        return _page(
+        return page(
             200,
             f"Confirm: {verb} this model?",
             "Check the metrics below, then press "
             "the button to confirm. Opening this page changed nothing.",
-            _confirmation_form(fields, record),
+            confirmation_form(fields, record),
         )
     reviewer = _reviewer(_source(event), fields.get("reason", ""))
     return _decide(settings, record, action, current, reviewer)
@@ -545,7 +483,7 @@ def _decide(
             output = {
                 "Approved": True,
                 "ApprovalId": approval_id,
-                "DecidedAt": _iso(now),
+                "DecidedAt": iso(now),
                 "Reviewer": f"{who} ({reviewer['user_agent'] or 'no user agent'})",
                 "Reason": reason,
             }
@@ -555,12 +493,12 @@ def _decide(
                 taskToken=record["token"],
                 error=ERROR_REJECTED,
                 cause=f"rejected by {who} through approval request {approval_id} "
-                f"at {_iso(now)}" + (f": {reason}" if reason else ""),
+                f"at {iso(now)}" + (f": {reason}" if reason else ""),
             )
     except Exception as exc:
         code = error_code(exc)
         if code in GONE_TOKEN_ERRORS:
-            return _page(
+            return page(
                 410,
                 "No longer waiting",
                 "The pipeline no longer waits for this "
@@ -568,7 +506,7 @@ def _decide(
                 "nothing was changed.",
             )
         logger.exception("Step Functions refused the %s of approval %s", action, approval_id)
-        return _page(
+        return page(
             503,
             "Try again",
             f"Step Functions could not be reached ({code or 'error'}); "
@@ -590,15 +528,15 @@ def _decide(
         note = " Its record could not be saved (see the approval function's logs)."
     logger.info("approval %s: %s", approval_id, action)
     if action == "approve":
-        return _page(
+        return page(
             200,
             "Approved",
             "The model is approved; the pipeline goes on to deploy it." + note,
-            _summary_table(record),
+            summary_table(record),
         )
-    return _page(
+    return page(
         200,
         "Rejected",
         "The model is rejected; the pipeline stops without deploying." + note,
-        _summary_table(record),
+        summary_table(record),
     )
