@@ -53,7 +53,7 @@ _INTRINSIC_TAGS = (
 # ---------------------------------------------------------------------------------------------
 
 
-class _TemplateLoader(yaml.SafeLoader):
+class _TemplateLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
     """SafeLoader that turns ``!Ref x`` etc. into their long form ``{"Ref": x}``."""
 
 
@@ -67,7 +67,7 @@ def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.No
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        value = loader.construct_mapping(node, deep=True)
     return {key: value}
 
 
@@ -101,7 +101,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 
 def dump_template(template: Mapping[str, Any]) -> str:
     """Return the template as YAML (long-form intrinsics, key order kept)."""
-    return yaml.safe_dump(dict(template), sort_keys=False, width=100, allow_unicode=True)
+    return str(yaml.safe_dump(dict(template), sort_keys=False, width=100, allow_unicode=True))
 
 
 # ---------------------------------------------------------------------------------------------

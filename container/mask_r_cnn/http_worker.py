@@ -93,6 +93,8 @@ def error_bytes(status: int, reason: str, sentence: str) -> bytes:
 class JsonThreadWorker(ThreadWorker):  # type: ignore[misc]
     """gunicorn's gthread worker with request deadlines and JSON error pages."""
 
+    alive: bool  # gunicorn's Worker: False once the worker should exit
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Set up the worker; deadlines are tracked per connection being served."""
         super().__init__(*args, **kwargs)

@@ -48,7 +48,8 @@ def norm_factory(name: str) -> Callable[[int], nn.Module]:
     if name == "group_norm":
         return _group_norm
     if name == "frozen_batch_norm":
-        return misc_ops.FrozenBatchNorm2d
+        frozen: Callable[[int], nn.Module] = misc_ops.FrozenBatchNorm2d
+        return frozen
     if name == "batch_norm":
         return nn.BatchNorm2d
     raise ValueError(f"unknown norm_layer {name!r}")  # guarded by hyperparams

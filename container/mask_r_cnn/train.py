@@ -411,7 +411,7 @@ def _process(local_rank: int, env: SageMakerEnv, config: TrainConfig, per_host: 
 
 def _spawn(env: SageMakerEnv, config: TrainConfig, per_host: int) -> None:
     """Run one process per GPU, forwarding SIGTERM, and re-raise a child's error here."""
-    context = start_processes(
+    context = start_processes(  # type: ignore[no-untyped-call]  # torch leaves it untyped
         _process, args=(env, config, per_host), nprocs=per_host, join=False, start_method="spawn"
     )
 

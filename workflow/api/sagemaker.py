@@ -184,7 +184,7 @@ class SageMakerApi:
         self, handler: Callable[[Mapping[str, Any]], dict[str, Any]], body: dict[str, Any]
     ) -> dict[str, Any]:
         try:
-            return seconds(handler(body))
+            return dict(seconds(handler(body)))
         except TaskFailed as exc:
             raise ApiError("ValidationException", str(exc.cause)) from exc
 
@@ -210,13 +210,13 @@ class SageMakerApi:
         name = str(require(body, kind.name_key))
         if kind.collection == ENDPOINTS:
             try:
-                return seconds(self._endpoints.describe({"EndpointName": name}, None))
+                return dict(seconds(self._endpoints.describe({"EndpointName": name}, None)))
             except TaskFailed as exc:
                 raise self._missing(kind, name) from exc
         record = self._get(kind, name)
         if record is None:
             raise self._missing(kind, name)
-        return seconds(kind.describe(record))
+        return dict(seconds(kind.describe(record)))
 
     def list(self, kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
         """List resources with NameContains, StatusEquals, SortBy/SortOrder and paging."""

@@ -201,7 +201,7 @@ def _retriable(state: dict[str, Any], error: str | None) -> bool:
             or "States.ALL" in errors
             or ("States.TaskFailed" in errors and error not in (None, "States.Timeout"))
         ):
-            return retrier.get("MaxAttempts", 3) != 0
+            return bool(retrier.get("MaxAttempts", 3) != 0)
     return False
 
 

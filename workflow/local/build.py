@@ -314,7 +314,7 @@ class LocalBuilder:
                 f"Ids = {ids!r} is not a list of build ids; pass e.g. "
                 '"Ids.$": "States.Array($.Build.BuildId)".',
             )
-        return pascal_case(self.batch_get_builds(ids))
+        return dict(pascal_case(self.batch_get_builds(ids)))
 
     def build(self, commit: str, tag: str | None = None) -> str:
         """Build the image for ``commit`` synchronously and return its URI."""

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from workflow.local.store import write_json_atomic
 logger = logging.getLogger(__name__)
 
 STATES = ("OK", "ALARM", "INSUFFICIENT_DATA")
-OPERATORS = {
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
     "GreaterThanThreshold": lambda value, threshold: value > threshold,
     "LessThanThreshold": lambda value, threshold: value < threshold,

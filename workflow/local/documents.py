@@ -93,7 +93,8 @@ def run_document(
     Raises:
         EngineError: the document is one AWS refuses (InvalidDefinition); nothing ran.
     """
-    from workflow.local.report import Progress, failing_state
+    from workflow.history import failing_state
+    from workflow.local.report import Progress
     from workflow.local.runtime import LocalRuntime
 
     progress = Progress()

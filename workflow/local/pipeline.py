@@ -216,8 +216,7 @@ def build_input(
         poll_seconds=config.local.poll_seconds,
         gate_threshold=config.local.gate_threshold,
     )
-    document.update(data)
-    return document
+    return {**document, **data}
 
 
 def wait(execution: Any, progress: Progress) -> None:

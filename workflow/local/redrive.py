@@ -58,7 +58,7 @@ def release_redriven_job(sagemaker: Any, record: Any) -> Path | None:
     attempt = 1
     while (archive_root / f"{name}-attempt{attempt}").exists():
         attempt += 1
-    archive = archive_root / f"{name}-attempt{attempt}"
+    archive: Path = archive_root / f"{name}-attempt{attempt}"
     archive.mkdir()
     # The folder first, then the record: a crash in between leaves the record, and the next
     # redrive moves it (the folder is gone, nothing is lost).

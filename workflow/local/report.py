@@ -288,7 +288,7 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
     # Small images (the demo's 128 px) are enlarged so that boxes and labels stay readable.
     scale = max(1, -(-MIN_PICTURE_SIDE // max(drawn.size)))
     if scale > 1:
-        drawn = drawn.resize((drawn.width * scale, drawn.height * scale), Image.NEAREST)
+        drawn = drawn.resize((drawn.width * scale, drawn.height * scale), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(drawn)
     try:
         font: Any = ImageFont.load_default(size=14)

@@ -54,7 +54,8 @@ from workflow.local.callbacks import CallbackWatcher
 from workflow.local.clients import LocalClients, LocalSsm
 from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.model_registry import ModelRegistry
-from workflow.local.sagemaker import LocalSageMaker, LogSink, SageMakerSettings, stderr_sink
+from workflow.local.processes import LogSink
+from workflow.local.sagemaker import LocalSageMaker, SageMakerSettings, stderr_sink
 from workflow.local.sagemaker_endpoints import (
     EndpointConfigHandler,
     EndpointHandlers,

@@ -37,4 +37,4 @@ def aws_execution_input(session: Session, commit: str = "", image_uri: str = "")
     from workflow.naming import execution_input, resolve_commit
 
     commit = commit or resolve_commit(os.environ, cwd=session.project)
-    return execution_input(session.config, commit, image_uri=image_uri or None)
+    return dict(execution_input(session.config, commit, image_uri=image_uri or None))

@@ -136,14 +136,14 @@ def start_server(base: Path, log_path: Path, **extra: str) -> Server:
         "MASK_R_CNN_NGINX": "0",
     }
     env = child_environ(**{**settings, **extra})
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, str(PROGRAMS / "serve")],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, str(PROGRAMS / "serve")],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

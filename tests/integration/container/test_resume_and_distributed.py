@@ -18,13 +18,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _start(processes: Any, base: Path, log: Path, **extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(processes.programs / "train")],
-        env=processes.environ(SAGEMAKER_BASE_DIR=str(base), **extra),
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    with log.open("w") as stream:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, str(processes.programs / "train")],
+            env=processes.environ(SAGEMAKER_BASE_DIR=str(base), **extra),
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def _wait_for_checkpoint(process: subprocess.Popen[str], folder: Path, log: Path) -> None:

@@ -286,8 +286,8 @@ class LocalServiceTask(_TaskCompletion, StateTaskServiceCallback):
             if handler.cancel is not None:
                 handler.cancel(submitted, ctx)
 
-        resolve.cancel = cancel  # type: ignore[attr-defined]
-        resolve.interval = host.poll_interval  # type: ignore[attr-defined]
+        resolve.cancel = cancel
+        resolve.interval = host.poll_interval
         return resolve
 
     def _eval_sync(
