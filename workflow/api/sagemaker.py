@@ -40,11 +40,8 @@ from workflow.local.data_capture import variant_name
 from workflow.local.engine import TaskFailed
 from workflow.local.model_registry import ModelRegistry
 from workflow.local.router import INFERENCE_ID_HEADER, VARIANT_HEADER
-from workflow.local.sagemaker import LocalSageMaker
+from workflow.local.sagemaker import CONFIGS, ENDPOINTS, MODELS, LocalSageMaker
 from workflow.local.sagemaker_endpoints import (
-    CONFIGS,
-    ENDPOINTS,
-    MODELS,
     EndpointConfigHandler,
     EndpointHandlers,
     ModelHandler,

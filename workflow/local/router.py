@@ -43,7 +43,7 @@ from typing import Any
 from workflow.local.data_capture import DataCapture, Invocation
 from workflow.local.endpoint_metrics import append_invocation
 from workflow.local.processes import base_environ, free_port, import_root, process_cmdline
-from workflow.local.sagemaker import Records
+from workflow.local.sagemaker import CONFIGS, Records
 from workflow.local.store import LocalStore
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 ROUTER_MODULE = "workflow.local.router"
 VARIANT_HEADER = "X-Amzn-Invoked-Production-Variant"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-ENDPOINT_CONFIGS = "endpoint-configs"  # the records' folder (sagemaker_endpoints.CONFIGS)
 FORWARD_TIMEOUT_SECONDS = 60.0  # SageMaker's model response timeout
 _HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "transfer-encoding", "content-length", "host", "te", "upgrade")
@@ -190,7 +189,7 @@ class _Capture:
         name = route.endpoint_config or record_config
         if name not in self._configs:
             try:
-                self._configs[name] = self.records.get(ENDPOINT_CONFIGS, name) if name else None
+                self._configs[name] = self.records.get(CONFIGS, name) if name else None
             except Exception as exc:  # an unreadable configuration captures nothing
                 logger.warning("cannot read endpoint configuration %r: %s", name, exc)
                 self._configs[name] = None

@@ -132,6 +132,12 @@ class SageMakerSettings:
         return f"arn:aws:sagemaker:{self.region}:{self.account_id}:{kind}/{name.lower()}"
 
 
+# The record collections of the hosting resources (``<root>/sagemaker/<collection>/``).
+MODELS = "models"
+CONFIGS = "endpoint-configs"
+ENDPOINTS = "endpoints"
+
+
 class Records:
     """JSON records of SageMaker resources under ``<root>/sagemaker/<kind>/<name>.json``."""
 

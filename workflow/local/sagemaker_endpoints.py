@@ -37,6 +37,9 @@ from workflow.local.model_registry import ModelRegistry
 from workflow.local.processes import pid_alive, process_cmdline, stop_process_group
 from workflow.local.router import RouterProcess, is_router, wait_listening
 from workflow.local.sagemaker import (
+    CONFIGS,
+    ENDPOINTS,
+    MODELS,
     SAGEMAKER_ERROR,
     SDK_ERROR,
     LocalSageMaker,
@@ -54,9 +57,6 @@ from workflow.local.sagemaker import (
 
 logger = logging.getLogger(__name__)
 
-MODELS = "models"
-CONFIGS = "endpoint-configs"
-ENDPOINTS = "endpoints"
 _LOCAL_KEYS = (
     "Pid", "Port", "Url", "ModelDir", "LogPath", "CreatedBy", "Deployment", "RouterPid",
     "Routes", "ServeUrl", "Pending", "PendingEndpointConfigName",

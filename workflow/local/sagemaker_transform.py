@@ -25,6 +25,7 @@ from typing import Any
 
 from workflow.http import HttpError, get_json, post_bytes
 from workflow.local.sagemaker import (
+    MODELS,
     TASK_FAILED,
     LocalSageMaker,
     ServeProcess,
@@ -37,7 +38,6 @@ from workflow.local.sagemaker import (
     task_failed,
     validate_s3,
 )
-from workflow.local.sagemaker_endpoints import MODELS
 from workflow.local.store import StoreError, parse_s3_uri
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from workflow.local.router import RouterServer
-from workflow.local.sagemaker import LocalSageMaker
-from workflow.local.sagemaker_endpoints import CONFIGS, ENDPOINTS
+from workflow.local.sagemaker import CONFIGS, ENDPOINTS, LocalSageMaker
 
 pytestmark = pytest.mark.integration
 

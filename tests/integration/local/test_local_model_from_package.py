@@ -12,8 +12,8 @@ import pytest
 
 from workflow.local.engine import TaskFailed
 from workflow.local.model_registry import ModelRegistry
-from workflow.local.sagemaker import LocalSageMaker
-from workflow.local.sagemaker_endpoints import MODELS, ModelHandler
+from workflow.local.sagemaker import MODELS, LocalSageMaker
+from workflow.local.sagemaker_endpoints import ModelHandler
 
 pytestmark = pytest.mark.integration
 
