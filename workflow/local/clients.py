@@ -18,10 +18,12 @@ Errors are ``botocore.exceptions.ClientError`` with AWS's error codes, as boto3 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -98,6 +100,8 @@ class LocalS3:
                     "Key": uri[len(f"s3://{Bucket}/") :],
                     "Size": stat.st_size,
                     "LastModified": datetime.fromtimestamp(stat.st_mtime, timezone.utc),
+                    "ETag": _etag(path),
+                    "StorageClass": "STANDARD",
                 }
             )
         response: dict[str, Any] = {
@@ -112,6 +116,15 @@ class LocalS3:
         if response["IsTruncated"]:
             response["NextContinuationToken"] = str(start + MaxKeys)
         return response
+
+
+def _etag(path: Path) -> str:
+    """The ETag S3 gives an object uploaded in one part: its MD5, quoted."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return f'"{digest.hexdigest()}"'
 
 
 class LocalSns:

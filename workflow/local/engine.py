@@ -121,6 +121,8 @@ class LocalEngine(HandlerRegistry):
         time_scale: Multiplies every engine sleep (Retry backoff, Wait states, `.sync` poll
             interval); 1.0 is real time, tests use e.g. 0.01. Timeouts stay real.
         poll_interval: Seconds between two `poll` calls of a `.sync` task (before scaling).
+        s3: The S3 client of the local store (`workflow.local.clients.LocalS3`) a Distributed
+            Map's `ItemReader` and `ResultWriter` use; None: such a Map fails when it reads.
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class LocalEngine(HandlerRegistry):
         role_arn: str | None = None,
         time_scale: float = 1.0,
         poll_interval: float = 0.5,
+        s3: Any = None,
     ) -> None:
         if time_scale < 0:
             raise ValueError(f"time_scale = {time_scale!r} is negative; use 1.0 for real time")
@@ -146,6 +149,7 @@ class LocalEngine(HandlerRegistry):
         self.role_arn = role_arn or f"arn:aws:iam::{account_id}:role/local-state-machine"
         self.time_scale = time_scale
         self.poll_interval = poll_interval
+        self.s3 = s3
         super().__init__()
         self._executions: list[LocalExecution] = []
         self._programs: OrderedDict[str, Any] = OrderedDict()

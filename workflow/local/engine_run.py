@@ -101,6 +101,19 @@ class ExecutionRun:
         """Return the mocked response of this state's attempt, if a test case mocks it."""
         return self.mocks.response(state_name, attempt) if self.mocks is not None else None
 
+    def start_child(
+        self, definition: str, child_input: Any, state_machine_name: str
+    ) -> LocalExecution:
+        """Start a Distributed Map child execution (same engine and mocks)."""
+        return self.engine.start_execution(
+            definition, child_input, state_machine_name=state_machine_name, mocks=self.mocks
+        )
+
+    @property
+    def s3(self) -> Any:
+        """The engine's S3 client on the local store, or None."""
+        return self.engine.s3
+
     def prepare(self, definition: str) -> None:
         """Refuse, before it runs, a definition AWS would refuse (served API path)."""
         self.engine.check_definition(definition)

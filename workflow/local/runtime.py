@@ -51,7 +51,7 @@ from workflow.errors import ConfigError
 from workflow.infra_options import rollback_alarms
 from workflow.local.build import LocalBuilder, LocalImages
 from workflow.local.callbacks import CallbackWatcher
-from workflow.local.clients import LocalClients, LocalSsm
+from workflow.local.clients import LocalClients, LocalS3, LocalSsm
 from workflow.local.cloudwatch import LocalCloudWatch
 from workflow.local.model_registry import ModelRegistry
 from workflow.local.processes import LogSink
@@ -139,6 +139,7 @@ class LocalRuntime:
             account_id=config.account_id,
             time_scale=time_scale,
             poll_interval=poll_interval,
+            s3=LocalS3(self.store),
         )
         self.outbox = Outbox(self.root, echo=self.say if echo else False)
         self.images = LocalImages(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 LAMBDA = "arn:aws:states:::lambda:invoke"
@@ -38,3 +40,22 @@ def lambda_task(function: str, **fields: Any) -> dict[str, Any]:
     if "Next" not in state:
         state["End"] = True
     return state
+
+
+class ConcurrencyProbe:
+    """A Lambda function that echoes its payload and records how many calls overlapped."""
+
+    def __init__(self, seconds: float = 0.05) -> None:
+        self.seconds = seconds
+        self.peak = 0
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, payload: Any, _ctx: Any) -> Any:
+        with self._lock:
+            self._active += 1
+            self.peak = max(self.peak, self._active)
+        time.sleep(self.seconds)
+        with self._lock:
+            self._active -= 1
+        return payload

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import pytest
+from asl_builders import ConcurrencyProbe
 
 from workflow.local.engine import (
     ABORTED,
@@ -272,20 +273,8 @@ def test_parallel_output_is_ordered_array(run):
 
 
 def test_map_max_concurrency_order_and_item_context(engine, run):
-    lock = threading.Lock()
-    active = [0]
-    peak = [0]
-
-    def work(payload: Any, ctx: Any) -> Any:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
-        with lock:
-            active[0] -= 1
-        return payload
-
-    engine.register_lambda("work", work)
+    probe = ConcurrencyProbe()
+    engine.register_lambda("work", probe)
     definition = machine(
         {
             "M": {
@@ -315,7 +304,7 @@ def test_map_max_concurrency_order_and_item_context(engine, run):
     execution = run(definition, {"xs": ["a", "b", "c", "d", "e"], "k": 9})
     assert execution.status == SUCCEEDED
     assert execution.output["r"] == [{"v": v, "i": i, "k": 9} for i, v in enumerate("abcde")]
-    assert 1 <= peak[0] <= 2
+    assert 1 <= probe.peak <= 2
 
 
 def test_wait_seconds_and_seconds_path_are_scaled(run):

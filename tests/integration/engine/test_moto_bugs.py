@@ -55,6 +55,24 @@ except Exception as exc:
 else:
     raise AssertionError("a context path comparator works")
 """,
+    # distributed-map: moto's grammar refuses a valid DISTRIBUTED Map (an integer
+    # ToleratedFailurePercentage, ItemBatcher), and its tolerated-failure fields are ignored.
+    "distributed-map": """
+import json
+def parses(map_fields):
+    state = {"Type": "Map", "End": True, "ItemProcessor": {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, **map_fields}
+    try:
+        m.AmazonStateLanguageParser.parse(json.dumps({"StartAt": "M", "States": {"M": state}}))
+    except m.ASLParserException:
+        return False
+    return True
+assert not parses({"ToleratedFailurePercentage": 10})
+assert not parses({"ItemBatcher": {"MaxItemsPerBatch": 2}})
+import pathlib
+assert "no effect" in pathlib.Path(m.asl_preprocessor.__file__).read_text()
+""",
 }
 
 

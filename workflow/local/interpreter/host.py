@@ -98,6 +98,13 @@ class ExecutionHost(Protocol):
     def prepare(self, definition: str) -> None:
         """Check a definition parsed in the worker (the served API path); raise if invalid."""
 
+    def start_child(self, definition: str, child_input: Any, state_machine_name: str) -> Any:
+        """Start a Distributed Map child execution; return it (`done`, `wait`, `stop`, ...)."""
+
+    @property
+    def s3(self) -> Any:
+        """The engine's S3 client on the local store (`get_object`, ...), or None."""
+
     @property
     def restart_input(self) -> tuple[bool, Any]:
         """(True, input) when a redrive restarts a state with its recorded input."""

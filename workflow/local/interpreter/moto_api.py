@@ -103,6 +103,7 @@ with _light_import():
             string_operators,
             timestamp_operators,
         )
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map import state_map
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
             iteration_worker,
         )
@@ -224,6 +225,9 @@ PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (StatesErrorNameType, "StatesRuntime"),
     (StatesErrorNameType, "StatesStatesDataLimitExceeded"),
     (AmazonStateLanguageParser, "parse"),
+    (state_map.StateMap, "_eval_execution"),
+    (StatesErrorNameType, "StatesExceedToleratedFailureThreshold"),
+    (HistoryEventType, "MapRunStarted"),
 )
 
 
@@ -338,6 +342,7 @@ __all__ = [
     "retrier_decl",
     "state_choice",
     "state_fail",
+    "state_map",
     "state_module",
     "state_task_factory",
     "state_task_service_callback",

@@ -7,7 +7,8 @@ lock; `LocalEngine()` calls it after `check_compat()`). `ENGINE_PATCHES` lists t
   / `LocalLambdaTask`; other moto users in the process are unaffected), `lambda` (Lambda
   invocations call the engine's functions), `retry-sleep` and `wait-sleep` (Retry backoff and
   Wait states sleep through the engine: scaled, recorded, interruptible);
-- moto bug fixes, each in `fixes` or `data_fixes` with the moto code it corrects named;
+- moto bug fixes, each in `fixes`, `data_fixes` or `distributed_map` with the moto code it
+  corrects named;
 - `jsonata` (JSONata expressions and workflow variables: the evaluator moto leaves unset, and
   the fixes listed in `workflow.local.interpreter.jsonata`).
 """
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from workflow.local.interpreter import data_fixes, fixes, jsonata
+from workflow.local.interpreter import data_fixes, distributed_map, fixes, jsonata
 from workflow.local.interpreter.host import (
     host_for,
     is_parsing_for_engine,
@@ -154,6 +155,7 @@ ENGINE_PATCHES: Final[tuple[Patch, ...]] = (
     ("intrinsic-literals", data_fixes.fix_intrinsic_literals),
     ("context-state", data_fixes.fix_context_state),
     ("context-path-comparators", data_fixes.fix_context_path_comparators),
+    ("distributed-map", distributed_map.fix_distributed_map),
     ("jsonata", jsonata.install),  # JSONata and variables: the evaluator moto leaves unset
 )
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, Final, NamedTuple
 
 from workflow.local.errors import TaskTokenError
+from workflow.local.interpreter.distributed_parse import parse_with_distributed_maps
 from workflow.local.interpreter.host import (
     ExecutionHost,
     interrupt_callbacks,
@@ -74,6 +75,8 @@ def parse_program(definition: str) -> Any:
         Exception: moto's parser error (ANTLR or ASL), for the engine to reword.
     """
     with parsing_for_engine():
+        if '"DISTRIBUTED"' in definition:
+            return parse_with_distributed_maps(definition)
         return AmazonStateLanguageParser.parse(definition)[0]
 
 
