@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from workflow.asl_map import check_map_mode
 from workflow.asl_rules import (
     JSONATA,
     JSONPATH,
@@ -215,6 +216,7 @@ def _check_state(
             problems.append(f"{path}: a Map state needs ItemProcessor (or Iterator)")
         else:
             _check_sub_machine(processor, f"{path}.ItemProcessor.", problems, language)
+        check_map_mode(state, path, problems, language)
     if kind in ("Task", "Parallel", "Map"):
         check_retry(state.get("Retry"), f"{path}.Retry", problems)
         check_catch(state.get("Catch"), f"{path}.Catch", states, problems, language)

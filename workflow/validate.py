@@ -23,9 +23,12 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from workflow.asl_map import FIELD_NAMES as DISTRIBUTED_MAP_FIELDS
 from workflow.asl_rules import JSONATA, JSONPATH, hint, is_type, short
 from workflow.asl_structure import MAX_STATE_NAME_LENGTH, structure_problems
 
+# statelint's refusal of a field; those of Distributed Maps are checked by workflow.asl_map.
+_STATELINT_FIELD = re.compile(r'Field "([^"]+)" not allowed')
 # Step Functions integration name -> botocore service name.
 _SERVICES = {
     "sagemaker": "sagemaker",
@@ -236,7 +239,16 @@ def _statelint(document: Mapping[str, Any]) -> list[str]:
         from statelint.linter import Linter
     except ImportError:
         return []
-    return [f"statelint: {problem}" for problem in Linter.validate(dict(document))]
+    return [
+        f"statelint: {problem}"
+        for problem in Linter.validate(dict(document))
+        if not _distributed_map_field(problem)
+    ]
+
+
+def _distributed_map_field(problem: str) -> bool:
+    match = _STATELINT_FIELD.match(problem)
+    return match is not None and match.group(1) in DISTRIBUTED_MAP_FIELDS
 
 
 __all__ = ["MAX_STATE_NAME_LENGTH", "structure_problems", "validate_config", "validate_definition"]

@@ -375,3 +375,63 @@ def test_no_local_store_fails_the_reader(make_engine: Callable[..., LocalEngine]
     execution = engine.start_execution(dmap(ItemReader=reader)).wait(RUN_TIMEOUT)
     assert execution.error == "States.ItemReaderFailed"
     assert "LocalS3" in (execution.cause or "")
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+def full_distributed_map() -> dict[str, Any]:
+    return dmap(
+        ItemReader={
+            "Resource": GET_OBJECT,
+            "ReaderConfig": {
+                "InputType": "CSV",
+                "CSVHeaderLocation": "GIVEN",
+                "CSVHeaders": ["a"],
+                "CSVDelimiter": "PIPE",
+                "MaxItemsPath": "$.n",
+            },
+            "Parameters": {"Bucket": "b", "Key": "k"},
+        },
+        ItemBatcher={"MaxItemsPerBatch": 10, "MaxInputBytesPerBatch": 1024, "BatchInput": {}},
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "b", "Prefix": "p"},
+            "WriterConfig": {"Transformation": "COMPACT", "OutputType": "JSONL"},
+        },
+        ToleratedFailurePercentage=5,
+        ToleratedFailureCountPath="$.tolerated",
+        Label="Scan",
+        MaxConcurrency=100,
+    )
+
+
+def test_validate_accepts_every_distributed_field(engine: LocalEngine) -> None:
+    # DMAP ("Distributed Map state fields"), READER, BATCHER, WRITER: all valid together.
+    from workflow.validate import validate_definition
+
+    assert validate_definition(full_distributed_map()) == []
+    engine.check_definition(full_distributed_map())
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"ItemProcessor": {**processor(), "ProcessorConfig": {"Mode": "INLINE"}}}, "ItemReader"),
+        ({"ItemProcessor": {**processor(), "ProcessorConfig": {"Mode": "DISTRIBUTED"}}}, "Type"),
+        ({"ItemReader": {"Resource": GET_OBJECT, "ReaderConfig": {"InputType": "XML"}}}, "XML"),
+        ({"ItemBatcher": {"BatchInput": {}}}, "MaxItemsPerBatch"),
+        ({"ToleratedFailurePercentage": 150}, "150"),
+        ({"ResultWriter": {"Resource": "arn:aws:states:::s3:putObject"}}, "go together"),
+    ],
+)
+def test_invalid_distributed_fields_are_refused(change: dict[str, Any], field: str) -> None:
+    # DMAP (ItemReader, ItemBatcher, ResultWriter, ToleratedFailure*, Label exist only in
+    # DISTRIBUTED mode, which needs ExecutionType), READER (InputType values), BATCHER, WRITER
+    # (Resource and Parameters go together), THRESHOLD (a percentage from 0 to 100).
+    from workflow.validate import validate_definition
+
+    definition = full_distributed_map()
+    definition["States"]["M"].update(change)
+    problems = validate_definition(definition, lint=False)
+    assert any(field in problem for problem in problems), problems

@@ -20,19 +20,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
+from workflow.asl_map import DISTRIBUTED_ONLY
 from workflow.local import map_run
 from workflow.local.interpreter.moto_api import AmazonStateLanguageParser, state_map
 
-DISTRIBUTED_ONLY: Final = (
-    "ItemReader",
-    "ItemBatcher",
-    "ResultWriter",
-    "ToleratedFailureCount",
-    "ToleratedFailureCountPath",
-    "ToleratedFailurePercentage",
-    "ToleratedFailurePercentagePath",
-    "Label",
-)
 SPEC_ATTRIBUTE: Final = "_local_distributed_spec"
 _BATCH_FIELDS: Final = ("MaxItemsPerBatch", "MaxInputBytesPerBatch")
 _TOLERANCE_FIELDS: Final = ("ToleratedFailureCount", "ToleratedFailurePercentage")
