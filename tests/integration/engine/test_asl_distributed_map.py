@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from asl_builders import ConcurrencyProbe, lambda_task, machine
+from test_exec_cli import main  # noqa: F401 - the `python -m workflow` fixture
 
 from workflow.local.clients import LocalS3
 from workflow.local.engine import FAILED, SUCCEEDED, LocalEngine, LocalExecution
@@ -104,6 +106,23 @@ def test_express_children_and_max_concurrency(run: Run, engine: LocalEngine) -> 
     definition = dmap(MaxConcurrency=1, ItemProcessor=processor(states, ExecutionType="EXPRESS"))
     assert ok(run(definition, [1, 2, 3])) == [1, 2, 3]
     assert probe.peak == 1
+
+
+def test_stopping_the_parent_stops_its_children(engine: LocalEngine) -> None:
+    # DMAP (child executions belong to the Map Run of their parent): StopExecution of the
+    # parent aborts the Map Run's running children.
+    wait = {"Nap": {"Type": "Wait", "Seconds": 3000, "End": True}}
+    parent = engine.start_execution(dmap(ItemProcessor=processor(wait)), [1, 2])
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while len(engine.executions) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    parent.stop(error="Stop")
+    parent.wait(RUN_TIMEOUT)
+    children = [e for e in engine.executions if e is not parent]
+    for child in children:
+        child.wait(RUN_TIMEOUT)
+    assert parent.status == "ABORTED"
+    assert [c.status for c in children] == ["ABORTED", "ABORTED"]
 
 
 # -- ItemReader ----------------------------------------------------------------------------------
@@ -272,6 +291,10 @@ def test_any_failed_item_exceeds_the_default_threshold_and_is_catchable(run: Run
     assert out["Error"] == "States.ExceedToleratedFailureThreshold"
     uncaught = run(dmap(ItemProcessor=processor(FAIL_ODD)), [0, 1])
     assert (uncaught.status, uncaught.error) == (FAILED, "States.ExceedToleratedFailureThreshold")
+    kinds = [event["type"] for event in uncaught.history()]
+    assert (
+        kinds.index("MapRunStarted") < kinds.index("MapRunFailed") < kinds.index("MapStateFailed")
+    )
 
 
 def test_tolerated_failure_count_keeps_failed_records(run: Run) -> None:
@@ -375,6 +398,32 @@ def test_no_local_store_fails_the_reader(make_engine: Callable[..., LocalEngine]
     execution = engine.start_execution(dmap(ItemReader=reader)).wait(RUN_TIMEOUT)
     assert execution.error == "States.ItemReaderFailed"
     assert "LocalS3" in (execution.cause or "")
+
+
+def test_exec_reads_and_writes_the_local_store(main: Any, tmp_path: Path, capsys: Any) -> None:  # noqa: F811
+    # READER and WRITER through `python -m workflow exec`: the runtime's engine reads and
+    # writes `<local.root>/s3/<bucket>/<key>`, the store every local service uses.
+    LocalStore(tmp_path / "root").put_bytes("s3://data/rows.csv", b"id\n1\n2\n")
+    definition = dmap(
+        ItemReader={
+            "Resource": GET_OBJECT,
+            "ReaderConfig": {"InputType": "CSV", "CSVHeaderLocation": "FIRST_ROW"},
+            "Parameters": {"Bucket": "data", "Key": "rows.csv"},
+        },
+        ResultWriter={
+            "Resource": "arn:aws:states:::s3:putObject",
+            "Parameters": {"Bucket": "data", "Prefix": "results"},
+        },
+    )
+    path = tmp_path / "dmap.json"
+    path.write_text(json.dumps(definition))
+    assert main("exec", str(path)) == 0
+    output = json.loads(capsys.readouterr().out)
+    key = output["ResultWriterDetails"]["Key"]
+    manifest = json.loads((tmp_path / "root" / "s3" / "data" / key).read_text())
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    records = json.loads((tmp_path / "root" / "s3" / "data" / succeeded["Key"]).read_text())
+    assert [json.loads(r["Output"]) for r in records] == [{"id": "1"}, {"id": "2"}]
 
 
 # -- validation ----------------------------------------------------------------------------------

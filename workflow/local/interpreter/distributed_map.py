@@ -197,9 +197,19 @@ def run_distributed(
     if not env.is_running():
         env.stack.append(None)
         return
-    result = _results(spec, values, host, map_run_arn, run)
-    if exceeded:
-        raise map_run.MapRunFailure(map_run.EXCEEDED, map_run.EXCEEDED_CAUSE)
+    try:
+        result = _results(spec, values, host, map_run_arn, run)
+        if exceeded:
+            raise map_run.MapRunFailure(map_run.EXCEEDED, map_run.EXCEEDED_CAUSE)
+    except map_run.MapRunFailure as failure:
+        env.event_manager.add_event(
+            context=env.event_history_context,
+            event_type=HistoryEventType.MapRunFailed,
+            event_details=EventDetails(
+                mapRunFailedEventDetails={"error": failure.error, "cause": failure.cause}
+            ),
+        )
+        raise
     env.event_manager.add_event(
         context=env.event_history_context, event_type=HistoryEventType.MapRunSucceeded
     )
