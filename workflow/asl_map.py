@@ -26,7 +26,7 @@ DISTRIBUTED_ONLY: Final = (
 )
 _READER_ACTIONS: Final = ("arn:aws:states:::s3:getObject", "arn:aws:states:::s3:listObjectsV2")
 _READER_CONFIG: Final = {
-    "InputType": ("CSV", "JSON", "JSONL", "MANIFEST"),
+    "InputType": ("CSV", "JSON", "JSONL", "MANIFEST", "PARQUET"),
     "CSVHeaderLocation": ("FIRST_ROW", "GIVEN"),
     "CSVDelimiter": ("COMMA", "PIPE", "SEMICOLON", "SPACE", "TAB"),
 }

@@ -205,6 +205,12 @@ def _list_objects(s3: S3Like, bucket: str, prefix: str) -> list[Any]:
 
 def _parse_object(s3: S3Like, content: bytes, spec: ReaderSpec, uri: str) -> list[Any]:
     kind = spec.input_type or "JSON"
+    if kind not in INPUT_TYPES:
+        raise MapRunFailure(
+            ITEM_READER_FAILED,
+            f"ItemReader InputType {kind} is not read locally (the kit has no Parquet reader); "
+            "store the items as JSON, JSONL or CSV for local runs",
+        )
     text = content.decode("utf-8-sig")
     if kind == "JSON":
         try:

@@ -238,6 +238,20 @@ def test_item_reader_missing_object_fails_with_item_reader_failed(run: Run) -> N
     assert (execution.status, execution.error) == (FAILED, "States.ItemReaderFailed")
 
 
+def test_parquet_is_refused_with_a_sentence(run: Run, store: LocalStore) -> None:
+    # READER lists PARQUET among the InputType values: the document is valid, but the kit has
+    # no Parquet reader, so the local run fails the reader with a sentence saying so.
+    store.put_bytes("s3://data/x.parquet", b"PAR1")
+    reader = {
+        "Resource": GET_OBJECT,
+        "ReaderConfig": {"InputType": "PARQUET"},
+        "Parameters": {"Bucket": "data", "Key": "x.parquet"},
+    }
+    execution = run(dmap(ItemReader=reader))
+    assert execution.error == "States.ItemReaderFailed"
+    assert "Parquet" in (execution.cause or "")
+
+
 # -- ItemBatcher ---------------------------------------------------------------------------------
 
 
