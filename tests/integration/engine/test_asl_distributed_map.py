@@ -179,6 +179,11 @@ def test_item_reader_jsonl_and_max_items_path(run: Run, store: LocalStore) -> No
         "Parameters": {"Bucket": "data", "Key": "x.jsonl"},
     }
     assert ok(run(dmap(ItemReader=reader), {"limit": 2})) == [{"v": 1}, {"v": 2}]
+    bad = run(dmap(ItemReader=reader), {"limit": -1})
+    assert (bad.error, bad.cause) == (
+        "States.ItemReaderFailed",
+        "MaxItems evaluated to -1; it must be an integer >= 0 and at most 100000000",
+    )
 
 
 def test_item_reader_s3_inventory_manifest(run: Run, store: LocalStore) -> None:

@@ -94,7 +94,13 @@ def _evaluate_template(env: Environment, spec: DistributedSpec) -> dict[str, Any
     return value if isinstance(value, dict) else {}
 
 
-def _number(values: dict[str, Any], name: str, integer: bool, upper: float | None) -> Any:
+def _number(
+    values: dict[str, Any],
+    name: str,
+    integer: bool,
+    upper: float | None,
+    error: str = "States.Runtime",
+) -> Any:
     if name not in values:
         return None
     value = values[name]
@@ -107,10 +113,11 @@ def _number(values: dict[str, Any], name: str, integer: bool, upper: float | Non
     if ok and upper is not None and value > upper:
         ok = False
     if not ok:
-        bound = f" and at most {upper:g}" if upper is not None else ""
+        shown = int(upper) if upper is not None and float(upper).is_integer() else upper
+        bound = f" and at most {shown}" if upper is not None else ""
         kind = "an integer" if integer else "a number"
         raise map_run.MapRunFailure(
-            "States.Runtime",
+            error,
             f"{name} evaluated to {value!r}; it must be {kind} >= 0{bound}",
         )
     return int(value) if integer else float(value)
@@ -120,7 +127,12 @@ def _items(self: Any, env: Environment, spec: DistributedSpec, host: ExecutionHo
     if spec.reader_action is not None:
         params = values.get("ReaderParameters") or {}
         reader = map_run.ReaderSpec(
-            **{**vars(spec.reader), "max_items": _number(values, "MaxItems", True, 100_000_000)}
+            **{
+                **vars(spec.reader),
+                "max_items": _number(
+                    values, "MaxItems", True, 100_000_000, map_run.ITEM_READER_FAILED
+                ),
+            }
         )
         return map_run.read_items(host.s3, spec.reader_action, params, reader)
     if self.items_path is not None:
