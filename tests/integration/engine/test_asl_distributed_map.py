@@ -108,6 +108,25 @@ def test_express_children_and_max_concurrency(run: Run, engine: LocalEngine) -> 
     assert probe.peak == 1
 
 
+def test_nested_distributed_maps_in_a_parallel_branch(run: Run) -> None:
+    # DMAP (a child workflow may hold its own Distributed Map; a Parallel branch may hold one):
+    # each level batches its own items.
+    inner = {
+        "Inner": {
+            "Type": "Map",
+            "ItemBatcher": {"MaxItemsPerBatch": 2},
+            "ItemProcessor": processor(),
+            "End": True,
+        }
+    }
+    outer = {"Type": "Map", "ItemProcessor": processor(inner), "End": True}
+    definition = machine(
+        {"P": {"Type": "Parallel", "Branches": [machine({"M": outer})], "End": True}}
+    )
+    out = ok(run(definition, [[1, 2, 3], [4]]))
+    assert out == [[[{"Items": [1, 2]}, {"Items": [3]}], [{"Items": [4]}]]]
+
+
 def test_stopping_the_parent_stops_its_children(engine: LocalEngine) -> None:
     # DMAP (child executions belong to the Map Run of their parent): StopExecution of the
     # parent aborts the Map Run's running children.

@@ -123,7 +123,9 @@ def _number(
     return int(value) if integer else float(value)
 
 
-def _items(self: Any, env: Environment, spec: DistributedSpec, host: ExecutionHost, values: Any):  # type: ignore[no-untyped-def]
+def _items(
+    self: Any, env: Environment, spec: DistributedSpec, host: ExecutionHost, values: Any
+) -> list[Any]:
     if spec.reader_action is not None:
         params = values.get("ReaderParameters") or {}
         reader = map_run.ReaderSpec(
