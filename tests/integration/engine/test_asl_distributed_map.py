@@ -387,6 +387,21 @@ def test_result_writer_exports_to_s3(run: Run, store: LocalStore) -> None:
     )
 
 
+def test_result_selector_and_result_path_apply_to_the_writer_details(run: Run) -> None:
+    # WRITER (the Map's result is the ResultWriterDetails object) with the Map state's
+    # ResultSelector and ResultPath (DMAP: a Distributed Map has the Map state's fields).
+    writer = {"Resource": "arn:aws:states:::s3:putObject", "Parameters": {"Bucket": "out"}}
+    definition = dmap(
+        ItemsPath="$.xs",
+        ResultWriter=writer,
+        ResultSelector={"manifest.$": "$.ResultWriterDetails.Key"},
+        ResultPath="$.written",
+    )
+    out = ok(run(definition, {"xs": [1], "keep": True}))
+    assert out["keep"] is True
+    assert out["written"]["manifest"].endswith("/manifest.json")
+
+
 def test_writer_config_flatten_preview(run: Run, store: LocalStore) -> None:
     # WRITER (WriterConfig alone previews the formatted output without writing to S3; FLATTEN
     # splices the children's array outputs).
