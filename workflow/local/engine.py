@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from workflow.asl_structure import structure_problems
+from workflow.local.activities import ActivityStore, ActivityTask
 from workflow.local.engine_records import (
     ExecutionRecord,
     history_to_json,
@@ -148,6 +149,7 @@ class LocalEngine(HandlerRegistry):
         self.poll_interval = poll_interval
         super().__init__()
         self._executions: list[LocalExecution] = []
+        self.activities = ActivityStore(region, account_id)
         self._programs: OrderedDict[str, Any] = OrderedDict()
 
     def check_definition(self, definition: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -365,6 +367,27 @@ class LocalEngine(HandlerRegistry):
         from workflow.local.interpreter.worker import failure_delivery
 
         self._notify(token, failure_delivery(token, error, cause))
+
+    def get_activity_task(
+        self, activity_arn: str, worker_name: str | None = None, timeout: float = 60.0
+    ) -> ActivityTask | None:
+        """Hand a worker the oldest task of an activity (GetActivityTask), waiting up to `timeout`.
+
+        Returns:
+            The task (its token and its JSON input), or None when no task came in time.
+        Raises:
+            ActivityError: `activity_arn` is not an activity ARN, or no such activity exists.
+        """
+        from workflow.local.interpreter.worker import activity_start_delivery
+
+        def start(task: ActivityTask) -> bool:
+            try:
+                self._notify(task.token, activity_start_delivery(task.token, worker_name))
+            except TaskTokenError:
+                return False  # its task timed out or its execution ended: take the next one
+            return True
+
+        return self.activities.poll(activity_arn, start, timeout)
 
     def send_task_heartbeat(self, token: str) -> None:
         """Report that the task waiting on `token` is alive (resets `HeartbeatSeconds`).

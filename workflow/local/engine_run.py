@@ -69,6 +69,11 @@ class ExecutionRun:
         return self.engine.poll_interval * self.engine.time_scale
 
     @property
+    def activity_store(self) -> Any:
+        """The engine's activities (where activity Task states schedule their tasks)."""
+        return self.engine.activities
+
+    @property
     def restart_input(self) -> tuple[bool, Any]:
         """(True, input) when this attempt is a redrive restarting a state."""
         return (True, self.plan.state_input) if self.plan is not None else (False, None)

@@ -99,6 +99,10 @@ class ExecutionHost(Protocol):
         """Check a definition parsed in the worker (the served API path); raise if invalid."""
 
     @property
+    def activity_store(self) -> Any:
+        """The engine's activities: `get(arn)` returns one (`add_task(task)`) or None."""
+
+    @property
     def restart_input(self) -> tuple[bool, Any]:
         """(True, input) when a redrive restarts a state with its recorded input."""
 
