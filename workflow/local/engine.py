@@ -278,17 +278,14 @@ class LocalEngine(HandlerRegistry):
     def redrive(self, execution: LocalExecution | ExecutionRecord) -> LocalExecution:
         """Resume a FAILED, TIMED_OUT or ABORTED execution from its unsuccessful step.
 
-        AWS RedriveExecution semantics, as far as a re-run can give them: the states that
-        succeeded are not run again; the top-level state that did not finish restarts with
-        the input it had; inside it (a Map or Parallel), Task invocations that succeeded are
-        replayed from the history (same state and parameters), so only failed iterations and
-        branches call their handlers again. The redrive keeps the name, ARN, input and
-        `$$.Execution.StartTime`; its history continues the previous one after an
-        `ExecutionRedriven` event.
-
-        Limits: Pass, Choice and Wait states inside a restarted Map or Parallel run again (a
-        Wait sleeps again); intrinsic functions such as `States.UUID()` in task parameters
-        produce new values, so such invocations are not replayed.
+        AWS RedriveExecution semantics: the states that succeeded are not run again; the
+        top-level state that did not finish restarts with the input it had. If it is a Map or
+        Parallel, only its iterations and branches that failed (or never started) run again,
+        each from the state it did not finish, with that state's input; the others keep their
+        recorded outputs and add no events. Task invocations that succeeded inside a restarted
+        state nested deeper (a Map in a Map) are replayed from the history (same state and
+        parameters). The redrive keeps the name, ARN, input and `$$.Execution.StartTime`; its
+        history continues the previous one after an `ExecutionRedriven` event.
 
         Args:
             execution: A finished execution of this process, or a record saved by an earlier

@@ -121,6 +121,33 @@ class ExecutionRun:
                 return False, None
             return True, copy.deepcopy(queue.popleft())
 
+    def redriven_iteration(self, map_name: str, index: int) -> tuple[bool, Any]:
+        """Return (True, output) for an iteration of the redriven Map that succeeded before."""
+        plan = self.plan
+        if plan is None or map_name != plan.start_at or index not in plan.iterations:
+            return False, None
+        return True, copy.deepcopy(plan.iterations[index])
+
+    def resumed_iteration(self, map_name: str, index: int) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed iteration of the redriven Map continues."""
+        plan = self.plan
+        if plan is None or map_name != plan.start_at:
+            return None
+        point = plan.iteration_resumes.get(index)
+        return None if point is None else (point[0], copy.deepcopy(point[1]))
+
+    def resumed_branch(self, start_at: str) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed branch of the redriven Parallel continues."""
+        point = self.plan.branch_resumes.get(start_at) if self.plan is not None else None
+        return None if point is None else (point[0], copy.deepcopy(point[1]))
+
+    def redriven_branch(self, start_at: str) -> tuple[bool, Any]:
+        """Return (True, output) for a branch of the redriven Parallel that succeeded before."""
+        plan = self.plan
+        if plan is None or start_at not in plan.branches:
+            return False, None
+        return True, copy.deepcopy(plan.branches[start_at])
+
     def sleep(
         self,
         state_name: str,

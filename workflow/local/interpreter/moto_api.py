@@ -113,6 +113,7 @@ with _light_import():
             iteration_worker,
         )
         from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import (
+            branch_worker,
             branches_decl,
         )
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
@@ -199,6 +200,8 @@ PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (lambda_eval_utils, "execute_lambda_function_integration"),
     (lambda_eval_utils, "LambdaFunctionErrorException"),
     (branches_decl, "CustomErrorName"),
+    (branch_worker.BranchWorker, "_thread_routine"),
+    (iteration_worker.IterationWorker, "_eval_job"),
     (iteration_worker, "CustomErrorName"),
     (state_fail, "CustomErrorName"),
     (state_task_service_callback, "CustomErrorName"),
@@ -349,6 +352,7 @@ __all__ = [
     "TaskTimedOutEventDetails",
     "asl_preprocessor",
     "boolean_equals",
+    "branch_worker",
     "branches_decl",
     "check_compat",
     "defined_in",

@@ -8,7 +8,8 @@ lock; `LocalEngine()` calls it after `check_compat()`). `ENGINE_PATCHES` lists t
   Task states become `LocalActivityTask`, whose fixes of moto's `StateTaskActivity` are listed
   in `workflow.local.interpreter.activity_task`), `lambda` (Lambda
   invocations call the engine's functions), `retry-sleep` and `wait-sleep` (Retry backoff and
-  Wait states sleep through the engine: scaled, recorded, interruptible);
+  Wait states sleep through the engine: scaled, recorded, interruptible), `redrive-iterations`
+  and `redrive-branches` (a redriven Map or Parallel runs only what failed, `redrive_hooks`);
 - moto bug fixes, each in `fixes` or `data_fixes` with the moto code it corrects named;
 - `jsonata` (JSONata expressions and workflow variables: the evaluator moto leaves unset, and
   the fixes listed in `workflow.local.interpreter.jsonata`).
@@ -23,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from workflow.local.interpreter import data_fixes, fixes, jsonata
+from workflow.local.interpreter import data_fixes, fixes, jsonata, redrive_hooks
 from workflow.local.interpreter.activity_task import LocalActivityTask
 from workflow.local.interpreter.host import (
     host_for,
@@ -162,6 +163,8 @@ ENGINE_PATCHES: Final[tuple[Patch, ...]] = (
     ("lambda", hook_lambda),
     ("retry-sleep", hook_retry_sleep),
     ("wait-sleep", hook_wait_sleep),
+    ("redrive-iterations", redrive_hooks.hook_redrive_iterations),
+    ("redrive-branches", redrive_hooks.hook_redrive_branches),
     ("nested-states-errors", fixes.fix_nested_states_errors),
     ("states-all", fixes.fix_states_all),
     ("choice-no-match", fixes.fix_choice_no_match),
