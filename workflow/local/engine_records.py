@@ -159,10 +159,8 @@ class RedrivePlan:
     output) the Parallel branches of `start_at` that succeeded in an earlier attempt: AWS
     "reschedules and redrives only the iterations and branches that failed or aborted"
     (https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html).
-    `iteration_resumes` and `branch_resumes` give, for the others, the state they did not
-    finish and its recorded input: a redriven iteration or branch continues from its
-    unsuccessful step, like the execution ("Step Functions preserves the results ... of the
-    successful steps, and doesn't rerun these steps", same page).
+    `iteration_resumes`/`branch_resumes`: for the others, the state they did not finish and
+    its input; they continue there, like the execution (same page).
     """
 
     start_at: str
@@ -268,10 +266,8 @@ def _open_in_iterations(
             index_of[cid] = found
         return found
 
-    return _open_states(
-        (e, iteration(int(e["id"]))) for e in events if int(e["id"]) > first_id
-        if state_event_name(e)[0] in names
-    )
+    later = [e for e in events if int(e["id"]) > first_id and state_event_name(e)[0] in names]
+    return _open_states((e, iteration(int(e["id"]))) for e in later)
 
 
 def _open_in_branches(
