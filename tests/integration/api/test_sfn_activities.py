@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -173,24 +174,35 @@ def test_missed_heartbeat_times_the_activity_out(
                 ],
                 "End": True,
             },
-            "Handled": {"Type": "Pass", "End": True},
+            # 300 s at the engine's time scale 0.01: the execution still runs for 3 s.
+            "Handled": {"Type": "Wait", "Seconds": 300, "End": True},
         },
     }
     machine = sfn.create_state_machine(
         name="heartbeat", definition=json.dumps(definition), roleArn=ROLE
     )["stateMachineArn"]
     answered = threading.Event()
+    late: list[str] = []
 
     def beat_once(client: Any, task: dict[str, Any]) -> None:
         client.send_task_heartbeat(taskToken=task["taskToken"])  # then goes silent
         answered.set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "ActivityTimedOut" not in _events(client, arn):
+            time.sleep(0.05)
+        try:  # the worker answers after its task timed out
+            client.send_task_success(taskToken=task["taskToken"], output="{}")
+        except ClientError as exc:
+            late.append(str(exc.response["Error"]["Code"]))
 
-    thread, _ = _worker(sfn, activity, beat_once)
     arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    thread, _ = _worker(sfn, activity, beat_once)
     thread.join(20)
     described = wait(sfn, arn)
 
     assert answered.is_set()
+    # SendTaskSuccess for a task that timed out: TaskTimedOut ({API}/API_SendTaskSuccess.html).
+    assert late == ["TaskTimedOut"]
     # A missed heartbeat is caught by States.HeartbeatTimeout ({ERRORS}); the history records
     # ActivityTimedOut, as SendTaskHeartbeat's page says ({API}/API_SendTaskHeartbeat.html).
     assert described["status"] == "SUCCEEDED"
