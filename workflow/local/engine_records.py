@@ -188,12 +188,13 @@ def _loads(text: Any) -> Any:
 
 
 def plan_redrive(record: ExecutionRecord) -> RedrivePlan:
-    """Work out where a redrive restarts and which task results it replays.
+    """Work out where a redrive restarts, what of that state it keeps, and what it replays.
 
     The restart point is the last top-level state entered without being exited (AWS's
-    "unsuccessful step"); its recorded input becomes the state's input again. Inside that state
-    (a Map or Parallel), Task invocations that succeeded in the record are replayed, keyed by
-    state name and parameters, so only the failed iterations and branches call handlers again.
+    "unsuccessful step"); its recorded input becomes the state's input again. If it is a Map
+    or Parallel, its succeeded iterations and branches are kept and the others continue from
+    their own unsuccessful state (see `RedrivePlan`); Task invocations that succeeded deeper
+    inside are replayed, keyed by state name and parameters.
 
     Raises:
         RedriveError: The record is not FAILED, TIMED_OUT or ABORTED.

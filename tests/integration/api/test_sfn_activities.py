@@ -247,6 +247,11 @@ def test_create_is_idempotent_by_name_and_keeps_the_first_tags(sfn: Any) -> None
     assert first["activityArn"] == "arn:aws:states:us-east-1:123456789012:activity:prep"
     tags = sfn.list_tags_for_resource(resourceArn=first["activityArn"])["tags"]
     assert tags == [{"key": "team", "value": "ml"}]
+    # TagResource/UntagResource take activity ARNs ({API}/API_TagResource.html).
+    sfn.tag_resource(resourceArn=first["activityArn"], tags=[{"key": "stage", "value": "dev"}])
+    sfn.untag_resource(resourceArn=first["activityArn"], tagKeys=["team"])
+    tags = sfn.list_tags_for_resource(resourceArn=first["activityArn"])["tags"]
+    assert tags == [{"key": "stage", "value": "dev"}]
     described = sfn.describe_activity(activityArn=first["activityArn"])
     # DescribeActivity: activityArn, name, creationDate ({API}/API_DescribeActivity.html).
     assert (described["activityArn"], described["name"]) == (first["activityArn"], "prep")
