@@ -6,6 +6,7 @@ Behaviour: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-activit
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -86,3 +87,29 @@ def test_heartbeats_keep_a_slow_worker_alive_and_late_answers_are_refused() -> N
     assert second.error == "States.Timeout"
     with pytest.raises(TaskTokenError):
         engine.send_task_success(task.token, {"too": "late"})
+
+
+def test_jsonata_arguments_and_output_of_an_activity_task() -> None:
+    engine = LocalEngine()
+    arn = engine.activities.create("jsonata").arn
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Work",
+        "States": {
+            "Work": {
+                "Type": "Task",
+                "Resource": arn,
+                "Arguments": {"m": "{% $states.input.n * 2 %}"},
+                "Output": "{% $states.result.r %}",
+                "End": True,
+            }
+        },
+    }
+    execution = engine.start_execution(definition, {"n": 4})
+    task = engine.get_activity_task(arn, "w", timeout=5)
+    assert task is not None
+    # The worker gets the evaluated Arguments as its input; Output reads $states.result
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html).
+    assert json.loads(task.input) == {"m": 8}
+    engine.send_task_success(task.token, {"r": "ok"})
+    assert execution.wait(10).output == "ok"
