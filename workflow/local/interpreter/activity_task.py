@@ -91,7 +91,9 @@ class LocalActivityTask(StateTaskActivity):
             return
         arn = self.resource.resource_arn
         parameters: Any = self._eval_parameters(env=env)
-        task_input = parameters if isinstance(parameters, str) else to_json_str(parameters)
+        task_input = (  # compact, as in the state events
+            parameters if isinstance(parameters, str) else to_json_str(parameters, (",", ":"))
+        )
         timeout_seconds: int = _NO_TIMEOUT
         if not self.timeout.is_default_value():
             self.timeout.eval(env=env)
