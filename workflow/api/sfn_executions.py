@@ -354,9 +354,8 @@ def _answer(call: Any) -> None:
             call()
             return
         except TaskTokenError as exc:
-            timed_out = str(exc).startswith("the task waiting for token") and "timed out" in str(
-                exc
-            )
+            # The engine says "token ...: the task waiting for this token timed out".
+            timed_out = "the task waiting for this token timed out" in str(exc)
             if timed_out or time.monotonic() > deadline:
                 code = "TaskTimedOut" if timed_out else "TaskDoesNotExist"
                 raise ApiError(code, str(exc)) from exc

@@ -11,6 +11,7 @@ from typing import Any
 
 from workflow.api.diagnostics import diagnostics
 from workflow.api.errors import require
+from workflow.api.sfn_activities import Activities
 from workflow.api.sfn_executions import Executions
 from workflow.api.sfn_machines import StateMachines
 from workflow.api.teststate import test_state
@@ -21,25 +22,28 @@ _MAX_DIAGNOSTICS = 100
 
 
 class StepFunctionsApi:
-    """State machines and executions served over one engine."""
+    """State machines, executions and activities served over one engine."""
 
     def __init__(self, engine: LocalEngine) -> None:
         self.engine = engine
         self.machines = StateMachines(engine.region, engine.account_id)
         self.executions = Executions(engine, self.machines)
+        self.activities = Activities(engine)
 
     def operations(self) -> dict[str, Operation]:
         """The ``AWSStepFunctions.<Operation>`` table."""
-        m, e = self.machines, self.executions
+        m, e, a = self.machines, self.executions, self.activities
         return {
             "CreateStateMachine": m.create,
             "DescribeStateMachine": m.describe,
             "ListStateMachines": m.list,
             "UpdateStateMachine": m.update,
             "DeleteStateMachine": m.delete,
-            "TagResource": m.tag,
-            "UntagResource": m.untag,
-            "ListTagsForResource": m.list_tags,
+            "TagResource": lambda body: (a.tag if a.owns(body) else m.tag)(body),
+            "UntagResource": lambda body: (a.untag if a.owns(body) else m.untag)(body),
+            "ListTagsForResource": lambda body: (a.list_tags if a.owns(body) else m.list_tags)(
+                body
+            ),
             "PublishStateMachineVersion": m.publish,
             "ListStateMachineVersions": m.list_versions,
             "DeleteStateMachineVersion": m.delete_version,
@@ -59,6 +63,11 @@ class StepFunctionsApi:
             "SendTaskSuccess": e.send_success,
             "SendTaskFailure": e.send_failure,
             "SendTaskHeartbeat": e.send_heartbeat,
+            "CreateActivity": a.create,
+            "DescribeActivity": a.describe,
+            "ListActivities": a.list,
+            "DeleteActivity": a.delete,
+            "GetActivityTask": a.get_task,
             "ValidateStateMachineDefinition": self.validate,
             "TestState": lambda body: test_state(self.engine, body),
         }

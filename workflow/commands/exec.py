@@ -10,7 +10,9 @@ Foreign workflows: ``--lambda NAME=module:function`` registers your own Lambda h
 as ``function(event, context)``); ``--mock-config FILE --test-case CASE`` mocks Task states with
 AWS Step Functions Local's mock configuration (``StateMachines.<name>.TestCases.<case>`` ->
 ``MockedResponses`` with ``Return``/``Throw``; ``<name>`` is ``--state-machine``, default the
-definition file's stem).
+definition file's stem). An activity Task (``arn:aws:states:REGION:ACCOUNT:activity:NAME``) has
+no worker here: mock it with ``--mock-config``, or it fails the execution with ``States.Runtime``
+as on AWS when the activity does not exist; ``python -m workflow api`` serves workers.
 """
 
 from __future__ import annotations

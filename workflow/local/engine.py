@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from workflow.asl_structure import structure_problems
+from workflow.local.activities import ActivityStore, ActivityTask
 from workflow.local.engine_records import (
     ExecutionRecord,
     history_to_json,
@@ -152,6 +153,7 @@ class LocalEngine(HandlerRegistry):
         self.s3 = s3
         super().__init__()
         self._executions: list[LocalExecution] = []
+        self.activities = ActivityStore(region, account_id)
         self._programs: OrderedDict[str, Any] = OrderedDict()
 
     def check_definition(self, definition: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -280,17 +282,14 @@ class LocalEngine(HandlerRegistry):
     def redrive(self, execution: LocalExecution | ExecutionRecord) -> LocalExecution:
         """Resume a FAILED, TIMED_OUT or ABORTED execution from its unsuccessful step.
 
-        AWS RedriveExecution semantics, as far as a re-run can give them: the states that
-        succeeded are not run again; the top-level state that did not finish restarts with
-        the input it had; inside it (a Map or Parallel), Task invocations that succeeded are
-        replayed from the history (same state and parameters), so only failed iterations and
-        branches call their handlers again. The redrive keeps the name, ARN, input and
-        `$$.Execution.StartTime`; its history continues the previous one after an
-        `ExecutionRedriven` event.
-
-        Limits: Pass, Choice and Wait states inside a restarted Map or Parallel run again (a
-        Wait sleeps again); intrinsic functions such as `States.UUID()` in task parameters
-        produce new values, so such invocations are not replayed.
+        AWS RedriveExecution semantics: the states that succeeded are not run again; the
+        top-level state that did not finish restarts with the input it had. If it is a Map or
+        Parallel, only its iterations and branches that failed (or never started) run again,
+        each from the state it did not finish, with that state's input; the others keep their
+        recorded outputs and add no events. Task invocations that succeeded inside a restarted
+        state nested deeper (a Map in a Map) are replayed from the history (same state and
+        parameters). The redrive keeps the name, ARN, input and `$$.Execution.StartTime`; its
+        history continues the previous one after an `ExecutionRedriven` event.
 
         Args:
             execution: A finished execution of this process, or a record saved by an earlier
@@ -369,6 +368,27 @@ class LocalEngine(HandlerRegistry):
         from workflow.local.interpreter.worker import failure_delivery
 
         self._notify(token, failure_delivery(token, error, cause))
+
+    def get_activity_task(
+        self, activity_arn: str, worker_name: str | None = None, timeout: float = 60.0
+    ) -> ActivityTask | None:
+        """Hand a worker the oldest task of an activity (GetActivityTask), waiting up to `timeout`.
+
+        Returns:
+            The task (its token and its JSON input), or None when no task came in time.
+        Raises:
+            ActivityError: `activity_arn` is not an activity ARN, or no such activity exists.
+        """
+        from workflow.local.interpreter.worker import activity_start_delivery
+
+        def start(task: ActivityTask) -> bool:
+            try:
+                self._notify(task.token, activity_start_delivery(task.token, worker_name))
+            except TaskTokenError:
+                return False  # its task timed out or its execution ended: take the next one
+            return True
+
+        return self.activities.poll(activity_arn, start, timeout)
 
     def send_task_heartbeat(self, token: str) -> None:
         """Report that the task waiting on `token` is alive (resets `HeartbeatSeconds`).

@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from workflow.local.engine_types import REDRIVABLE
@@ -153,11 +153,25 @@ class ExecutionRecord:
 
 @dataclass
 class RedrivePlan:
+    """Where a redrive restarts, and what of the restarted state already succeeded.
+
+    `iterations` (index -> output) are the Map iterations and `branches` (branch `StartAt` ->
+    output) the Parallel branches of `start_at` that succeeded in an earlier attempt: AWS
+    "reschedules and redrives only the iterations and branches that failed or aborted"
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_RedriveExecution.html).
+    `iteration_resumes`/`branch_resumes`: for the others, the state they did not finish and
+    its input; they continue there, like the execution (same page).
+    """
+
     start_at: str
     state_input: Any
     replays: dict[tuple[str, str, str], deque[Any]]
     prefix: list[dict[str, Any]]
     redrive_count: int
+    iterations: dict[int, Any] = field(default_factory=dict)
+    branches: dict[str, Any] = field(default_factory=dict)
+    iteration_resumes: dict[int, tuple[str, Any]] = field(default_factory=dict)
+    branch_resumes: dict[str, tuple[str, Any]] = field(default_factory=dict)
 
 
 def canonical(value: Any) -> str:
@@ -174,12 +188,13 @@ def _loads(text: Any) -> Any:
 
 
 def plan_redrive(record: ExecutionRecord) -> RedrivePlan:
-    """Work out where a redrive restarts and which task results it replays.
+    """Work out where a redrive restarts, what of that state it keeps, and what it replays.
 
     The restart point is the last top-level state entered without being exited (AWS's
-    "unsuccessful step"); its recorded input becomes the state's input again. Inside that state
-    (a Map or Parallel), Task invocations that succeeded in the record are replayed, keyed by
-    state name and parameters, so only the failed iterations and branches call handlers again.
+    "unsuccessful step"); its recorded input becomes the state's input again. If it is a Map
+    or Parallel, its succeeded iterations and branches are kept and the others continue from
+    their own unsuccessful state (see `RedrivePlan`); Task invocations that succeeded deeper
+    inside are replayed, keyed by state name and parameters.
 
     Raises:
         RedriveError: The record is not FAILED, TIMED_OUT or ABORTED.
@@ -206,14 +221,141 @@ def plan_redrive(record: ExecutionRecord) -> RedrivePlan:
         start_at, first_id, state_input = str(definition["StartAt"]), 0, record.input
     else:
         start_at, first_id, state_input = open_state
-    replays = _collect_replays(events, first_id, exclude=start_at)
+        first_id = _first_attempt(events, start_at, first_id)
+    state = (definition.get("States") or {}).get(start_at) or {}
     return RedrivePlan(
         start_at=start_at,
         state_input=state_input,
-        replays=replays,
+        replays=_collect_replays(events, first_id, exclude=start_at),
         prefix=[normalise_event(e) for e in events],
         redrive_count=record.redrive_count + 1,
+        iterations=_succeeded_iterations(events, first_id, start_at) if first_id else {},
+        branches=_succeeded_branches(events, first_id, state) if first_id else {},
+        iteration_resumes=_open_in_iterations(events, first_id, start_at, state),
+        branch_resumes=_open_in_branches(events, first_id, state),
     )
+
+
+def _open_in_iterations(
+    events: list[dict[str, Any]], first_id: int, name: str, state: Mapping[str, Any]
+) -> dict[int, tuple[str, Any]]:
+    # The events of one iteration chain back (previousEventId) to its MapIterationStarted.
+    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
+    names = set((processor.get("States") or {}).keys()) if state.get("Type") == "Map" else set()
+    if not names or not first_id:
+        return {}
+    by_id = {int(e["id"]): e for e in events}
+    index_of: dict[int, int | None] = {}
+
+    def iteration(event_id: int) -> int | None:
+        seen: list[int] = []
+        current = by_id.get(event_id)
+        found: int | None = None
+        while current is not None:
+            cid = int(current["id"])
+            if cid in index_of:
+                found = index_of[cid]
+                break
+            seen.append(cid)
+            details = current.get("mapIterationStartedEventDetails") or {}
+            if details.get("name") == name:
+                found = int(details["index"])
+                break
+            previous = int(current.get("previousEventId") or 0)
+            current = by_id.get(previous) if 0 < previous < cid else None
+        for cid in seen:
+            index_of[cid] = found
+        return found
+
+    later = [e for e in events if int(e["id"]) > first_id and state_event_name(e)[0] in names]
+    return _open_states((e, iteration(int(e["id"]))) for e in later)
+
+
+def _open_in_branches(
+    events: list[dict[str, Any]], first_id: int, state: Mapping[str, Any]
+) -> dict[str, tuple[str, Any]]:
+    if state.get("Type") != "Parallel" or not first_id:
+        return {}
+    branch_of = {
+        str(name): str(branch["StartAt"])
+        for branch in state.get("Branches") or []
+        for name in (branch.get("States") or {})
+    }
+    return _open_states(
+        (e, branch_of.get(str(state_event_name(e)[0])))
+        for e in events
+        if int(e["id"]) > first_id and state_event_name(e)[0] in branch_of
+    )
+
+
+def _open_states(tagged: Iterable[tuple[dict[str, Any], Any]]) -> dict[Any, tuple[str, Any]]:
+    """Per tag (iteration index or branch), the last state entered and not exited."""
+    open_by: dict[Any, tuple[str, Any] | None] = {}
+    for event, tag in tagged:
+        if tag is None:
+            continue
+        name, kind = state_event_name(event)
+        if kind == "entered":
+            details = event["stateEnteredEventDetails"]
+            open_by[tag] = (str(name), _loads(details.get("input")))
+        elif kind == "exited" and (open_by.get(tag) or ("",))[0] == name:
+            open_by[tag] = None
+    return {tag: point for tag, point in open_by.items() if point is not None}
+
+
+def _first_attempt(events: list[dict[str, Any]], name: str, entered_id: int) -> int:
+    """Return the id where `name` was first entered, across the redrives that re-entered it.
+
+    A redrive enters the restarted state right after its `ExecutionRedriven` event, so the
+    iterations and branches that succeeded in any earlier attempt of it count too.
+    """
+    by_id = {int(e["id"]): e for e in events}
+    first = entered_id
+    while by_id.get(first - 1, {}).get("type") == "ExecutionRedriven":
+        earlier = [
+            int(e["id"])
+            for e in events
+            if int(e["id"]) < first - 1 and state_event_name(e) == (name, "entered")
+        ]
+        if not earlier:
+            break
+        first = earlier[-1]
+    return first
+
+
+def _succeeded_iterations(events: list[dict[str, Any]], first_id: int, name: str) -> dict[int, Any]:
+    # A MapIterationSucceeded event follows the iteration's last StateExited, which holds
+    # the iteration's output.
+    by_id = {int(e["id"]): e for e in events}
+    outputs: dict[int, Any] = {}
+    for event in events:
+        details = event.get("mapIterationSucceededEventDetails") or {}
+        if int(event["id"]) <= first_id or details.get("name") != name:
+            continue
+        last = by_id.get(int(event.get("previousEventId") or 0)) or {}
+        if "stateExitedEventDetails" in last:
+            outputs[int(details["index"])] = _loads(last["stateExitedEventDetails"].get("output"))
+    return outputs
+
+
+def _succeeded_branches(
+    events: list[dict[str, Any]], first_id: int, state: Mapping[str, Any]
+) -> dict[str, Any]:
+    # A branch succeeded when one of its own terminal states (End, or Succeed) exited; state
+    # names are unique in a document, so the name tells the branch.
+    if state.get("Type") != "Parallel":
+        return {}
+    terminal: dict[str, str] = {}
+    for branch in state.get("Branches") or []:
+        for name, child in (branch.get("States") or {}).items():
+            if child.get("End") is True or child.get("Type") == "Succeed":
+                terminal[str(name)] = str(branch["StartAt"])
+    outputs: dict[str, Any] = {}
+    for event in events:
+        name, kind = state_event_name(event)
+        if int(event["id"]) > first_id and kind == "exited" and name in terminal:
+            outputs[terminal[str(name)]] = _loads(event["stateExitedEventDetails"].get("output"))
+    return outputs
 
 
 def _collect_replays(

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from workflow.local.activities import is_activity_arn
 from workflow.local.engine_types import (
     CancelFn,
     EngineEvent,
@@ -137,6 +138,8 @@ class HandlerRegistry:
             if state.get("Type") != "Task":
                 continue
             resource = str(state.get("Resource", ""))
+            if is_activity_arn(resource):
+                continue  # a worker answers it (GetActivityTask), or a mock
             parsed = parse_service_resource(resource)
             if parsed is not None and parsed[0] == "lambda":
                 function = (state.get("Parameters") or {}).get("FunctionName")

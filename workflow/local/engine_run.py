@@ -69,6 +69,11 @@ class ExecutionRun:
         return self.engine.poll_interval * self.engine.time_scale
 
     @property
+    def activity_store(self) -> Any:
+        """The engine's activities (where activity Task states schedule their tasks)."""
+        return self.engine.activities
+
+    @property
     def restart_input(self) -> tuple[bool, Any]:
         """(True, input) when this attempt is a redrive restarting a state."""
         return (True, self.plan.state_input) if self.plan is not None else (False, None)
@@ -128,6 +133,33 @@ class ExecutionRun:
             if not queue:
                 return False, None
             return True, copy.deepcopy(queue.popleft())
+
+    def redriven_iteration(self, map_name: str, index: int) -> tuple[bool, Any]:
+        """Return (True, output) for an iteration of the redriven Map that succeeded before."""
+        plan = self.plan
+        if plan is None or map_name != plan.start_at or index not in plan.iterations:
+            return False, None
+        return True, copy.deepcopy(plan.iterations[index])
+
+    def resumed_iteration(self, map_name: str, index: int) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed iteration of the redriven Map continues."""
+        plan = self.plan
+        if plan is None or map_name != plan.start_at:
+            return None
+        point = plan.iteration_resumes.get(index)
+        return None if point is None else (point[0], copy.deepcopy(point[1]))
+
+    def resumed_branch(self, start_at: str) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed branch of the redriven Parallel continues."""
+        point = self.plan.branch_resumes.get(start_at) if self.plan is not None else None
+        return None if point is None else (point[0], copy.deepcopy(point[1]))
+
+    def redriven_branch(self, start_at: str) -> tuple[bool, Any]:
+        """Return (True, output) for a branch of the redriven Parallel that succeeded before."""
+        plan = self.plan
+        if plan is None or start_at not in plan.branches:
+            return False, None
+        return True, copy.deepcopy(plan.branches[start_at])
 
     def sleep(
         self,

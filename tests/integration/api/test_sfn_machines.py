@@ -155,7 +155,7 @@ def test_invalid_arn_and_unknown_operation_are_json(served):
     answer = requests.post(
         served.url,
         data="{}",
-        headers={"X-Amz-Target": "AWSStepFunctions.CreateActivity"},
+        headers={"X-Amz-Target": "AWSStepFunctions.DescribeMapRun"},
         timeout=10,
     )
     assert answer.status_code == 400

@@ -123,3 +123,52 @@ def test_mock_config_and_test_case(main, tmp_path, capsys):
     assert "--mock-config and --test-case go together" in capsys.readouterr().err
     assert main("exec", path, "--mock-config", mocks, "--test-case", "Nope") == 2
     assert "has no 'Nope'" in capsys.readouterr().err
+
+
+ACTIVITY = "arn:aws:states:us-east-1:123456789012:activity:label-images"
+
+
+def test_activity_task_is_answered_by_its_mock_or_fails_without_one(main, tmp_path, capsys):
+    definition = machine(
+        {
+            "Label": {
+                "Type": "Task",
+                "Resource": ACTIVITY,
+                "TimeoutSeconds": 5,
+                "ResultPath": "$.labels",
+                "Next": "Review",
+            },
+            "Review": {
+                "Type": "Task",
+                "Resource": ACTIVITY,
+                "Catch": [{"ErrorEquals": ["Rejected"], "ResultPath": "$.review", "Next": "Done"}],
+                "Next": "Done",
+            },
+            "Done": pass_state(),
+        }
+    )
+    path = _write(tmp_path, "labels.json", definition)
+    mocks = _write(
+        tmp_path,
+        "mocks.json",
+        {
+            "StateMachines": {"labels": {"TestCases": {"Ok": {"Label": "L", "Review": "R"}}}},
+            "MockedResponses": {
+                "L": {"0": {"Return": {"count": 3}}},
+                "R": {"0": {"Throw": {"Error": "Rejected", "Cause": "blurry"}}},
+            },
+        },
+    )
+    assert main("exec", path, "--mock-config", mocks, "--test-case", "Ok") == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output == {"labels": {"count": 3}, "review": {"Error": "Rejected", "Cause": "blurry"}}
+
+    # No worker and no activity under `exec`: AWS fails an execution whose activity does not
+    # exist with States.Runtime, which no Catch handles
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+    assert main("exec", path) == 1
+    err = capsys.readouterr().err
+    failure = json.loads(err.strip().splitlines()[-1])
+    assert failure["error"] == "States.Runtime"
+    assert ACTIVITY in failure["cause"] and "--mock-config" in failure["cause"]
+    assert "Traceback" not in err

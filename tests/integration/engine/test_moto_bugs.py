@@ -73,6 +73,45 @@ assert not parses({"ItemBatcher": {"MaxItemsPerBatch": 2}})
 import pathlib
 assert "no effect" in pathlib.Path(m.asl_preprocessor.__file__).read_text()
 """,
+    # activity-start-wait: the start endpoint never sets `_outcome`; a wait that ends without a
+    # worker raises AttributeError (the task failed with States.Runtime, not States.Timeout).
+    "activity-start-wait": """
+from moto.stepfunctions.parser.asl.eval.callback.callback import ActivityTaskStartEndpoint
+try:
+    ActivityTaskStartEndpoint().wait(timeout_seconds=0.01)
+except AttributeError:
+    pass
+else:
+    raise AssertionError("an unanswered start wait returns")
+""",
+    # activity-missing: `ActivityDoesNotExist()` is raised without its required message.
+    "activity-missing": """
+try:
+    m.CallbackPoolManager(activity_store={}).add_activity_task(
+        callback_id="t", activity_arn="arn:aws:states:us-east-1:1:activity:x", activity_input="{}"
+    )
+except TypeError:
+    pass
+else:
+    raise AssertionError("a missing activity raises ActivityDoesNotExist")
+""",
+    # activity-heartbeat and activity-errors: a missed heartbeat is named plain States.Timeout;
+    # a worker's `States.*` error raises ValueError in CustomErrorName.
+    "activity-heartbeat-and-errors": """
+class Env:
+    next_state_name = "A"
+    class event_history_context:
+        source_event_id = 1
+event = m.StateTaskActivity()._from_error(env=Env(), ex=m.HeartbeatTimeoutError())
+assert event.error_name.error_name == "States.Timeout", event.error_name.error_name
+failure = m.CallbackOutcomeFailure(callback_id="t", error="States.TaskFailed", cause="c")
+try:
+    m.StateTaskActivity()._from_error(env=Env(), ex=m.CallbackOutcomeFailureError(failure))
+except ValueError:
+    pass
+else:
+    raise AssertionError("a States.* error of a worker keeps its name")
+""",
 }
 
 

@@ -172,9 +172,15 @@ def test_missing_handlers_lists_every_unresolved_state():
                         "States": {
                             "D": {
                                 "Type": "Task",
+                                "Resource": "arn:aws:states:us-east-1:1:stateMachine:x",
+                                "Next": "E",
+                            },
+                            # An activity is answered by a worker (or a mock), not a handler.
+                            "E": {
+                                "Type": "Task",
                                 "Resource": "arn:aws:states:us-east-1:1:activity:x",
                                 "End": True,
-                            }
+                            },
                         },
                     }
                 ],
@@ -182,7 +188,7 @@ def test_missing_handlers_lists_every_unresolved_state():
         },
     }
     assert engine.missing_handlers(definition) == [
-        "state 'D': unsupported resource 'arn:aws:states:us-east-1:1:activity:x'"
+        "state 'D': unsupported resource 'arn:aws:states:us-east-1:1:stateMachine:x'"
     ]
 
 

@@ -232,6 +232,28 @@ def test_what_aws_accepts_is_not_flagged(full) -> None:
     assert any("a .waitForTaskToken task must pass '$$.Task.Token'" in p for p in problems)
 
 
+def test_activity_task_states_are_valid() -> None:
+    # A Task whose Resource is an activity ARN, with TimeoutSeconds and HeartbeatSeconds
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-activities.html).
+    activity = "arn:aws:states:us-east-1:123456789012:activity:label-images"
+    document = {
+        "StartAt": "Label",
+        "States": {
+            "Label": {
+                "Type": "Task",
+                "Resource": activity,
+                "TimeoutSeconds": 300,
+                "HeartbeatSeconds": 60,
+                "Parameters": {"images.$": "$.images"},
+                "Catch": [{"ErrorEquals": ["States.HeartbeatTimeout"], "Next": "Failed"}],
+                "End": True,
+            },
+            "Failed": {"Type": "Fail", "Error": "LabelingStalled"},
+        },
+    }
+    assert validate_definition(document) == []
+
+
 def test_jsonata_and_variables_documents_are_valid() -> None:
     # https://docs.aws.amazon.com/step-functions/latest/dg/transforming-data.html
     # https://docs.aws.amazon.com/step-functions/latest/dg/workflow-variables.html

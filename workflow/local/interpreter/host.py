@@ -82,6 +82,18 @@ class ExecutionHost(Protocol):
         used as the resource: LambdaFunctionScheduled input).
         """
 
+    def redriven_iteration(self, map_name: str, index: int) -> tuple[bool, Any]:
+        """Return (True, output) when a redrive keeps this Map iteration's earlier success."""
+
+    def resumed_iteration(self, map_name: str, index: int) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed iteration of a redriven Map continues."""
+
+    def resumed_branch(self, start_at: str) -> tuple[str, Any] | None:
+        """Return (state, input) where a failed branch of a redriven Parallel continues."""
+
+    def redriven_branch(self, start_at: str) -> tuple[bool, Any]:
+        """Return (True, output) when a redrive keeps this Parallel branch's earlier success."""
+
     def sleep(
         self,
         state_name: str,
@@ -104,6 +116,10 @@ class ExecutionHost(Protocol):
     @property
     def s3(self) -> Any:
         """The engine's S3 client on the local store (`get_object`, ...), or None."""
+
+    @property
+    def activity_store(self) -> Any:
+        """The engine's activities: `get(arn)` returns one (`add_task(task)`) or None."""
 
     @property
     def restart_input(self) -> tuple[bool, Any]:

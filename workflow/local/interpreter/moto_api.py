@@ -60,6 +60,12 @@ with _light_import():
         from botocore.exceptions import ClientError
         from moto.stepfunctions.parser import utils as moto_utils
         from moto.stepfunctions.parser.api import (
+            ActivityFailedEventDetails,
+            ActivityScheduledEventDetails,
+            ActivityScheduleFailedEventDetails,
+            ActivityStartedEventDetails,
+            ActivitySucceededEventDetails,
+            ActivityTimedOutEventDetails,
             ExecutionFailedEventDetails,
             ExecutionStartedEventDetails,
             HistoryEventExecutionDataDetails,
@@ -108,6 +114,7 @@ with _light_import():
             iteration_worker,
         )
         from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import (
+            branch_worker,
             branches_decl,
         )
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
@@ -129,14 +136,19 @@ with _light_import():
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
             StateTaskServiceLambda,
         )
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_activitiy import (
+            StateTaskActivity,
+        )
         from moto.stepfunctions.parser.asl.component.state.fail import state_fail
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
             wait_function,
         )
         from moto.stepfunctions.parser.asl.eval.callback.callback import (
+            ActivityCallbackEndpoint,
             CallbackConsumerTimeout,
             CallbackNotifyConsumerError,
             CallbackOutcomeFailure,
+            CallbackOutcomeFailureError,
             CallbackOutcomeSuccess,
             CallbackPoolManager,
             HeartbeatTimeoutError,
@@ -179,9 +191,18 @@ with _light_import():
 # (owner, attribute) pairs the seam reads or replaces; checked by check_compat().
 PRIVATE_SURFACE: Final[tuple[tuple[object, str], ...]] = (
     (state_task_factory, "state_task_service_for"),
+    (state_task_factory, "StateTaskActivity"),
+    (StateTaskActivity, "_eval_execution"),
+    (StateTaskActivity, "_eval_parameters"),
+    (StateTaskActivity, "_from_error"),
+    (CallbackPoolManager, "add_activity_task"),
+    (ActivityCallbackEndpoint, "get_activity_task_start_endpoint"),
+    (ActivityCallbackEndpoint, "notify_activity_task_start"),
     (lambda_eval_utils, "execute_lambda_function_integration"),
     (lambda_eval_utils, "LambdaFunctionErrorException"),
     (branches_decl, "CustomErrorName"),
+    (branch_worker.BranchWorker, "_thread_routine"),
+    (iteration_worker.IterationWorker, "_eval_job"),
     (iteration_worker, "CustomErrorName"),
     (state_fail, "CustomErrorName"),
     (state_task_service_callback, "CustomErrorName"),
@@ -287,10 +308,18 @@ __all__ = [
     "PRIVATE_SURFACE",
     "ASLParserException",
     "AWSExecutionDetails",
+    "ActivityCallbackEndpoint",
+    "ActivityFailedEventDetails",
+    "ActivityScheduleFailedEventDetails",
+    "ActivityScheduledEventDetails",
+    "ActivityStartedEventDetails",
+    "ActivitySucceededEventDetails",
+    "ActivityTimedOutEventDetails",
     "AmazonStateLanguageParser",
     "CallbackConsumerTimeout",
     "CallbackNotifyConsumerError",
     "CallbackOutcomeFailure",
+    "CallbackOutcomeFailureError",
     "CallbackOutcomeSuccess",
     "ClientError",
     "CustomErrorName",
@@ -316,6 +345,7 @@ __all__ = [
     "ResourceCondition",
     "StateMachineDetails",
     "StateMachineType",
+    "StateTaskActivity",
     "StateTaskService",
     "StateTaskServiceCallback",
     "StateTaskServiceLambda",
@@ -326,6 +356,7 @@ __all__ = [
     "TaskTimedOutEventDetails",
     "asl_preprocessor",
     "boolean_equals",
+    "branch_worker",
     "branches_decl",
     "check_compat",
     "defined_in",

@@ -4,9 +4,12 @@
 lock; `LocalEngine()` calls it after `check_compat()`). `ENGINE_PATCHES` lists them by name:
 
 - hooks (no moto bug): `factory` (Task states of engine executions become `LocalServiceTask`
-  / `LocalLambdaTask`; other moto users in the process are unaffected), `lambda` (Lambda
+  / `LocalLambdaTask`; other moto users in the process are unaffected), `activity` (activity
+  Task states become `LocalActivityTask`, whose fixes of moto's `StateTaskActivity` are listed
+  in `workflow.local.interpreter.activity_task`), `lambda` (Lambda
   invocations call the engine's functions), `retry-sleep` and `wait-sleep` (Retry backoff and
-  Wait states sleep through the engine: scaled, recorded, interruptible);
+  Wait states sleep through the engine: scaled, recorded, interruptible), `redrive-iterations`
+  and `redrive-branches` (a redriven Map or Parallel runs only what failed, `redrive_hooks`);
 - moto bug fixes, each in `fixes`, `data_fixes` or `distributed_map` with the moto code it
   corrects named;
 - `jsonata` (JSONata expressions and workflow variables: the evaluator moto leaves unset, and
@@ -14,7 +17,7 @@ lock; `LocalEngine()` calls it after `check_compat()`). `ENGINE_PATCHES` lists t
 """
 
 # This module replaces attributes of moto's untyped private modules on purpose.
-# mypy: disable-error-code="method-assign,attr-defined,no-untyped-call"
+# mypy: disable-error-code="method-assign,attr-defined,no-untyped-call,assignment"
 
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Final
 
-from workflow.local.interpreter import data_fixes, distributed_map, fixes, jsonata
+from workflow.local.interpreter import data_fixes, distributed_map, fixes, jsonata, redrive_hooks
+from workflow.local.interpreter.activity_task import LocalActivityTask
 from workflow.local.interpreter.host import (
     host_for,
     is_parsing_for_engine,
@@ -32,6 +36,7 @@ from workflow.local.interpreter.host import (
 from workflow.local.interpreter.lambda_invoke import invoke_local_lambda
 from workflow.local.interpreter.moto_api import (
     Environment,
+    StateTaskActivity,
     defined_in,
     expect_target,
     lambda_eval_utils,
@@ -58,6 +63,17 @@ def hook_factory() -> None:
         return original(service_name=service_name)
 
     state_task_factory.state_task_service_for = state_task_service_for
+
+
+def hook_activity() -> None:
+    """Build `LocalActivityTask` for activity resources of definitions parsed by a `LocalEngine`."""
+    original = state_task_factory.StateTaskActivity
+    expect_target(original is StateTaskActivity, "state_task_factory.StateTaskActivity")
+
+    def activity_task() -> Any:
+        return LocalActivityTask() if is_parsing_for_engine() else original()
+
+    state_task_factory.StateTaskActivity = activity_task
 
 
 def hook_lambda() -> None:
@@ -144,9 +160,12 @@ def hook_wait_sleep() -> None:
 
 ENGINE_PATCHES: Final[tuple[Patch, ...]] = (
     ("factory", hook_factory),
+    ("activity", hook_activity),
     ("lambda", hook_lambda),
     ("retry-sleep", hook_retry_sleep),
     ("wait-sleep", hook_wait_sleep),
+    ("redrive-iterations", redrive_hooks.hook_redrive_iterations),
+    ("redrive-branches", redrive_hooks.hook_redrive_branches),
     ("nested-states-errors", fixes.fix_nested_states_errors),
     ("states-all", fixes.fix_states_all),
     ("choice-no-match", fixes.fix_choice_no_match),

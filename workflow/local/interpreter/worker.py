@@ -25,6 +25,7 @@ from workflow.local.interpreter.host import (
     prune_threads,
 )
 from workflow.local.interpreter.moto_api import (
+    ActivityCallbackEndpoint,
     AmazonStateLanguageParser,
     AWSExecutionDetails,
     CallbackConsumerTimeout,
@@ -132,7 +133,7 @@ class EngineWorker(ExecutionWorker):
             evaluation_details=evaluation_details,
             exec_comm=exec_comm,
             cloud_watch_logging_session=None,
-            activity_store={},
+            activity_store=host.activity_store,
         )
         self.host = host
         self._program = program
@@ -253,6 +254,19 @@ def failure_delivery(token: str, error: str | None, cause: str | None) -> Callab
     """Return the delivery of `SendTaskFailure` for `is_waiting_for`."""
     outcome = CallbackOutcomeFailure(callback_id=token, error=error, cause=cause)
     return lambda pool: pool.notify(callback_id=token, outcome=outcome)
+
+
+def activity_start_delivery(token: str, worker_name: str | None) -> Callable[[Any], bool]:
+    """Return the delivery of "a worker took this activity task" (GetActivityTask)."""
+
+    def deliver(pool: Any) -> bool:
+        endpoint = pool.get(token)
+        if not isinstance(endpoint, ActivityCallbackEndpoint) or endpoint.consumer_error:
+            return False
+        endpoint.notify_activity_task_start(worker_name=worker_name)
+        return True
+
+    return deliver
 
 
 def heartbeat_delivery(token: str) -> Callable[[Any], bool]:
