@@ -27,6 +27,7 @@ from helpers.foreign_image import build_foreign_image
 
 from workflow.local.docker_cli import LOCAL_LABEL
 from workflow.local.engine import TaskFailed
+from workflow.local.orphans import OWNER_KEY, reap_jobs
 from workflow.local.sagemaker import LocalSageMaker, SageMakerSettings
 from workflow.local.sagemaker_endpoints import (
     EndpointConfigHandler,
@@ -207,6 +208,27 @@ def test_max_runtime_stops_the_container(sm: LocalSageMaker) -> None:
     assert exc.value.cause.startswith("MaxRuntimeExceeded: ")
     record = sm.records.get("training-jobs", "foreign-slow") or {}
     assert record["TrainingJobStatus"] == "Stopped"
+
+
+def test_the_next_command_removes_the_container_of_a_dead_runtime(sm: LocalSageMaker) -> None:
+    handler = TrainingJobHandler(sm)
+    handler.start(_request("foreign-orphan", sleep=120), None)
+    try:
+        record = sm.records.get("training-jobs", "foreign-orphan") or {}
+        [container] = record["Containers"]
+        deadline = time.monotonic() + 30
+        while not _containers_named(container):  # docker run creates it a moment later
+            assert time.monotonic() < deadline, f"container {container} never appeared"
+            time.sleep(0.2)
+        # As if the runtime that started it had been killed: its owner stamp names no process.
+        owner = {OWNER_KEY: {"Pid": 1, "Started": 0}}
+        sm.records.update("training-jobs", "foreign-orphan", **owner)
+        assert reap_jobs(sm.records, grace=2) == ["foreign-orphan"]
+        assert _containers_named(container) == []
+        stopped = sm.records.get("training-jobs", "foreign-orphan") or {}
+        assert stopped["TrainingJobStatus"] == "Stopped" and stopped["Containers"] == []
+    finally:
+        handler.stop_all()
 
 
 def _wait(handlers: EndpointHandlers, name: str) -> dict[str, Any]:
