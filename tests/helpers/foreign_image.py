@@ -54,6 +54,8 @@ def train():
         "checkpoints": (ML / "checkpoints").is_dir(),
     }
     (ML / "model" / "model.json").write_text(json.dumps(seen))
+    if seen["checkpoints"]:
+        (ML / "checkpoints" / "last.txt").write_text(f"epoch {epochs}\n")
     (ML / "output" / "data").mkdir(parents=True, exist_ok=True)
     (ML / "output" / "data" / "summary.txt").write_text(f"epochs {epochs}\n")
     print(f"train: epoch={epochs} loss=0.5", flush=True)

@@ -159,9 +159,14 @@ def train_command(
     hosts: Sequence[str],
     environment: Mapping[str, str],
     isolated: bool = False,
+    checkpoints: str | None = None,
     executable: str = "docker",
 ) -> list[str]:
-    """The ``docker run`` of one training host: ``<image> train`` on ``base`` as ``/opt/ml``.
+    """The ``docker run`` of one training host: ``<image> train`` on ``base``'s folders.
+
+    ``input``, ``model`` and ``output`` are mounted under ``/opt/ml``, and ``checkpoints`` at
+    ``CheckpointConfig.LocalPath`` only when the job has a ``CheckpointConfig``
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html).
 
     The hosts share the machine's network (the engine may have no bridge); each host name of
     ``resourceconfig.json`` resolves to loopback. ``EnableNetworkIsolation`` gives no network.
@@ -175,6 +180,7 @@ def train_command(
         hosts: Every host of the job.
         environment: The variables SageMaker sets (their values travel in the CLI's environment).
         isolated: ``EnableNetworkIsolation``.
+        checkpoints: Where the container sees ``base/checkpoints``, or ``None``.
         executable: The Docker CLI.
     """
     command = [executable, "run", "--name", container, "--label", f"{LOCAL_LABEL}=train"]
@@ -184,8 +190,11 @@ def train_command(
         command += ["--network", "host"]
         for name in hosts:
             command += ["--add-host", f"{name}:127.0.0.1"]
-    command += ["--volume", f"{base}:{CONTAINER_ROOT}", *environment_flags(environment)]
-    return [*command, image.uri, "train"]
+    for folder in ("input", "model", "output"):
+        command += ["--volume", f"{base / folder}:{CONTAINER_ROOT}/{folder}"]
+    if checkpoints:
+        command += ["--volume", f"{base / 'checkpoints'}:{checkpoints}"]
+    return [*command, *environment_flags(environment), image.uri, "train"]
 
 
 def serve_command(

@@ -139,7 +139,10 @@ def train_process(
     }
     name = container_name("train", job, host)
     isolated = bool(params.get("EnableNetworkIsolation")) and len(hosts) == 1
-    command = train_command(target, name, base, host, hosts, variables, isolated)
+    checkpoint = params.get("CheckpointConfig") or {}
+    local_path = checkpoint.get("LocalPath") or "/opt/ml/checkpoints"
+    checkpoints = str(local_path) if checkpoint.get("S3Uri") else None
+    command = train_command(target, name, base, host, hosts, variables, isolated, checkpoints)
     return TrainProcess(command, base_environ(variables), name)
 
 

@@ -181,6 +181,7 @@ def test_training_runs_the_image_on_sagemakers_layout(sm: LocalSageMaker) -> Non
         "MY_SETTING": "on",
         "MASTER_PORT": None,  # the kit's own variables stay out of another image
     }
+    assert seen["checkpoints"] is False  # no CheckpointConfig: no /opt/ml/checkpoints
     assert sm.store.exists("s3://bucket/out/Foreign-Train/output/output.tar.gz")
     assert [m["MetricName"] for m in described["FinalMetricDataList"]] == ["loss"]
     log = (sm.store.folder("jobs") / "Foreign-Train" / "algo-1.log").read_text()
@@ -243,7 +244,11 @@ def _wait(handlers: EndpointHandlers, name: str) -> dict[str, Any]:
 
 def test_endpoint_and_transform_serve_from_the_image(sm: LocalSageMaker) -> None:
     # https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
-    artifact = _train(sm, _request("foreign-model", epochs=3))["ModelArtifacts"]
+    request = _request("foreign-model", epochs=3)
+    request["CheckpointConfig"] = {"S3Uri": "s3://bucket/checkpoints/foreign-model/"}
+    artifact = _train(sm, request)["ModelArtifacts"]
+    checkpoint = sm.store.get_bytes("s3://bucket/checkpoints/foreign-model/last.txt")
+    assert checkpoint == b"epoch 3\n"  # written to /opt/ml/checkpoints, synced back
     container = {"Image": IMAGE, "ModelDataUrl": artifact["S3ModelArtifacts"]}
     ModelHandler(sm).start({"ModelName": "foreign", "PrimaryContainer": container}, None)
     for config in ("foreign-a", "foreign-b"):

@@ -68,10 +68,31 @@ def test_training_runs_the_image_with_train_on_the_job_tree_as_opt_ml(tmp_path):
     assert command == [
         "docker", "run", "--name", "c1", "--label", "org.mlops.local-sagemaker=train",
         "--network", "host", "--add-host", "algo-1:127.0.0.1", "--add-host", "algo-2:127.0.0.1",
-        "--volume", f"{base}:/opt/ml", "--env", "A", "--env", "TRAINING_JOB_NAME",
+        "--volume", f"{base}/input:/opt/ml/input", "--volume", f"{base}/model:/opt/ml/model",
+        "--volume", f"{base}/output:/opt/ml/output", "--env", "A", "--env", "TRAINING_JOB_NAME",
         OTHER, "train",
     ]  # fmt: skip
     assert "secret" not in " ".join(command)  # values travel in the CLI's environment
+
+
+def test_checkpoints_are_mounted_only_when_configured(tmp_path):
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/model-checkpoints.html: LocalPath defaults
+    # to /opt/ml/checkpoints.
+    def volumes(params: dict[str, Any]) -> list[str]:
+        command = train_process(
+            SageMakerSettings(), ForeignImage(OTHER), tmp_path, "algo-1", ["algo-1"], {}, params
+        ).command
+        return [command[i + 1] for i, a in enumerate(command) if a == "--volume"]
+
+    assert [v.rsplit(":", 1)[1] for v in volumes({})] == [
+        "/opt/ml/input",
+        "/opt/ml/model",
+        "/opt/ml/output",
+    ]
+    configured = volumes({"CheckpointConfig": {"S3Uri": "s3://b/c/"}})
+    assert configured[-1] == f"{tmp_path}/checkpoints:/opt/ml/checkpoints"
+    moved = volumes({"CheckpointConfig": {"S3Uri": "s3://b/c/", "LocalPath": "/ckpt"}})
+    assert moved[-1] == f"{tmp_path}/checkpoints:/ckpt"
 
 
 def test_network_isolation_gives_the_training_container_no_network(tmp_path):
