@@ -163,3 +163,15 @@ def test_an_image_that_is_not_the_kits_fails_its_job_unless_mapped(sm, tmp_path)
         "training/Annotations/a.txt",
         "training/PNGImages/a.png",
     ]
+
+
+def test_metric_timestamps_are_epoch_seconds_on_the_wire():
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricData.html: Timestamp is a
+    # date; the records keep epoch milliseconds, which botocore would read as seconds (year 58892).
+    from workflow.api.sagemaker import seconds
+
+    record = {"CreationTime": 1796304064000, "FinalMetricDataList": [{"Timestamp": 1796304064938}]}
+    assert seconds(record) == {
+        "CreationTime": 1796304064.0,
+        "FinalMetricDataList": [{"Timestamp": 1796304064.938}],
+    }

@@ -301,3 +301,90 @@ def _containers_named(name: str) -> list[str]:
         capture_output=True, text=True, check=True, timeout=30,
     )  # fmt: skip
     return listed.stdout.split()
+
+
+def _task(action: str, parameters: dict[str, Any], next_state: str | None) -> dict[str, Any]:
+    state = {"Type": "Task", "Resource": f"arn:aws:states:::sagemaker:{action}"}
+    return {
+        **state,
+        "Parameters": parameters,
+        **({"Next": next_state} if next_state else {"End": True}),
+    }
+
+
+def test_a_state_machine_trains_deploys_and_boto3_invokes_the_image(
+    engine: str, tmp_path: Path
+) -> None:
+    """The same path as `run --local` and `python -m workflow api`: a state machine on the local
+    engine, and SageMaker Runtime's InvokeEndpoint from boto3."""
+    import boto3
+
+    from workflow.api import ApiServer, LocalAwsApi
+    from workflow.config import load_config
+    from workflow.local.runtime import LocalRuntime
+
+    config = load_config(None, environ={})
+    runtime = LocalRuntime(config, tmp_path / "root", log_sink=None, echo=False,
+                           stop_grace_seconds=3, time_scale=0.01)  # fmt: skip
+    runtime.store.put_bytes("s3://bucket/data/train/a.txt", b"a")
+    training = _request("Machine-Train", epochs="4")
+    training["RoleArn"] = "arn:aws:iam::000000000000:role/local"
+    definition = {
+        "StartAt": "Train",
+        "States": {
+            "Train": {**_task("createTrainingJob.sync", training, "Model"), "ResultPath": "$.train"},
+            "Model": {**_task("createModel", {
+                "ModelName": "Machine-Model", "ExecutionRoleArn": training["RoleArn"],
+                "PrimaryContainer": {
+                    "Image": IMAGE, "ModelDataUrl.$": "$.train.ModelArtifacts.S3ModelArtifacts",
+                },
+            }, "Config"), "ResultPath": None},
+            "Config": {**_task("createEndpointConfig", {
+                "EndpointConfigName": "Machine-Config",
+                "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "Machine-Model",
+                                        "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+            }, "Endpoint"), "ResultPath": None},
+            "Endpoint": {**_task("createEndpoint", {
+                "EndpointName": "Machine-Endpoint", "EndpointConfigName": "Machine-Config",
+            }, None), "ResultPath": None},
+        },
+    }  # fmt: skip
+    keys = {
+        "aws_access_key_id": "local",
+        "aws_secret_access_key": "local",
+    }  # pragma: allowlist secret
+    with runtime, ApiServer(LocalAwsApi(runtime.engine, runtime.sagemaker)) as server:
+        session = boto3.Session(region_name=config.region, **keys)
+        sfn = session.client("stepfunctions", endpoint_url=server.url)
+        sagemaker = session.client("sagemaker", endpoint_url=server.url)
+        machine = sfn.create_state_machine(
+            name="foreign", definition=json.dumps(definition), roleArn=training["RoleArn"]
+        )["stateMachineArn"]
+        execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+        deadline = time.monotonic() + 120
+        while (status := sfn.describe_execution(executionArn=execution)["status"]) == "RUNNING":
+            assert time.monotonic() < deadline, "the execution did not end in 120 s"
+            time.sleep(0.5)
+        assert status == "SUCCEEDED"
+        sagemaker.get_waiter("endpoint_in_service").wait(
+            EndpointName="Machine-Endpoint", WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+        model = sagemaker.describe_model(ModelName="Machine-Model")
+        assert model["PrimaryContainer"]["Image"] == IMAGE
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html
+        trained = sagemaker.describe_training_job(TrainingJobName="Machine-Train")
+        assert trained["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+        [metric] = trained["FinalMetricDataList"]  # its Timestamp parses as a date
+        assert (metric["MetricName"], metric["Value"]) == ("loss", 0.5)
+        assert abs(metric["Timestamp"].timestamp() - time.time()) < 300
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html
+        answer = session.client("sagemaker-runtime", endpoint_url=server.url).invoke_endpoint(
+            EndpointName="Machine-Endpoint", ContentType="text/plain", Body=b"ping"
+        )
+        assert json.loads(answer["Body"].read()) == {
+            "epochs": 4, "echo": "ping", "content_type": "text/plain",
+        }  # fmt: skip
+    deadline = time.monotonic() + 15
+    while _containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _containers() == []  # the runtime's exit stopped and removed the endpoint's container
