@@ -203,18 +203,20 @@ def serve_command(
     model_dir: Path,
     port: int,
     environment: Mapping[str, str],
+    publish: bool = True,
     executable: str = "docker",
 ) -> list[str]:
     """The ``docker run`` of a serving container answering on ``127.0.0.1:<port>``.
 
-    An image with ``BIND_TO_PORT_LABEL`` shares the host's network and listens on
-    ``SAGEMAKER_BIND_TO_PORT`` (which ``environment`` must hold); any other image listens on 8080,
-    published on the loopback ``port`` through the engine's bridge network.
+    ``publish``: the container listens on 8080 in its own network, published on the loopback
+    ``port`` through the engine's bridge network. Otherwise (an engine without a bridge) it shares
+    the host's network and listens on ``SAGEMAKER_BIND_TO_PORT``, which ``environment`` must hold
+    and the image must honour (``BIND_TO_PORT_LABEL``).
     """
     command = [executable, "run", "--rm", "--name", container, "--label", f"{LOCAL_LABEL}=serve"]
-    if image.binds_to_port:
-        command += ["--network", "host"]
-    else:
+    if publish:
         command += ["--publish", f"127.0.0.1:{port}:{SERVING_PORT}"]
+    else:
+        command += ["--network", "host"]
     command += ["--volume", f"{model_dir}:{CONTAINER_ROOT}/model", *environment_flags(environment)]
     return [*command, image.uri, "serve"]

@@ -148,7 +148,12 @@ def train_process(
 
 @dataclass
 class ContainerServer(ServeProcess):
-    """A serving container, driven through its attached ``docker run`` process."""
+    """A serving container, driven through its attached ``docker run`` process.
+
+    Port 8080 of the container is published on a free loopback port; an engine without a bridge
+    network (the project's private one) runs it on the host's network instead, on that port
+    through ``SAGEMAKER_BIND_TO_PORT``, which only an image with the bind-to-port label honours.
+    """
 
     docker: DockerCli = field(default_factory=DockerCli)
 
@@ -168,9 +173,10 @@ class ContainerServer(ServeProcess):
         """
         port = free_port()
         variables = {str(k): str(v) for k, v in environment.items()}
-        if image.binds_to_port:
+        publish = docker.has_bridge()
+        if not publish and image.binds_to_port:
             variables["SAGEMAKER_BIND_TO_PORT"] = str(port)
-        elif not docker.has_bridge():
+        elif not publish:
             raise task_failed(
                 SAGEMAKER_ERROR,
                 f"image {image.uri} serves on port 8080 (it has no label "
@@ -179,7 +185,7 @@ class ContainerServer(ServeProcess):
                 "and listen on SAGEMAKER_BIND_TO_PORT, or use an engine with its bridge network.",
             )
         name = container_name("serve")
-        command = serve_command(image, name, model_dir, port, variables, docker.executable)
+        command = serve_command(image, name, model_dir, port, variables, publish, docker.executable)
         popen = start_logged(command, log_path, base_environ(variables))
         return cls(
             pid=popen.pid, port=port, log_path=log_path, popen=popen, container=name, docker=docker

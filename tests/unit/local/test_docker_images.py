@@ -134,7 +134,9 @@ def test_serving_binds_to_the_port_or_publishes_8080(tmp_path):
         "--publish", "127.0.0.1:4321:8080", "--volume", f"{model}:/opt/ml/model",
         "--env", "X", OTHER, "serve",
     ]  # fmt: skip
-    bound = serve_command(ForeignImage(OTHER, binds_to_port=True), "s", model, 4321, {})
+    # An engine without a bridge network: the host's network, the port through the variable
+    # (https://docs.aws.amazon.com/sagemaker/latest/dg/inference-pipeline-real-time.html).
+    bound = serve_command(ForeignImage(OTHER, True), "s", model, 4321, {}, publish=False)
     assert bound[bound.index("--network") + 1] == "host" and "--publish" not in bound
 
 
