@@ -17,6 +17,8 @@ What runs where:
   ``<root>/sagemaker/endpoints/`` for ``python -m workflow endpoints list|stop``.
 - A transform job starts a serving process for the model, sends each input object (one request
   per object, or per line with ``SplitType: Line``), writes ``<output>/<file>.out`` and stops it.
+- An image that is neither the kit's nor mapped by ``local.images`` runs as SageMaker runs it,
+  ``docker run <image> train|serve`` on the same trees (`workflow.local.sagemaker_docker`).
 
 Errors follow what Step Functions reports for SageMaker: a rejected request (a name in use, a
 missing model) is ``SageMaker.AmazonSageMakerException``; a failed ``.sync`` job is
