@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
+from typing import Any
 
 # What a child program must not inherit from the test run: our configuration, AWS credentials
 # and the SageMaker variables that would point it at another tree, job or port.
@@ -46,6 +48,17 @@ TINY_LOCAL_HYPERPARAMETERS = {
     "warmup_steps": "1",
     "trainable_backbone_layers": "0",
 }
+
+
+def finish_job(handler: Any, submitted: Any, timeout: float = 60, poll: float = 0.05) -> Any:
+    """Poll a local ``.sync`` job handler until it answers (or raises, as a failed job does)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = handler.poll(submitted, None)
+        if result is not None:
+            return result
+        time.sleep(poll)
+    raise AssertionError(f"the job {submitted} did not end in {timeout:g} s")
 
 
 def free_port() -> int:

@@ -113,11 +113,16 @@ KINDS = {
 }  # fmt: skip
 
 
+# Record keys holding epoch milliseconds: ``CreationTime`` and the like, and the ``Timestamp`` of
+# ``FinalMetricDataList`` entries (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricData.html).
+_TIME_KEYS = ("Time", "Timestamp")
+
+
 def seconds(value: Any) -> Any:
     """Record values with epoch-millisecond times turned into epoch seconds, recursively."""
     if isinstance(value, dict):
         return {
-            k: (v / 1000 if k.endswith("Time") and isinstance(v, int) and v > _MS_THRESHOLD
+            k: (v / 1000 if k.endswith(_TIME_KEYS) and isinstance(v, int) and v > _MS_THRESHOLD
                 else seconds(v))
             for k, v in value.items()
         }  # fmt: skip

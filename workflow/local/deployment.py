@@ -131,6 +131,7 @@ class Fleet:
             "ModelDir": str(self.model_dir),
             "LogPath": str(self.server.log_path),
             "Deployment": self.deployment,
+            "Container": self.server.container,
         }
 
     def route(self, weight: float) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from workflow.local.docker_cli import DockerCli
 from workflow.local.processes import stop_process_group
 from workflow.local.report import save_json
 from workflow.local.sagemaker import now_ms
@@ -111,6 +112,9 @@ def reap_jobs(records: Any, grace: float, kind: str = TRAINING_KIND) -> list[str
             if is_same_process(pid, stamp):
                 logger.warning("stopping training process %s of %s (its runtime died)", pid, path)
                 stop_process_group(int(pid), grace)
+        for container in record.get("Containers") or []:  # an image run in Docker
+            logger.warning("removing container %s of %s (its runtime died)", container, path)
+            DockerCli().remove(str(container))
         records.update(
             kind,
             path.stem,
@@ -119,6 +123,7 @@ def reap_jobs(records: Any, grace: float, kind: str = TRAINING_KIND) -> list[str
             FailureReason=ORPHAN_REASON.format(pid=owner.get("Pid")),
             TrainingEndTime=now_ms(),
             Pids=[],
+            Containers=[],
         )
         reaped.append(path.stem)
     return reaped

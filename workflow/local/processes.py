@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -101,6 +102,26 @@ def pump_lines(stream: Any, log_path: Path, source: str, sink: LogSink | None) -
     thread = threading.Thread(target=run, name=f"log-{source}", daemon=True)
     thread.start()
     return thread
+
+
+def start_logged(
+    command: list[str], log_path: Path, env: Mapping[str, str], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in its own session, its output appended to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    try:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        log.close()  # the child holds its own copy
 
 
 def base_environ(extra: Mapping[str, str]) -> dict[str, str]:

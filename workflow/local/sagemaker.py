@@ -17,6 +17,8 @@ What runs where:
   ``<root>/sagemaker/endpoints/`` for ``python -m workflow endpoints list|stop``.
 - A transform job starts a serving process for the model, sends each input object (one request
   per object, or per line with ``SplitType: Line``), writes ``<output>/<file>.out`` and stops it.
+- An image that is neither the kit's nor mapped by ``local.images`` runs as SageMaker runs it,
+  ``docker run <image> train|serve`` on the same trees (`workflow.local.sagemaker_docker`).
 
 Errors follow what Step Functions reports for SageMaker: a rejected request (a name in use, a
 missing model) is ``SageMaker.AmazonSageMakerException``; a failed ``.sync`` job is
@@ -48,11 +50,13 @@ from typing import Any
 
 from workflow.contracts import is_valid_name
 from workflow.http import answers_ok
+from workflow.local.docker_cli import DockerCli, ForeignImage
 from workflow.local.processes import (
     LogSink,
     base_environ,
     free_port,
     pid_alive,
+    start_logged,
     stop_process_group,
 )
 from workflow.local.store import (
@@ -235,6 +239,7 @@ class ServeProcess:
     port: int
     log_path: Path
     popen: subprocess.Popen[bytes] | None = None
+    container: str | None = None  # the Docker container serving (an image not the kit's)
 
     @property
     def url(self) -> str:
@@ -268,20 +273,7 @@ class ServeProcess:
                 "MASK_R_CNN_NGINX": "0",
             }
         )
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = log_path.open("ab")
-        try:
-            popen = subprocess.Popen(
-                [settings.python, str(program)],
-                cwd=base_dir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
+        popen = start_logged([settings.python, str(program)], log_path, env, cwd=base_dir)
         return cls(pid=popen.pid, port=port, log_path=log_path, popen=popen)
 
     def alive(self) -> bool:
@@ -426,50 +418,18 @@ class LocalSageMaker:
         resolve_image: Maps an image URI to the folder holding ``mask_r_cnn/{train,serve}``.
         settings: ARNs and timeouts.
         log_sink: Receives ``(source, line)`` for every training log line.
+        docker: The Docker CLI that runs images other than the kit's.
     """
 
     store: LocalStore
     resolve_image: ImageResolver
     settings: SageMakerSettings = field(default_factory=SageMakerSettings)
     log_sink: LogSink | None = stderr_sink
+    docker: DockerCli = field(default_factory=DockerCli)
 
     def __post_init__(self) -> None:
         self.records = Records(self.store)
         self.warm = WarmServers(self.settings)
-
-    def image_dir(self, image_uri: str) -> Path:
-        """Resolve an image URI to its code folder, or fail the task with the reason and fix."""
-        settings = self.settings
-        mapped = settings.images.get(image_uri)
-        if mapped is not None:
-            folder = Path(mapped).expanduser()
-            if not (folder / "mask_r_cnn").is_dir():
-                raise task_failed(
-                    SAGEMAKER_ERROR,
-                    f"local.images maps image {image_uri} to {folder}, which has no mask_r_cnn/ "
-                    "folder; point it at a folder holding mask_r_cnn/train and mask_r_cnn/serve.",
-                )
-            return folder
-        if settings.kit_repository and not is_kit_image(image_uri, settings.kit_repository):
-            raise task_failed(
-                SAGEMAKER_ERROR,
-                f"image {image_uri} is not this kit's image (local/... or the ECR repository "
-                f"{settings.kit_repository}), and the local runtime runs no other image's code; "
-                "map it to a folder holding mask_r_cnn/train and mask_r_cnn/serve with "
-                f"local.images ({{'{image_uri}': 'path/to/folder'}}) or use the kit's image.",
-            )
-        try:
-            return self.resolve_image(image_uri)
-        except Exception as exc:
-            raise task_failed(SAGEMAKER_ERROR, str(exc)) from exc
-
-
-def is_kit_image(image_uri: str, repository: str) -> bool:
-    """Whether ``image_uri`` is a local build (``local/...``) or an image of ``repository``."""
-    if image_uri.startswith("local/"):
-        return True
-    path = image_uri.split("/", 1)[1] if "/" in image_uri else image_uri
-    return re.split(r"[:@]", path, maxsplit=1)[0] == repository
 
 
 def require_param(params: Mapping[str, Any], name: str, action: str) -> Any:
@@ -529,7 +489,9 @@ def validate_s3(uri: Any, what: str) -> str:
 _BATCH_ONLY = ("SAGEMAKER_BATCH", "SAGEMAKER_BATCH_STRATEGY", "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS")
 
 
-def server_key(code_dir: Path, model_data_url: str | None, environment: Mapping[str, str]) -> str:
+def server_key(
+    code_dir: Path | ForeignImage, model_data_url: str | None, environment: Mapping[str, str]
+) -> str:
     """Return the identity of a serving process: image code, model data and environment."""
     env = {k: v for k, v in environment.items() if k not in _BATCH_ONLY}
     return json.dumps([str(code_dir), model_data_url or "", sorted(env.items())])

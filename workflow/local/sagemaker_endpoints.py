@@ -54,12 +54,13 @@ from workflow.local.sagemaker import (
     tail,
     task_failed,
 )
+from workflow.local.sagemaker_docker import image_target, remove_containers, start_server
 
 logger = logging.getLogger(__name__)
 
 _LOCAL_KEYS = (
     "Pid", "Port", "Url", "ModelDir", "LogPath", "CreatedBy", "Deployment", "RouterPid",
-    "Routes", "ServeUrl", "Pending", "PendingEndpointConfigName",
+    "Routes", "ServeUrl", "Pending", "PendingEndpointConfigName", "Container",
 )  # fmt: skip
 
 
@@ -308,6 +309,12 @@ class EndpointHandlers:
         fleet.server.detach()  # the record owns the process now
         old = self.sm.records.get(ENDPOINTS, name) or {}
         old_pid = old.get("Pid")
+        containers = {old_pid: old.get("Container"), fleet.server.pid: fleet.server.container}
+
+        def stop(pid: int) -> None:  # a fleet's process, and its container if it has one
+            stop_process_group(pid, grace)
+            remove_containers(self.sm.docker, containers.get(pid))
+
         blue_serves = isinstance(old_pid, int) and pid_alive(old_pid) and bool(old.get("Routes"))
         if updating and deployment and blue_serves:
             summary = (old.get("ProductionVariants") or [None])[0]
@@ -324,7 +331,7 @@ class EndpointHandlers:
                 LocalCloudWatch(self.sm.store.root, self.sm.settings.region,
                                 self.sm.settings.account_id).state,
                 self.sm.settings.deployment_time_scale,
-                lambda pid: stop_process_group(pid, grace),
+                stop,
                 lambda: self.sm.records.get(ENDPOINTS, name) is not None,
             ).run():  # fmt: skip
                 _remove_deployment(old)
@@ -353,7 +360,7 @@ class EndpointHandlers:
             return
         logger.info("endpoint %s is InService at %s", name, router.url)
         if updating and isinstance(old_pid, int) and old_pid != fleet.server.pid:
-            stop_process_group(old_pid, grace)
+            stop(old_pid)
             _remove_deployment(old)
 
     def _router(self, name: str) -> RouterProcess:
@@ -385,7 +392,7 @@ class EndpointHandlers:
             raise task_failed(SAGEMAKER_ERROR, f'Could not find model "{model_name}".')
         container = model_container(model)
         image = str(container.get("Image"))
-        code_dir = self.sm.image_dir(image)
+        code_dir = image_target(self.sm, image)
         model_data = container.get("ModelDataUrl")
         environment = model_environment(model)
         deployment = f"{now_ms()}-{new_id()}"
@@ -407,9 +414,7 @@ class EndpointHandlers:
             extract_model(self.sm.store, str(model_data), model_dir)
         else:
             model_dir.mkdir(parents=True)
-        server = ServeProcess.start(
-            self.sm.settings, code_dir, base, base / "serve.log", environment
-        )
+        server = start_server(self.sm, code_dir, base, base / "serve.log", environment)
         return fleet(server, model_dir)
 
     def _fail(self, name: str, reason: str, blue_green: bool) -> None:
@@ -516,6 +521,9 @@ def stop_endpoint(sm: LocalSageMaker, name: str, grace: float = 10.0) -> bool:
     for pid in (record.get("Pid"), (record.get("Pending") or {}).get("Pid")):
         if isinstance(pid, int) and pid_alive(pid) and _is_serve(pid):
             stop_process_group(pid, grace)
+    remove_containers(
+        sm.docker, record.get("Container"), (record.get("Pending") or {}).get("Container")
+    )
     router = record.get("RouterPid")
     if isinstance(router, int) and pid_alive(router) and is_router(router):
         stop_process_group(router, grace)

@@ -16,6 +16,11 @@ The processes run ``[python, <image>/mask_r_cnn/train]`` with ``MASTER_ADDR=127.
 ``MASTER_PORT``; their output goes to ``<root>/jobs/J/algo-i.log`` and to the log sink. When every
 host exits 0, ``algo-1``'s ``model/`` becomes ``<S3OutputPath>/J/output/model.tar.gz`` in the store.
 ``StoppingCondition.MaxRuntimeInSeconds`` is enforced (SIGTERM, then SIGKILL) and fails the task.
+
+An image that is not the kit's runs as SageMaker runs it, ``docker run <image> train`` with the
+host's tree as ``/opt/ml`` (`workflow.local.sagemaker_docker`); the same files make its status,
+``FailureReason`` and ``model.tar.gz``, ``docker stop`` enforces the runtime, and its container is
+removed when the job ends.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from workflow.local.orphans import OWNER_KEY, PIDS_STARTED_KEY, owner_stamp, process_stamps
-from workflow.local.processes import base_environ, free_port, pump_lines, stop_process_group
+from workflow.local.processes import free_port, pump_lines, stop_process_group
 from workflow.local.sagemaker import (
     FAILURE_REASON_LIMIT,
     TASK_FAILED,
@@ -45,6 +50,7 @@ from workflow.local.sagemaker import (
     uri_join,
     validate_s3,
 )
+from workflow.local.sagemaker_docker import image_target, remove_containers, train_process
 from workflow.local.store import ObjectExistsError, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ class _Host:
     base_dir: Path
     popen: subprocess.Popen[bytes]
     log_thread: threading.Thread
+    container: str | None = None
 
 
 @dataclass
@@ -137,6 +144,7 @@ class TrainingJobHandler:
             TrainingStartTime=now_ms(),
             LocalJobDir=str(run.job_dir),
             Pids=[h.popen.pid for h in run.hosts],
+            Containers=[h.container for h in run.hosts if h.container],
             **{PIDS_STARTED_KEY: process_stamps([h.popen.pid for h in run.hosts])},
         )
         return {"TrainingJobArn": arn}
@@ -144,11 +152,10 @@ class TrainingJobHandler:
     def _launch(
         self, name: str, arn: str, params: Mapping[str, Any], image: str, count: int
     ) -> _Run:
-        code_dir = self.sm.image_dir(image)
-        program = code_dir / "mask_r_cnn" / "train"
-        if not program.is_file():
+        target = image_target(self.sm, image)
+        if isinstance(target, Path) and not (target / "mask_r_cnn" / "train").is_file():
             raise task_failed(
-                TASK_FAILED, f"the image {image} ({code_dir}) has no mask_r_cnn/train program."
+                TASK_FAILED, f"the image {image} ({target}) has no mask_r_cnn/train program."
             )
         job_dir = self.sm.store.folder("jobs") / name
         if job_dir.exists():
@@ -207,11 +214,13 @@ class TrainingJobHandler:
             trees.append(base)
         started_hosts = []
         for host, base in zip(hosts, trees, strict=True):
-            env = base_environ({**environment, "SAGEMAKER_BASE_DIR": str(base)})
+            process = train_process(
+                self.sm.settings, target, base, host, hosts, environment, params
+            )
             popen = subprocess.Popen(
-                [self.sm.settings.python, str(program)],
+                process.command,
                 cwd=base,
-                env=env,
+                env=process.environ,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -219,7 +228,7 @@ class TrainingJobHandler:
             )
             source = f"train {host}" if count > 1 else "train"
             thread = pump_lines(popen.stdout, job_dir / f"{host}.log", source, self.sm.log_sink)
-            started_hosts.append(_Host(host, base, popen, thread))
+            started_hosts.append(_Host(host, base, popen, thread, process.container))
         stopping = params.get("StoppingCondition") or {}
         max_runtime = stopping.get("MaxRuntimeInSeconds")
         return _Run(
@@ -297,9 +306,12 @@ class TrainingJobHandler:
         return False
 
     def _terminate(self, run: _Run) -> None:
+        grace = self.sm.settings.stop_grace_seconds
         for host in run.hosts:
+            if host.popen.poll() is None and host.container:
+                self.sm.docker.stop(host.container, grace)  # its docker run exits with it
             if host.popen.poll() is None:
-                stop_process_group(host.popen.pid, self.sm.settings.stop_grace_seconds)
+                stop_process_group(host.popen.pid, grace)
         for host in run.hosts:
             try:
                 host.popen.wait(timeout=5)
@@ -309,6 +321,7 @@ class TrainingJobHandler:
     def _finish(self, run: _Run) -> dict[str, Any]:
         for host in run.hosts:
             host.log_thread.join(timeout=5)
+        remove_containers(self.sm.docker, *(host.container for host in run.hosts))
         if run.checkpoint_uri:
             try:
                 self.sm.store.mirror_to(run.hosts[0].base_dir / "checkpoints", run.checkpoint_uri)
@@ -322,6 +335,7 @@ class TrainingJobHandler:
             "TrainingTimeInSeconds": elapsed,
             "BillableTimeInSeconds": elapsed * len(run.hosts),
             "Pids": [],
+            "Containers": [],
         }
         if run.stop_reason == MAX_RUNTIME_REASON:
             changes.update(
@@ -466,7 +480,7 @@ class TrainingJobHandler:
 
 def describe_training_job(record: Mapping[str, Any]) -> dict[str, Any]:
     """Turn a record into a DescribeTrainingJob-shaped dict (no local-only keys)."""
-    hidden = {"CreatedBy", "LocalJobDir", "Pids", "OutputPath"}
+    hidden = {"CreatedBy", "LocalJobDir", "Pids", "OutputPath", "Containers"}
     return {k: v for k, v in record.items() if k not in hidden}
 
 

@@ -38,6 +38,7 @@ from workflow.local.sagemaker import (
     task_failed,
     validate_s3,
 )
+from workflow.local.sagemaker_docker import image_target, start_server
 from workflow.local.store import StoreError, parse_s3_uri
 
 logger = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class TransformJobHandler:
     def _transform(self, job: _Job, params: Mapping[str, Any]) -> int:
         model = self.sm.records.get(MODELS, str(params["ModelName"])) or {}
         container = model_container(model)
-        code_dir = self.sm.image_dir(str(container.get("Image")))
+        code_dir = image_target(self.sm, str(container.get("Image")))
         base = self.sm.store.folder("jobs") / job.name
         if base.exists():
             raise RuntimeError(f"the local job folder {base} exists already; use a new job name")
@@ -197,9 +198,7 @@ class TransformJobHandler:
                     else str(value)
                 )
         job.key = server_key(code_dir, container.get("ModelDataUrl"), environment)
-        job.server = ServeProcess.start(
-            self.sm.settings, code_dir, base, base / "serve.log", environment
-        )
+        job.server = start_server(self.sm, code_dir, base, base / "serve.log", environment)
         problem = job.server.wait_ready(self.sm.settings.ping_timeout_seconds, job.cancelled.is_set)
         if problem is not None:
             raise RuntimeError(f"ClientError: {problem}")

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from workflow.api import ApiServer, LocalAwsApi
+from workflow.local.docker_cli import DockerCli
 from workflow.local.engine import LocalEngine, TaskFailed
 from workflow.local.sagemaker import LocalSageMaker, SageMakerSettings
+from workflow.local.sagemaker_docker import image_target
 from workflow.local.sagemaker_training import TrainingJobHandler
 from workflow.local.store import LocalStore
 
@@ -120,27 +122,34 @@ def test_names_keep_their_case(sm):
         server.stop()
 
 
+class _NoEngine(DockerCli):
+    def call(self, *args: str, timeout: float | None = None) -> Any:
+        raise FileNotFoundError(self.executable)
+
+
 def test_an_image_that_is_not_the_kits_fails_its_job_unless_mapped(sm, tmp_path):
     import dataclasses
 
     kit = "123456789012.dkr.ecr.us-east-1.amazonaws.com/mask-r-cnn:abc1234"
     other = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.1"
-    folder = sm.image_dir("listing:1")
+    folder = image_target(sm, "listing:1")
     strict = LocalSageMaker(
         store=sm.store,
         resolve_image=sm.resolve_image,
         settings=dataclasses.replace(sm.settings, kit_repository="mask-r-cnn"),
         log_sink=None,
+        docker=_NoEngine(),
     )
-    assert strict.image_dir(kit) == folder
-    assert strict.image_dir("local/mask-r-cnn:abc1234-0123456789ab") == folder
+    assert image_target(strict, kit) == folder
+    assert image_target(strict, "local/mask-r-cnn:abc1234-0123456789ab") == folder
     with pytest.raises(TaskFailed) as exc:
-        strict.image_dir(other)
+        image_target(strict, other)
     assert exc.value.cause == (
         f"image {other} is not this kit's image (local/... or the ECR repository mask-r-cnn), "
-        "and the local runtime runs no other image's code; map it to a folder holding "
+        "and no Docker CLI ('docker') is installed to run it as SageMaker would; start Docker "
+        "(or set DOCKER_HOST) with the image in it, or map the image to a folder holding "
         "mask_r_cnn/train and mask_r_cnn/serve with local.images "
-        f"({{'{other}': 'path/to/folder'}}) or use the kit's image."
+        f"({{'{other}': 'path/to/folder'}})."
     )
     mapped = LocalSageMaker(
         store=sm.store,
@@ -154,3 +163,15 @@ def test_an_image_that_is_not_the_kits_fails_its_job_unless_mapped(sm, tmp_path)
         "training/Annotations/a.txt",
         "training/PNGImages/a.png",
     ]
+
+
+def test_metric_timestamps_are_epoch_seconds_on_the_wire():
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_MetricData.html: Timestamp is a
+    # date; the records keep epoch milliseconds, which botocore would read as seconds (year 58892).
+    from workflow.api.sagemaker import seconds
+
+    record = {"CreationTime": 1796304064000, "FinalMetricDataList": [{"Timestamp": 1796304064938}]}
+    assert seconds(record) == {
+        "CreationTime": 1796304064.0,
+        "FinalMetricDataList": [{"Timestamp": 1796304064.938}],
+    }

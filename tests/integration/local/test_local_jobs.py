@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import helpers
 import pytest
 
 from workflow.local.engine import LocalEngine, TaskFailed
@@ -47,13 +48,7 @@ def request(name: str, count: int = 1, sharded: bool = False, **hp: str) -> dict
 
 
 def finish(handler: TrainingJobHandler, submitted: dict[str, Any]) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        result = handler.poll(submitted, None)
-        if result is not None:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("job did not end")
+    return helpers.finish_job(handler, submitted)
 
 
 def seen(sm: LocalSageMaker, describe: dict[str, Any]) -> dict[str, Any]:

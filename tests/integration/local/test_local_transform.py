@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
+import helpers
 import pytest
 
 from workflow.local.engine import TaskFailed
@@ -29,13 +29,7 @@ def transform_request(name: str, source: str, output: str, **extra: Any) -> dict
 
 
 def finish(handler: TransformJobHandler, submitted: dict[str, Any]) -> Any:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        result = handler.poll(submitted, None)
-        if result is not None:
-            return result
-        time.sleep(0.1)
-    raise AssertionError("transform did not end")
+    return helpers.finish_job(handler, submitted)
 
 
 @pytest.fixture
