@@ -67,6 +67,12 @@ class TrainConfig:
             "batch_norm) | batch_norm | group_norm | frozen_batch_norm"
         ),
     )
+    backbone_width: int = field(
+        default=64,
+        metadata=_doc(
+            "ResNet stem width, doubled by each stage (torchvision's 64; 32 is about 4x cheaper)"
+        ),
+    )
     fpn_channels: int = field(default=256, metadata=_doc("FPN width (ResNet backbones)"))
     box_head_channels: int = field(default=1024, metadata=_doc("box head width"))
     mask_head_channels: int = field(default=256, metadata=_doc("mask head width"))
@@ -91,6 +97,19 @@ class TrainConfig:
         default=False, metadata=_doc("smaller RPN/RoI sampling for small images and CPU runs")
     )
     detections_per_image: int = field(default=100, metadata=_doc("max detections per image"))
+    box_samples_per_image: int = field(
+        default=0,
+        metadata=_doc(
+            "RoIs sampled per image to train the box head (0: torchvision's 512, 128 with fast)"
+        ),
+    )
+    roi_sampling_ratio: int = field(
+        default=2,
+        metadata=_doc(
+            "RoIAlign sampling points per bin side (torchvision's 2; 1 suits small images, "
+            "where a bin is under one feature cell)"
+        ),
+    )
     score_threshold: float = field(
         default=0.5, metadata=_doc("serving default: drop detections scored below it")
     )
@@ -269,6 +288,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "grad_clip": _float(0.0),
     "backbone": _backbone,
     "norm": _choice(*get_args(Norm)),
+    "backbone_width": _int(8, 256),
     "fpn_channels": _int(8, 1024),
     "box_head_channels": _int(8, 4096),
     "mask_head_channels": _int(8, 1024),
@@ -279,6 +299,8 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "max_size": _int(32),
     "fast": _bool,
     "detections_per_image": _int(1),
+    "box_samples_per_image": _int(0, 4096),
+    "roi_sampling_ratio": _int(1, 8),
     "score_threshold": _float(0.0, 1.0),
     "augment": _bool,
     "num_workers": _int(0),
@@ -326,6 +348,12 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainConfig:
             f"an integer from 0 to {limit} for backbone {config.backbone}",
         )
     resnet = config.backbone != "mobilenet_v3_large_fpn"
+    if not resnet and config.backbone_width != TrainConfig.backbone_width:
+        raise _bad(
+            "backbone_width",
+            raw.get("backbone_width"),
+            f"{TrainConfig.backbone_width} (the width applies to ResNet backbones only)",
+        )
     sizes = config.anchor_sizes
     if resnet and isinstance(sizes, tuple) and sizes and len(sizes) != RESNET_LEVELS:
         raise _bad(

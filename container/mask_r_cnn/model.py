@@ -24,6 +24,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import misc as misc_ops
 
 from .errors import PretrainedError
@@ -35,6 +36,7 @@ NORM_LAYERS: tuple[str, ...] = ("batch_norm", "frozen_batch_norm", "group_norm")
 DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
 _RESNET_STAGES = ("layer4", "layer3", "layer2", "layer1", "conv1")
 STATE_DICT_SUFFIXES = (".pth", ".pt")
+RESNET_WIDTH = 64  # torchvision's ResNet stem width
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -74,6 +76,11 @@ class ModelSpec:
         mask_head_channels: width of the mask head's convolutions.
         mask_head_layers: number of the mask head's convolutions.
         anchor_sizes: one anchor size in pixels per FPN level (after the model's resize).
+        box_samples_per_image: RoIs sampled per image for the box head's loss (0: torchvision's
+            512, or 128 with `fast`).
+        roi_sampling_ratio: RoIAlign sampling points per bin side, for the box and mask heads.
+        backbone_width: channels of a ResNet's first stage (torchvision's 64; each later stage
+            doubles it): 32 costs about a quarter of the convolutions, enough for simple shapes.
     """
 
     backbone: str
@@ -89,6 +96,9 @@ class ModelSpec:
     mask_head_channels: int = 256
     mask_head_layers: int = 4
     anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES
+    box_samples_per_image: int = 0
+    roi_sampling_ratio: int = 2
+    backbone_width: int = RESNET_WIDTH
 
     def to_dict(self) -> dict[str, Any]:
         """Return the spec as JSON-ready values (stored in `metadata.json`)."""
@@ -104,6 +114,25 @@ class ModelSpec:
         return cls(**kept)
 
 
+def _rewiden(body: torchvision.models.ResNet, width: int) -> None:
+    """Rebuild `body`'s stem and stages `width` channels wide, initialised as torchvision does."""
+    block = type(body.layer1[0])
+    body.inplanes = width
+    body.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    body.bn1 = body._norm_layer(width)
+    for k, name in enumerate(("layer1", "layer2", "layer3", "layer4")):
+        blocks = len(getattr(body, name))
+        stage = body._make_layer(block, width * 2**k, blocks, stride=1 if k == 0 else 2)
+        setattr(body, name, stage)
+    body.fc = nn.Linear(body.inplanes, body.fc.out_features)
+    for module in body.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d | nn.GroupNorm):
+            nn.init.constant_(module.weight, 1)
+            nn.init.constant_(module.bias, 0)
+
+
 def resnet_fpn(spec: ModelSpec) -> BackboneWithFPN:
     """Build a ResNet FPN backbone of `spec.fpn_channels` channels (as torchvision's builder).
 
@@ -113,6 +142,8 @@ def resnet_fpn(spec: ModelSpec) -> BackboneWithFPN:
     body = getattr(torchvision.models, spec.backbone.removesuffix("_fpn"))(
         weights=None, norm_layer=norm
     )
+    if spec.backbone_width != RESNET_WIDTH:
+        _rewiden(body, spec.backbone_width)
     trained = list(_RESNET_STAGES[: spec.trainable_backbone_layers])
     if spec.trainable_backbone_layers == len(_RESNET_STAGES):
         trained.append("bn1")
@@ -152,6 +183,8 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
             rpn_post_nms_top_n_test=100,
             box_batch_size_per_image=128,
         )
+    if spec.box_samples_per_image:
+        kwargs["box_batch_size_per_image"] = spec.box_samples_per_image
     backbone: nn.Module
     if spec.backbone == "mobilenet_v3_large_fpn":
         backbone = mobilenet_backbone(
@@ -171,7 +204,10 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
     channels = int(backbone.out_channels)  # type: ignore[arg-type]  # an int attribute
     generator = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
     resolution = 7  # torchvision's RoIAlign output for the box head
+    levels = ["0", "1", "2", "3"]  # the FPN maps RoIs are pooled from (not the pool level)
     kwargs.update(
+        box_roi_pool=MultiScaleRoIAlign(levels, resolution, spec.roi_sampling_ratio),
+        mask_roi_pool=MultiScaleRoIAlign(levels, 14, spec.roi_sampling_ratio),
         rpn_anchor_generator=generator,
         box_head=TwoMLPHead(channels * resolution**2, spec.box_head_channels),
         box_predictor=FastRCNNPredictor(spec.box_head_channels, spec.num_classes),

@@ -6,7 +6,7 @@ result, does not depend on the machine's speed. It then serves the model as `ser
 (`Predictor` rebuilt from `metadata.json`) and scores its predictions on the held-out test split
 with pycocotools at the serving threshold. The floor sits well under what the demo reaches (see
 bench/results), so only a regression in learning (model, recipe, data, anchors, serving rebuild)
-fails it. About 350 steps: 2 minutes on 2 quiet cores.
+fails it. About 650 steps: 2 minutes on 2 quiet cores.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
-SEGM_MAP_FLOOR = 0.05  # untrained: 0; the demo measured 0.195 (test split, threshold 0.3)
-BBOX_AP50_FLOOR = 0.1  # measured 0.334
+SEGM_MAP_FLOOR = 0.15  # untrained: 0; a make run measured 0.33 (test split, threshold 0.3)
+BBOX_AP50_FLOOR = 0.25  # the 200-image evaluation of the same configuration: about 0.5
 
 
 def test_demo_configuration_learns_to_find_the_held_out_shapes(

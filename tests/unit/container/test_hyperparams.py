@@ -89,6 +89,9 @@ def test_unknown_key_names_the_key_and_lists_the_known_ones() -> None:
         ("anchor_sizes", "8,16,big", "increasing sizes in pixels"),
         ("anchor_sizes", "8,16,32", "5 sizes, one per FPN level of resnet50_fpn"),
         ("fpn_channels", "4", "an integer from 8 to 1024"),
+        ("backbone_width", "4", "an integer from 8 to 256"),
+        ("roi_sampling_ratio", "0", "an integer from 1 to 8"),
+        ("box_samples_per_image", "-1", "an integer from 0 to 4096"),
         ("max_seconds", "-5", "a number > 0"),
     ],
 )
@@ -152,3 +155,9 @@ def test_cpu_fit_model_and_short_run_recipe_are_parsed() -> None:
     # MobileNet gives every size to each of its 3 levels, so any count is fine there.
     mobile = {"backbone": "mobilenet_v3_large_fpn", "anchor_sizes": "16,32,64"}
     assert parse_hyperparameters(mobile).anchor_sizes == (16, 32, 64)
+
+
+def test_backbone_width_applies_to_resnet_backbones_only() -> None:
+    assert parse_hyperparameters({"backbone_width": "32"}).backbone_width == 32
+    with pytest.raises(HyperparameterError, match="ResNet backbones only"):
+        parse_hyperparameters({"backbone": "mobilenet_v3_large_fpn", "backbone_width": "32"})

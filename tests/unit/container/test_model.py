@@ -147,3 +147,53 @@ def test_default_spec_keeps_torchvision_heads_and_anchors() -> None:
     assert model.roi_heads.box_head.fc7.out_features == 1024
     assert len(model.roi_heads.mask_head) == 4
     assert model.rpn.anchor_generator.sizes == ((32,), (64,), (128,), (256,), (512,))
+
+
+def test_half_width_resnet_with_one_roi_sample_trains_and_rebuilds_from_its_spec() -> None:
+    torch.manual_seed(0)
+    spec = ModelSpec(
+        backbone="resnet18_fpn",
+        num_classes=4,
+        min_size=64,
+        max_size=64,
+        fast=True,
+        norm_layer="batch_norm",
+        backbone_width=32,
+        fpn_channels=32,
+        box_samples_per_image=16,
+        roi_sampling_ratio=1,
+    )
+    model = build_model(spec)
+    body = model.backbone.body
+    # every stage half as wide as torchvision's ResNet-18 (64, 128, 256, 512)
+    assert [getattr(body, f"layer{k}")[-1].conv2.out_channels for k in (1, 2, 3, 4)] == [
+        32,
+        64,
+        128,
+        256,
+    ]
+    assert body.conv1.out_channels == 32
+    assert [block.out_channels for block in model.backbone.fpn.inner_blocks] == [32] * 4
+    assert model.roi_heads.box_roi_pool.sampling_ratio == 1
+    assert model.roi_heads.mask_roi_pool.sampling_ratio == 1
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16
+    masks = torch.zeros((1, 64, 64), dtype=torch.uint8)
+    masks[0, 10:30, 10:40] = 1
+    target = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 30.0]]), "labels": torch.tensor([2])}
+    losses = model([torch.rand(3, 64, 64)], [{**target, "masks": masks}])
+    assert all(torch.isfinite(v) for v in losses.values())
+    # serve rebuilds the same network from metadata.json
+    rebuilt = build_model(ModelSpec.from_dict(json.loads(json.dumps(spec.to_dict()))))
+    rebuilt.load_state_dict(model.state_dict())
+
+
+def test_specs_written_before_the_width_and_sampling_fields_rebuild_torchvision_defaults() -> None:
+    old = {
+        k: v
+        for k, v in SPEC.to_dict().items()
+        if k not in {"backbone_width", "roi_sampling_ratio", "box_samples_per_image"}
+    }
+    model = build_model(ModelSpec.from_dict(old))
+    assert model.backbone.body.conv1.out_channels == 64
+    assert model.roi_heads.box_roi_pool.sampling_ratio == 2
+    assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128  # fast's

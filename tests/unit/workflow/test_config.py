@@ -275,7 +275,7 @@ def test_file_is_found_in_a_parent_directory(write_config, tmp_path, monkeypatch
 
 def test_local_gate_threshold_default_and_sources(make_config, monkeypatch) -> None:
     config = make_config()
-    assert config.local.gate_threshold == 0.1 and config.gate.threshold == 0.5
+    assert config.local.gate_threshold == 0.2 and config.gate.threshold == 0.5
     assert make_config(local__gate_threshold=1).local.gate_threshold == 1.0
     monkeypatch.setenv("MLOPS_LOCAL__GATE_THRESHOLD", "0.3")
     assert load_config(environ=dict(os.environ)).local.gate_threshold == 0.3
