@@ -351,8 +351,8 @@ def test_a_state_machine_trains_deploys_and_boto3_invokes_the_image(
     }  # fmt: skip
     keys = {
         "aws_access_key_id": "local",
-        "aws_secret_access_key": "local",
-    }  # pragma: allowlist secret
+        "aws_secret_access_key": "local",  # pragma: allowlist secret
+    }
     with runtime, ApiServer(LocalAwsApi(runtime.engine, runtime.sagemaker)) as server:
         session = boto3.Session(region_name=config.region, **keys)
         sfn = session.client("stepfunctions", endpoint_url=server.url)
