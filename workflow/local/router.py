@@ -29,7 +29,6 @@ import os
 import random
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -42,7 +41,13 @@ from typing import Any
 
 from workflow.local.data_capture import DataCapture, Invocation
 from workflow.local.endpoint_metrics import append_invocation
-from workflow.local.processes import base_environ, free_port, import_root, process_cmdline
+from workflow.local.processes import (
+    base_environ,
+    free_port,
+    import_root,
+    process_cmdline,
+    start_logged,
+)
 from workflow.local.sagemaker import CONFIGS, Records
 from workflow.local.store import LocalStore
 
@@ -333,17 +338,12 @@ class RouterProcess:
         port = free_port()
         package_parent = str(import_root())
         path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(
-                [python, "-m", ROUTER_MODULE, "--port", str(port), "--record", str(record_path),
-                 "--metrics", str(metrics), "--store", str(store_root)],
-                env=base_environ({"PYTHONPATH": path}),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        popen = start_logged(
+            [python, "-m", ROUTER_MODULE, "--port", str(port), "--record", str(record_path),
+             "--metrics", str(metrics), "--store", str(store_root)],
+            log_path,
+            base_environ({"PYTHONPATH": path}),
+        )  # fmt: skip
         # The record owns the router from now on; a daemon thread reaps it whoever stops it.
         threading.Thread(target=popen.wait, name=f"reap-{popen.pid}", daemon=True).start()
         return cls(pid=popen.pid, port=port)
