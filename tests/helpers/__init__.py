@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +77,18 @@ def child_environ(**extra: str) -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
+
+
+def start_serve(programs: Path, env: Mapping[str, str], log_path: Path) -> subprocess.Popen[str]:
+    """Start the container's `serve` program from ``programs``, its output in ``log_path``."""
+    with log_path.open("w") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, str(programs / "serve")],
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def synthetic_dataset(

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import start_serve
 from reliability_kit import (
     FAST_HYPERPARAMETERS,
     FAST_LOCAL,
@@ -116,14 +115,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         MASK_R_CNN_NGINX="0",
     )
     log_path = base / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(PROGRAMS / "serve")],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    process = start_serve(PROGRAMS, env, log_path)
     server = LiveServer(
         url=f"http://127.0.0.1:{port}",
         process=process,

@@ -19,7 +19,13 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import TINY_HYPERPARAMETERS, child_environ, free_port, synthetic_dataset
+from helpers import (
+    TINY_HYPERPARAMETERS,
+    child_environ,
+    free_port,
+    start_serve,
+    synthetic_dataset,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROGRAMS = REPO_ROOT / "container" / "mask_r_cnn"
@@ -136,14 +142,7 @@ def start_server(base: Path, log_path: Path, **extra: str) -> Server:
         "MASK_R_CNN_NGINX": "0",
     }
     env = child_environ(**{**settings, **extra})
-    with log_path.open("w") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
-            [sys.executable, str(PROGRAMS / "serve")],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    process = start_serve(PROGRAMS, env, log_path)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
