@@ -101,7 +101,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`container/mask_r_cnn/serve` on a tiny untrained model, 2 gunicorn workers."""
     base = tmp_path_factory.mktemp("serve-ml")
-    write_tiny_model(base / "model")
+    write_tiny_model(base / "model", source_commit="reliab1", training_job_name="reliability")
     port = free_port()
     env = child_environ(
         SAGEMAKER_BASE_DIR=str(base),

@@ -22,6 +22,7 @@ import requests
 # Shared with the other suites; re-exported because this suite imports them from here.
 from helpers import child_environ as child_environ
 from helpers import free_port as free_port
+from helpers.tiny_model import write_tiny_model as write_tiny_model
 
 REPO = Path(__file__).resolve().parents[2]
 # RELIABILITY_CONTAINER_DIR: fuzz another copy of container/ (e.g. a candidate fix)
@@ -175,39 +176,6 @@ class LiveServer:
     def ping(self, timeout: float = 30) -> int:
         """The status of GET /ping."""
         return requests.get(f"{self.url}/ping", timeout=timeout).status_code
-
-
-def write_tiny_model(model_dir: Path) -> Path:
-    """Write an untrained tiny Mask R-CNN as `train` would (model.pth + metadata.json)."""
-    import torch
-    from mask_r_cnn.model import ModelSpec, build_model
-
-    spec = ModelSpec(
-        backbone="mobilenet_v3_large_fpn",
-        num_classes=4,
-        min_size=64,
-        max_size=96,
-        fast=True,
-        detections_per_image=5,
-        norm_layer="batch_norm",
-    )
-    model_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    torch.save(build_model(spec).state_dict(), model_dir / "model.pth")
-    metadata = {
-        "format": 1,
-        "model": spec.to_dict(),
-        "categories": [
-            {"id": 1, "name": "circle", "label": 1},
-            {"id": 2, "name": "square", "label": 2},
-            {"id": 3, "name": "triangle", "label": 3},
-        ],
-        "score_threshold": 0.5,
-        "source_commit": "reliab1",
-        "training_job_name": "reliability",
-    }
-    (model_dir / "metadata.json").write_text(json.dumps(metadata))
-    return model_dir
 
 
 def stop_process(process: subprocess.Popen[Any], grace: float = 30) -> int:

@@ -9,20 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
-from mask_r_cnn.model import ModelSpec, build_model
+from helpers.tiny_model import write_tiny_model
 from mask_r_cnn.synthetic import generate
 from PIL import Image
-
-TINY_SPEC = ModelSpec(
-    backbone="mobilenet_v3_large_fpn",
-    num_classes=4,
-    min_size=64,
-    max_size=96,
-    fast=True,
-    detections_per_image=5,
-    norm_layer="batch_norm",
-)
 
 
 @pytest.fixture(scope="session")
@@ -76,21 +65,6 @@ def pennfudan_tree() -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model/ folder (untrained tiny network) as `train` writes it, for the predictor tests."""
-    model_dir = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    model = build_model(TINY_SPEC)
-    torch.save(model.state_dict(), model_dir / "model.pth")
-    metadata = {
-        "format": 1,
-        "model": TINY_SPEC.to_dict(),
-        "categories": [
-            {"id": 1, "name": "circle", "label": 1},
-            {"id": 2, "name": "square", "label": 2},
-            {"id": 7, "name": "triangle", "label": 3},
-        ],
-        "score_threshold": 0.5,
-        "source_commit": "abc1234",
-        "training_job_name": "unit-test",
-    }
-    (model_dir / "metadata.json").write_text(json.dumps(metadata))
-    return model_dir
+    return write_tiny_model(
+        tmp_path_factory.mktemp("model"), categories={1: "circle", 2: "square", 7: "triangle"}
+    )
