@@ -492,7 +492,10 @@ def run(settings: BenchSettings) -> Measurement:
                     result=None,
                     unit="images/s",
                     verdict="not measured",
-                    note="not measured: no GPU lent (AMP only runs on CUDA)",
+                    note=(
+                        "not measured: no GPU lent (this pair is float16 AMP with a GradScaler; "
+                        "the demo's bfloat16 on CPU is in demo_learning)"
+                    ),
                 )
             )
     return Measurement(

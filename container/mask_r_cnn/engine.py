@@ -6,7 +6,8 @@ a cosine decay to 0 at the end of the run: `max_steps`, the `max_seconds` budget
 epoch, whichever comes first), clips gradients, logs `epoch=E step=S loss=L lr=R` every
 `log_interval` steps on rank 0, calls back for step checkpoints, and ends the run once
 `max_steps` or `max_seconds` is reached. `evaluate` runs the model over a validation set and scores it
-with pycocotools.
+with pycocotools. With `amp`, the forward pass runs under autocast: float16 on CUDA (with a
+gradient scaler), bfloat16 on a CPU with bfloat16 instructions (AVX512-BF16 or AMX).
 """
 
 from __future__ import annotations
@@ -29,6 +30,28 @@ from .metrics import coco_map
 from .transforms import Target, masks_to_rles
 
 logger = logging.getLogger(__name__)
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (elsewhere autocast emulates it, slower)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes (they are private)
+        return False
+
+
+def autocast_dtype(config: TrainConfig, device: str) -> torch.dtype | None:
+    """The dtype `amp` trains in on `device`, or None for float32.
+
+    CUDA: float16 (the gradient scaler keeps small gradients). CPU: bfloat16 where the CPU has
+    it (measured on 2 AVX512-BF16 cores: 100 steps of the demo model in 16.5 s against 19.7 s, the
+    same held-out mAP after 650 steps); bfloat16 keeps float32's range, so no scaler is needed.
+    """
+    if not config.amp:
+        return None
+    if device.startswith("cuda"):
+        return torch.float16
+    return torch.bfloat16 if cpu_has_bfloat16() else None
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -187,7 +210,8 @@ def train_one_epoch(
         StoppedError: SIGTERM was received (after `on_step` saved a checkpoint).
     """
     model.train()
-    use_amp = config.amp and ctx.device.startswith("cuda")
+    dtype = autocast_dtype(config, ctx.device)
+    device_type = "cuda" if ctx.device.startswith("cuda") else "cpu"
     tick = time.monotonic()
     for images, targets in loader:
         progress = run_progress(config, state, total_steps)
@@ -195,7 +219,7 @@ def train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         images_d, targets_d = _to_device(images, targets, ctx.device)
-        with torch.autocast(device_type="cuda", enabled=use_amp):
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
             loss_dict = model(images_d, targets_d)
             loss = sum(loss_dict.values())
         values = {k: float(v.detach()) for k, v in loss_dict.items()}

@@ -113,6 +113,13 @@ class TrainConfig:
     score_threshold: float = field(
         default=0.5, metadata=_doc("serving default: drop detections scored below it")
     )
+    one_label_per_object: bool = field(
+        default=False,
+        metadata=_doc(
+            "serving default: of overlapping detections with different labels keep the "
+            "best-scored one (torchvision keeps one per label; mAP is measured on all of them)"
+        ),
+    )
     augment: bool = field(default=True, metadata=_doc("random horizontal flips in training"))
     num_workers: int = field(default=2, metadata=_doc("data loader worker processes"))
     seed: int = field(default=0, metadata=_doc("random seed (data order, initialisation)"))
@@ -126,7 +133,13 @@ class TrainConfig:
             "its metrics (0 or absent: no budget)"
         ),
     )
-    amp: bool = field(default=False, metadata=_doc("mixed precision on GPU (ignored on CPU)"))
+    amp: bool = field(
+        default=False,
+        metadata=_doc(
+            "mixed precision: float16 on GPU, bfloat16 on a CPU with AVX512-BF16 or AMX "
+            "(ignored on other CPUs)"
+        ),
+    )
     log_interval: int = field(default=20, metadata=_doc("steps between two progress lines"))
     checkpoint_steps: int = field(
         default=0, metadata=_doc("also checkpoint every N steps (0: only at epoch ends)")
@@ -302,6 +315,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "box_samples_per_image": _int(0, 4096),
     "roi_sampling_ratio": _int(1, 8),
     "score_threshold": _float(0.0, 1.0),
+    "one_label_per_object": _bool,
     "augment": _bool,
     "num_workers": _int(0),
     "seed": _int(0),

@@ -24,10 +24,10 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops import misc as misc_ops
 
 from .errors import PretrainedError
+from .roi_align import GridRoIAlign
 
 logger = logging.getLogger(__name__)
 
@@ -206,8 +206,8 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
     resolution = 7  # torchvision's RoIAlign output for the box head
     levels = ["0", "1", "2", "3"]  # the FPN maps RoIs are pooled from (not the pool level)
     kwargs.update(
-        box_roi_pool=MultiScaleRoIAlign(levels, resolution, spec.roi_sampling_ratio),
-        mask_roi_pool=MultiScaleRoIAlign(levels, 14, spec.roi_sampling_ratio),
+        box_roi_pool=GridRoIAlign(levels, resolution, spec.roi_sampling_ratio),
+        mask_roi_pool=GridRoIAlign(levels, 14, spec.roi_sampling_ratio),
         rpn_anchor_generator=generator,
         box_head=TwoMLPHead(channels * resolution**2, spec.box_head_channels),
         box_predictor=FastRCNNPredictor(spec.box_head_channels, spec.num_classes),

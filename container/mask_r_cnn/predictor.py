@@ -14,7 +14,8 @@ and answers `application/json`:
  "model": {...}}
 ```
 
-with boxes and masks in the original image's pixels, sorted by score. The header
+with boxes and masks in the original image's pixels, sorted by score (a model trained with
+`one_label_per_object` keeps only the best-scored label of overlapping detections). The header
 `X-Amzn-SageMaker-Custom-Attributes: score_threshold=0.7` overrides the threshold (then the
 JSON field, then the model's default). Every client error is a 4xx `{"error": "<sentence>"}`:
 415 content type, 400 empty/truncated/undecodable image, bad JSON (nested too deeply, integers
@@ -42,6 +43,7 @@ from typing import Any
 import torch
 from flask import Flask, Response, request
 from PIL import Image, UnidentifiedImageError
+from torchvision.ops import nms
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .errors import MaskRCNNError, RequestError
@@ -240,12 +242,14 @@ class Predictor:
         self.model = model.eval()
         self.base_threshold = float(self.model.roi_heads.score_thresh)
         self.default_threshold = float(self.metadata.get("score_threshold", 0.5))
+        self.one_label_per_object = bool(self.metadata.get("one_label_per_object", False))
         self.categories = {
             int(c["label"]): (int(c["id"]), str(c["name"])) for c in self.metadata["categories"]
         }
         self.info = {
             "name": "mask_r_cnn",
             "backbone": self.spec.backbone,
+            "one_label_per_object": self.one_label_per_object,
             "categories": len(self.categories),
             "source_commit": self.metadata.get("source_commit"),
             "training_job_name": self.metadata.get("training_job_name"),
@@ -278,6 +282,10 @@ class Predictor:
         scores = output["scores"]
         order = torch.argsort(scores, descending=True)
         order = order[scores[order] >= threshold]
+        if self.one_label_per_object:
+            # torchvision suppresses overlaps within a class only; across classes too, each
+            # object keeps its best-scored label (nms returns the kept indices best first).
+            order = order[nms(output["boxes"][order], scores[order], roi_heads.nms_thresh)]
         boxes = output["boxes"][order].tolist()
         labels = output["labels"][order].tolist()
         rles = masks_to_rles(output["masks"][order])

@@ -30,7 +30,7 @@ max_steps=2 num_workers=0`. For a model that learns on 2 CPU cores in about 2 mi
 demo, 96 px images): `backbone=resnet18_fpn backbone_width=32 fpn_channels=32
 box_head_channels=256 mask_head_channels=64 mask_head_layers=2 anchor_sizes=auto
 box_samples_per_image=64 roi_sampling_ratio=1 optimizer=adamw lr=0.001 lr_schedule=cosine
-warmup_steps=20 batch_size=4 fast=true max_steps=650 max_seconds=120`.
+warmup_steps=20 batch_size=4 fast=true max_steps=820 max_seconds=115 amp=true`.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ from .distributed import (
     local_world_size,
     shutdown,
 )
-from .engine import EpochBatchSampler, LoopState, evaluate, train_one_epoch
+from .engine import EpochBatchSampler, LoopState, autocast_dtype, evaluate, train_one_epoch
 from .env import SageMakerEnv, base_dir_from
 from .errors import (
     ChannelError,
@@ -210,7 +210,11 @@ def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFla
     state = LoopState()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and ctx.device.startswith("cuda"))
+    precision = autocast_dtype(config, ctx.device)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision == torch.float16)
+    if config.amp and precision is None:
+        logger.warning("amp=true is ignored: this CPU has no bfloat16 instructions (float32)")
+    logger.info("precision=%s", "float32" if precision is None else str(precision).split(".")[-1])
     if resume is not None:
         if resume.get("spec") != spec.to_dict():
             raise UserInputError(
@@ -370,6 +374,7 @@ def _write_model(
             {"id": c.id, "name": c.name, "label": index.label_of[c.id]} for c in index.categories
         ],
         "score_threshold": config.score_threshold,
+        "one_label_per_object": config.one_label_per_object,
         "hyperparameters": config.as_strings(),
         "source_commit": env.source_commit,
         "training_job_name": env.training_job_name,

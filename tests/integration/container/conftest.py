@@ -115,7 +115,7 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, synthetic_data: Path
     """Train once (2 steps, with validation) as a subprocess; reused by the serving tests."""
     base = make_tree(
         tmp_path_factory.mktemp("trained") / "ml",
-        {**TINY_HYPERPARAMETERS, "score_threshold": "0.3"},
+        {**TINY_HYPERPARAMETERS, "score_threshold": "0.3", "one_label_per_object": "true"},
         {"training": synthetic_data / "train", "validation": synthetic_data / "validation"},
     )
     result = run_train(base, SOURCE_COMMIT="0123abc", TRAINING_JOB_NAME="mrcnn-test-job")

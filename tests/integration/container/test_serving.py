@@ -120,6 +120,7 @@ def test_json_base64_and_custom_attribute_threshold(server: Any, synthetic_data:
         f"{server.url}/invocations", data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=60
     )
     assert default.json()["model"]["score_threshold"] == 0.3  # the training job's score_threshold
+    assert default.json()["model"]["one_label_per_object"] is True  # and its one_label_per_object
 
 
 def _big_body() -> bytes:

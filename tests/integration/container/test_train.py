@@ -33,6 +33,7 @@ def test_training_writes_everything_serve_needs(trained_model: Any) -> None:
     assert metadata["source_commit"] == "0123abc"
     assert metadata["training_job_name"] == "mrcnn-test-job"
     assert metadata["score_threshold"] == 0.3
+    assert metadata["one_label_per_object"] is True
     assert {"torch", "torchvision", "python", "mask_r_cnn"} <= set(metadata["versions"])
     state = torch.load(model_dir / "model.pth", weights_only=True)
     build_model(ModelSpec.from_dict(metadata["model"])).load_state_dict(state)

@@ -92,6 +92,7 @@ def test_unknown_key_names_the_key_and_lists_the_known_ones() -> None:
         ("backbone_width", "4", "an integer from 8 to 256"),
         ("roi_sampling_ratio", "0", "an integer from 1 to 8"),
         ("box_samples_per_image", "-1", "an integer from 0 to 4096"),
+        ("one_label_per_object", "sometimes", "true or false"),
         ("max_seconds", "-5", "a number > 0"),
     ],
 )

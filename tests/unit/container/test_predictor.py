@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import shutil
 import struct
 import warnings
 import zlib
@@ -130,6 +132,35 @@ def test_json_body_with_threshold_and_header_override(client: FlaskClient) -> No
 def test_default_threshold_comes_from_the_model(client: FlaskClient) -> None:
     reply = client.post("/invocations", data=_encode(_picture(), "PNG"), content_type="image/png")
     assert reply.json["model"]["score_threshold"] == 0.5
+
+
+def test_one_label_per_object_keeps_the_best_label_of_overlapping_detections(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_label = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, one_label)
+    metadata = json.loads((one_label / "metadata.json").read_text())
+    (one_label / "metadata.json").write_text(json.dumps({**metadata, "one_label_per_object": True}))
+    # What torchvision's per-class NMS returns for a square the classifier is unsure of (boxes 0
+    # and 1, IoU 0.8) next to a circle (box 2, disjoint), best first.
+    boxes = torch.tensor([[10.0, 10, 30, 30], [11, 11, 31, 29], [40, 40, 50, 50]])
+    output = {
+        "boxes": boxes,
+        "scores": torch.tensor([0.9, 0.6, 0.4]),
+        "labels": torch.tensor([2, 3, 1]),
+        "masks": torch.zeros(3, 1, 56, 72),
+    }
+    answers = {}
+    for name, model_dir in (("every", tiny_model_dir), ("one", one_label)):
+        predictor = Predictor(model_dir)
+        monkeypatch.setattr(predictor.model, "forward", lambda images: [output])
+        answers[name] = predictor.predict(_picture(), 0.3)
+    assert [p["category"] for p in answers["every"]] == ["square", "triangle", "circle"]
+    assert [(p["category"], p["score"]) for p in answers["one"]] == [
+        ("square", 0.9),
+        ("circle", 0.4),
+    ]
+    assert Predictor(one_label).info["one_label_per_object"] is True
 
 
 def _truncated() -> bytes:
