@@ -186,7 +186,23 @@ class EngineWorker(ExecutionWorker):
             if failure is None:
                 program.eval(self.env)
                 interrupt_callbacks(self.env)
-                if isinstance(self.env.program_state(), ProgramTimedOut):
+                state = self.env.program_state()
+                if isinstance(state, ProgramStopped):
+                    # moto records ExecutionAborted only when the stop lands while a state
+                    # runs; a stop between ExecutionStarted and the first state would leave
+                    # none. The manager drops it when moto already recorded one.
+                    self.env.event_history_context.source_event_id = 0  # as moto's
+                    self.env.event_manager.add_event(
+                        context=self.env.event_history_context,
+                        event_type=HistoryEventType.ExecutionAborted,
+                        event_details=_EventDetails(
+                            executionAbortedEventDetails={
+                                "error": state.error,
+                                "cause": state.cause,
+                            }
+                        ),
+                    )
+                if isinstance(state, ProgramTimedOut):
                     # moto's program thread records ExecutionTimedOut only once the running
                     # state returns, which a blocked task may never do.
                     self.env.event_manager.add_event(
