@@ -34,15 +34,17 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 import warnings
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from flask import Flask, Response, request
 from PIL import Image, UnidentifiedImageError
+from torchvision.models.detection import MaskRCNN
 from torchvision.ops import nms
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -57,6 +59,7 @@ IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 JSON_TYPE = "application/json"
 ACCEPTED_FORMATS = ("JPEG", "PNG")  # PIL's JPEG opener also returns camera MPO files
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+T = TypeVar("T")
 
 
 class ModelLoadError(MaskRCNNError):
@@ -211,13 +214,24 @@ def parse_json_body(data: bytes) -> tuple[bytes, float | None]:
 class Predictor:
     """The loaded model with its categories; one per worker process.
 
+    All torch work (loading, the warm-up, every prediction) runs on one thread the predictor
+    owns. libgomp, the OpenMP runtime of torch's CPU kernels, keeps a team of worker threads
+    for each thread that starts a parallel region, and once its threads outnumber the CPUs
+    they stop spinning between regions: with the model loaded on gunicorn's main thread and
+    requests served on its pool threads, every forward took 1.5 times as long (measured by
+    `bench/serving_overhead.py`). One inference thread keeps one team.
+
     Attributes:
         metadata: `model/metadata.json`.
         healthy: true once the model is loaded and a forward pass succeeded.
     """
 
-    def __init__(self, model_dir: Path) -> None:
-        """Load `model/metadata.json` and `model/model.pth`.
+    def __init__(self, model_dir: Path, threads: int | None = None) -> None:
+        """Load `model/metadata.json` and `model/model.pth` on the inference thread.
+
+        Args:
+            model_dir: the folder `train` wrote.
+            threads: torch threads of the inference thread; torch's default when None.
 
         Raises:
             ModelLoadError: a file is missing or does not match.
@@ -231,15 +245,8 @@ class Predictor:
             )
         self.metadata: dict[str, Any] = json.loads(metadata_path.read_text(encoding="utf-8"))
         self.spec = ModelSpec.from_dict(self.metadata["model"])
-        model = build_model(self.spec)
-        try:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelLoadError(
-                f"{weights} does not fit the model described in metadata.json ({exc}); keep the "
-                "two files of one training job together."
-            ) from exc
-        self.model = model.eval()
+        self._inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self.model = self.run(self._load, weights, threads)
         self.base_threshold = float(self.model.roi_heads.score_thresh)
         self.default_threshold = float(self.metadata.get("score_threshold", 0.5))
         self.one_label_per_object = bool(self.metadata.get("one_label_per_object", False))
@@ -255,8 +262,28 @@ class Predictor:
             "training_job_name": self.metadata.get("training_job_name"),
             "created": self.metadata.get("created"),
         }
-        self._lock = threading.Lock()
         self.healthy = False
+
+    def _load(self, weights: Path, threads: int | None) -> MaskRCNN:
+        if threads is not None:
+            torch.set_num_threads(threads)  # per thread under OpenMP: set it where torch runs
+        model = build_model(self.spec)
+        try:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelLoadError(
+                f"{weights} does not fit the model described in metadata.json ({exc}); keep the "
+                "two files of one training job together."
+            ) from exc
+        return model.eval()
+
+    def run(self, function: Callable[..., T], *args: Any) -> T:
+        """Call `function(*args)` on the inference thread (one call at a time) and return it."""
+        return self._inference.submit(function, *args).result()
+
+    def close(self) -> None:
+        """Let the inference thread end once its current call is done."""
+        self._inference.shutdown(wait=False)
 
     def warm_up(self) -> None:
         """Run one tiny forward pass; `healthy` becomes true when it works."""
@@ -270,9 +297,12 @@ class Predictor:
             RequestError: 400 when the model cannot resize the image (see `check_resizable`).
         """
         check_resizable(*image.size, self.spec.min_size, self.spec.max_size)
+        return self.run(self._predict, image, threshold)
+
+    def _predict(self, image: Image.Image, threshold: float) -> list[dict[str, Any]]:
         tensor = image_to_tensor(image)
         roi_heads = self.model.roi_heads
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():
             # Dropping low scores before the mask head saves most of the mask work.
             roi_heads.score_thresh = max(self.base_threshold, threshold - 1e-6)
             try:
@@ -319,10 +349,9 @@ def create_app(settings: ServeSettings, predictor: Predictor | None = None) -> F
     Returns:
         The WSGI app.
     """
-    torch.set_num_threads(settings.threads)
     if predictor is None:
         started = time.monotonic()
-        predictor = Predictor(settings.model_dir)
+        predictor = Predictor(settings.model_dir, threads=settings.threads)
         predictor.warm_up()
         logger.info(
             "model loaded: backbone=%s categories=%d threads=%d seconds=%.1f",

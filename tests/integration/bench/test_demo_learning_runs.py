@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,21 @@ from bench import demo_learning
 from bench.common import BenchSettings, execute
 
 pytestmark = pytest.mark.integration
+
+LOG = """\
+2026-12-03 01:21:10,772 INFO validation: bbox_mAP=0.0276 segm_mAP=0.0192 bbox_AP50=0.0530 \
+segm_AP50=0.0452 epoch=1 train_seconds=67.9
+2026-12-03 01:23:02,522 INFO validation: bbox_mAP=0.1177 segm_mAP=0.1099 bbox_AP50=0.0825 \
+segm_AP50=0.0508 epoch=2 train_seconds=135.1
+"""
+
+
+# Here, not in tests/unit: on a cold font cache matplotlib runs fc-list.
+def test_draw_writes_a_png(tmp_path: Path) -> None:
+    curve = demo_learning.learning_curve(LOG)
+    path = tmp_path / "curve.png"
+    demo_learning.draw(path, {"demo": [curve], "previous": [curve[:1]]}, shipped=0.0)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_smoke_run_writes_the_result_and_the_png(

@@ -25,10 +25,3 @@ def test_demo_configuration_is_what_run_local_sends() -> None:
     hyperparameters, sizes = demo_learning.demo_configuration(Path(__file__).parents[3])
     assert hyperparameters["backbone"] == "resnet18_fpn"  # local over training.hyperparameters
     assert sizes["train"] >= 100
-
-
-def test_draw_writes_a_png(tmp_path: Path) -> None:
-    curve = demo_learning.learning_curve(LOG)
-    path = tmp_path / "curve.png"
-    demo_learning.draw(path, {"demo": [curve], "previous": [curve[:1]]}, shipped=0.0)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

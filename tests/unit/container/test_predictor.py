@@ -5,6 +5,7 @@ import io
 import json
 import shutil
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator
@@ -66,6 +67,32 @@ def test_ping_reflects_the_model_state(tiny_model_dir: Path) -> None:
     assert app.test_client().get("/ping").status_code == 503
     fresh.warm_up()
     assert app.test_client().get("/ping").status_code == 200
+
+
+def test_all_torch_work_runs_on_the_one_inference_thread(tiny_model_dir: Path) -> None:
+    # libgomp keeps one OpenMP team per thread that runs torch kernels; more teams than CPUs
+    # stop spinning and every forward slows by half, so requests from any thread of the HTTP
+    # server's pool must run the model on one thread (the one that loaded it).
+    loaded = Predictor(tiny_model_dir, threads=1)
+    try:
+        forwards: list[str] = []
+        loaded.model.register_forward_pre_hook(
+            lambda *_: forwards.append(threading.current_thread().name)
+        )
+        callers = [threading.Thread(target=loaded.warm_up) for _ in range(3)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join()
+        loaded.predict(_picture(), 0.0)
+        assert len(forwards) == 4 and len(set(forwards)) == 1
+        assert (
+            forwards[0].startswith("inference") and forwards[0] != threading.current_thread().name
+        )
+        assert loaded.run(threading.current_thread) is loaded.run(threading.current_thread)
+        assert loaded.run(torch.get_num_threads) == 1  # set on that thread: OpenMP's is per thread
+    finally:
+        loaded.close()
 
 
 def test_missing_model_is_one_sentence(tmp_path: Path) -> None:
