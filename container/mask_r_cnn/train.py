@@ -27,10 +27,10 @@ validation: bbox_mAP=0.4100 segm_mAP=0.3700 bbox_AP50=... segm_AP50=... epoch=1 
 
 For CPU smoke runs: `backbone=mobilenet_v3_large_fpn fast=true min_size=128 max_size=128
 max_steps=2 num_workers=0`. For a model that learns on 2 CPU cores in about 2 minutes (the local
-demo, 96 px images): `backbone=resnet18_fpn backbone_width=32 fpn_channels=32
+demo, 96 px images scaled to 128): `backbone=resnet18_fpn backbone_width=32 fpn_channels=32
 box_head_channels=256 mask_head_channels=64 mask_head_layers=2 anchor_sizes=auto
 box_samples_per_image=64 roi_sampling_ratio=1 optimizer=adamw lr=0.001 lr_schedule=cosine
-warmup_steps=20 batch_size=4 fast=true max_steps=820 max_seconds=115 amp=true`.
+warmup_steps=20 batch_size=4 min_size=128 max_size=128 fast=true max_steps=820 max_seconds=115 amp=true`.
 """
 
 from __future__ import annotations
