@@ -47,7 +47,9 @@ def test_smoke_run_writes_a_well_formed_result(
     assert p50["target"] == "ratio <= 1.10" and p50["ratio"] > 0
     assert rps1["unit"] == rps4["unit"] == "req/s" and rps4["result"] > 0
     assert document["settings"]["workers"] == 1 and document["settings"]["threads"] == 1
-    assert set(document["details"]["p50_ms"]) == {"raw", "predict", "flask", "http"}
+    p50_ms = document["details"]["p50_ms"]
+    assert set(p50_ms) == {"raw", "http", "raw_back_to_back", "predict", "flask"}
+    assert p50_ms["raw"]["n"] == p50_ms["http"]["n"] == 1  # one round of alternating pairs
     assert document["details"]["concurrency_4"]["completed"] == 4
     assert document["details"]["cpu_ms_per_request"]["http"]["n"] == 1
     assert document["settings"]["warm_up_requests"] == 1
