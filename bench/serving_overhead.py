@@ -444,7 +444,6 @@ def run(settings: BenchSettings) -> Measurement:
                 server_after = tree_cpu_seconds(pid)
                 if server_before is not None and server_after is not None:
                     cpu_ms["http"].append((server_after - server_before) * 1000 / per_round)
-                server_before = server_after
                 cpu_ms["raw"].append(raw_cpu * 1000 / per_round)
                 series["raw"].append(raw)
                 series["http"].append(http)
