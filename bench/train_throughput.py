@@ -324,7 +324,7 @@ class Pair:
 
     def container_epoch(self) -> float:
         """Train one epoch with the container's loop; return the seconds it took."""
-        from mask_r_cnn.engine import LoopState, train_one_epoch
+        from mask_r_cnn.engine import LoopState, autocast_dtype, train_one_epoch
 
         epoch = self.state.epoch
         loader = self._loader(self._batches(epoch))
@@ -338,6 +338,7 @@ class Pair:
             self.setup.config,
             self.ctx,
             self.scaler,
+            precision=autocast_dtype(self.setup.config, self.ctx.device),
             on_step=lambda state, force: None,
             should_stop=lambda: False,
         )

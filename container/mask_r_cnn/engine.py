@@ -184,6 +184,7 @@ def train_one_epoch(
     ctx: DistContext,
     scaler: torch.amp.GradScaler,
     *,
+    precision: torch.dtype | None,
     on_step: Callable[[LoopState, bool], None],
     should_stop: Callable[[], bool],
     total_steps: int | None = None,
@@ -198,6 +199,8 @@ def train_one_epoch(
         config: hyperparameters.
         ctx: this process's place in the job.
         scaler: AMP gradient scaler (disabled on CPU).
+        precision: the dtype the forward pass runs in under autocast (`autocast_dtype`), or
+            None for float32.
         on_step: called after every step with `force=True` when stopping (checkpointing).
         should_stop: true once SIGTERM was received.
         total_steps: steps of the whole job (`epochs` x batches per epoch), for the schedule.
@@ -210,7 +213,6 @@ def train_one_epoch(
         StoppedError: SIGTERM was received (after `on_step` saved a checkpoint).
     """
     model.train()
-    dtype = autocast_dtype(config, ctx.device)
     device_type = "cuda" if ctx.device.startswith("cuda") else "cpu"
     tick = time.monotonic()
     for images, targets in loader:
@@ -219,7 +221,7 @@ def train_one_epoch(
         for group in optimizer.param_groups:
             group["lr"] = lr
         images_d, targets_d = _to_device(images, targets, ctx.device)
-        with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(device_type, dtype=precision, enabled=precision is not None):
             loss_dict = model(images_d, targets_d)
             loss = sum(loss_dict.values())
         values = {k: float(v.detach()) for k, v in loss_dict.items()}

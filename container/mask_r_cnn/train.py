@@ -306,6 +306,7 @@ def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFla
             config,
             ctx,
             scaler,
+            precision=precision,
             on_step=on_step,
             should_stop=lambda: stop.raised,
             total_steps=config.epochs * per_epoch,

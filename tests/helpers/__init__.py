@@ -24,12 +24,25 @@ from typing import Any
 # and the SageMaker variables that would point it at another tree, job or port.
 CHILD_CLEARED = ("MLOPS_", "AWS_", "SM_", "SAGEMAKER_", "TRAINING_JOB_", "MASTER_", "MODEL_SERVER_")
 
-# The `train` program on the CPU in seconds: one epoch of a MobileNet backbone with the "fast"
-# RPN/RoI settings on images of at most 96 px.
+# The smallest network the container builds: a ResNet-18 FPN 8 channels wide with one-layer
+# heads. A training step of 2 images of at most 96 px takes about 0.1 s on 2 cores, against
+# about 1 s for the MobileNet FPN with torchvision's 256-channel heads (the architecture the
+# tests exercise is the same code; unit tests build every backbone).
+TINY_ARCHITECTURE = {
+    "backbone": "resnet18_fpn",
+    "backbone_width": "8",
+    "fpn_channels": "16",
+    "box_head_channels": "64",
+    "mask_head_channels": "16",
+    "mask_head_layers": "1",
+}
+
+# The `train` program on the CPU in a few seconds: one epoch of the tiny network with the
+# "fast" RPN/RoI settings on images of at most 96 px.
 TINY_HYPERPARAMETERS = {
     "epochs": "1",
     "batch_size": "2",
-    "backbone": "mobilenet_v3_large_fpn",
+    **TINY_ARCHITECTURE,
     "fast": "true",
     "min_size": "64",
     "max_size": "96",
@@ -40,10 +53,11 @@ TINY_HYPERPARAMETERS = {
     "lr": "0.01",
 }
 
-# The training jobs the local runtime starts (local.hyperparameters): 64 px and a frozen backbone.
+# The training jobs the local runtime starts (local.hyperparameters): 64 px, and a frozen
+# backbone when a job starts from a previous model.
 TINY_LOCAL_HYPERPARAMETERS = {
     "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
+    **TINY_ARCHITECTURE,
     "min_size": "64",
     "max_size": "64",
     "batch_size": "2",

@@ -8,8 +8,11 @@ from pathlib import Path
 import torch
 from mask_r_cnn.model import ModelSpec, build_model
 
+from helpers import TINY_ARCHITECTURE
+
 TINY_SPEC = ModelSpec(
-    backbone="mobilenet_v3_large_fpn",
+    backbone=TINY_ARCHITECTURE["backbone"],
+    **{key: int(value) for key, value in TINY_ARCHITECTURE.items() if key != "backbone"},
     num_classes=4,
     min_size=64,
     max_size=96,

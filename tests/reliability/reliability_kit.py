@@ -20,6 +20,7 @@ from typing import Any
 import requests
 
 # Shared with the other suites; re-exported because this suite imports them from here.
+from helpers import TINY_ARCHITECTURE
 from helpers import child_environ as child_environ
 from helpers import free_port as free_port
 from helpers.tiny_model import write_tiny_model as write_tiny_model
@@ -208,7 +209,7 @@ STAND_IN = Path(__file__).resolve().parent / "standin"
 REAL_CONTAINER = REPO / "container"
 FAST_HYPERPARAMETERS = {
     "epochs": "1",
-    "backbone": "mobilenet_v3_large_fpn",
+    **TINY_ARCHITECTURE,
     "min_size": "64",
     "max_size": "64",
     "fast": "true",

@@ -357,6 +357,10 @@ def test_stopping_an_execution_stops_its_jobs_and_endpoints(
         "WaitForEndpoint": {"local.poll_seconds": 3600},
     }.get(stop_at, {})
     harness = make_harness(**overrides)
+    given: dict[str, Any] = {}
+    if stop_at == "WaitForEndpoint":
+        # WaitForBuild polls with the same seconds: an image in the input skips the build
+        given["ImageUri"] = harness.runtime.images.snapshot("abc1234")
     if stop_at == "BatchTransform":
         # a long transform: its server runs, and the job reports "in progress" until stopped
         transform = harness.runtime.transform
@@ -371,7 +375,7 @@ def test_stopping_an_execution_stops_its_jobs_and_endpoints(
             else None
         )
     )
-    execution = harness.start()
+    execution = harness.start(**given)
     assert reached.wait(120), f"{stop_at} was never entered: {entered(execution)}"
     assert wait_for(lambda: new_descendants(before), 60), f"no process runs at {stop_at}"
     running = new_descendants(before)

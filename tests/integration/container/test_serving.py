@@ -32,7 +32,7 @@ def _check_predictions(reply: requests.Response, width: int, height: int) -> lis
     assert reply.status_code == 200, reply.text
     assert reply.headers["Content-Type"].startswith("application/json")
     doc = reply.json()
-    assert doc["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert doc["model"]["backbone"] == "resnet18_fpn"
     assert doc["model"]["source_commit"] == "0123abc"
     predictions = doc["predictions"]
     scores = [p["score"] for p in predictions]

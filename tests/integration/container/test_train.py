@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_ARCHITECTURE
 from mask_r_cnn.contract import METRIC_DEFINITIONS
 from mask_r_cnn.model import ModelSpec, build_model
 from mask_r_cnn.train import run
@@ -27,7 +28,7 @@ def test_training_writes_everything_serve_needs(trained_model: Any) -> None:
     ]
     metadata = json.loads((model_dir / "metadata.json").read_text())
     assert [c["name"] for c in metadata["categories"]] == ["circle", "square", "triangle"]
-    assert metadata["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert metadata["model"]["backbone"] == "resnet18_fpn"
     assert metadata["model"]["num_classes"] == 4
     assert (metadata["model"]["min_size"], metadata["model"]["max_size"]) == (64, 96)
     assert metadata["source_commit"] == "0123abc"
@@ -115,8 +116,15 @@ def test_pretrained_state_dict_is_loaded(
     tiny_hp: dict[str, str],
 ) -> None:
     state = _write_pretrained(tmp_path / "pretrained", backbone_only=backbone_only)
+    # the donor's architecture: a MobileNet FPN with torchvision's head sizes
+    mobilenet = {k: v for k, v in tiny_hp.items() if k not in TINY_ARCHITECTURE}
     base = ml_tree(
-        {**tiny_hp, "max_steps": "1", "trainable_backbone_layers": "0"},
+        {
+            **mobilenet,
+            "backbone": "mobilenet_v3_large_fpn",
+            "max_steps": "1",
+            "trainable_backbone_layers": "0",
+        },
         {"training": synthetic_data / "train", "pretrained": tmp_path / "pretrained"},
     )
     assert run({"SAGEMAKER_BASE_DIR": str(base)}) == 0

@@ -123,7 +123,7 @@ def test_images_are_answered_in_original_coordinates(
     assert reply.status_code == 200, reply.json
     assert reply.mimetype == "application/json"
     doc = reply.json
-    assert doc["model"]["backbone"] == "mobilenet_v3_large_fpn"
+    assert doc["model"]["backbone"] == "resnet18_fpn"
     assert doc["model"]["source_commit"] == "abc1234"
     assert doc["model"]["score_threshold"] == 0.0
     predictions = doc["predictions"]
