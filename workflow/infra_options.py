@@ -72,7 +72,8 @@ def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> N
     version to it and the approval states update that version: ``CreateModelPackageGroup`` on
     the group, ``CreateModelPackage`` on the group and its versions (SageMaker authorizes a
     versioned package against both), ``DescribeModelPackage`` and ``UpdateModelPackage`` on its
-    versions. SageMaker lower-cases names in ARNs. Without the registry there is no grant.
+    versions, and with ``training.warm_start: last-approved`` ``ListModelPackages`` on the group.
+    SageMaker lower-cases names in ARNs. Without the registry there is no grant.
     """
     if not config.registry.enabled:
         return
@@ -110,6 +111,11 @@ def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> N
             },
         ]
     )
+    if config.training.warm_start == "last-approved":  # the registry is enabled here
+        # FindWarmStart lists the group's approved versions (authorized against the group).
+        statements.append(
+            {"Effect": "Allow", "Action": "sagemaker:ListModelPackages", "Resource": group_arn}
+        )
 
 
 def _grant_data_capture(template: dict[str, Any], config: WorkflowConfig) -> None:

@@ -10,7 +10,10 @@ skipped when they do not fit.
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,10 @@ NORM_LAYERS: tuple[str, ...] = ("batch_norm", "frozen_batch_norm", "group_norm")
 DEFAULT_ANCHOR_SIZES: tuple[int, ...] = (32, 64, 128, 256, 512)
 _RESNET_STAGES = ("layer4", "layer3", "layer2", "layer1", "conv1")
 STATE_DICT_SUFFIXES = (".pth", ".pt")
+# A training job's output (warm start): its model.pth is read from inside the archive.
+MODEL_ARCHIVE_SUFFIX = ".tar.gz"
+ARCHIVED_WEIGHTS = "model.pth"
+ARCHIVED_METADATA = "metadata.json"
 RESNET_WIDTH = 64  # torchvision's ResNet stem width
 
 
@@ -220,21 +227,62 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
 
 
 def find_state_dict(channel_dir: Path) -> Path:
-    """Return the single `.pth`/`.pt` file of the `pretrained` channel.
+    """Return the single `.pth`/`.pt` file, or `model.tar.gz`, of the `pretrained` channel.
+
+    A `model.tar.gz` is another training job's output (a warm start): its `model.pth` is read
+    from inside it by `read_state_dict`.
 
     Raises:
         PretrainedError: there is none, or more than one.
     """
     files = sorted(
-        p for p in channel_dir.rglob("*") if p.is_file() and p.suffix in STATE_DICT_SUFFIXES
+        p
+        for p in channel_dir.rglob("*")
+        if p.is_file()
+        and (p.suffix in STATE_DICT_SUFFIXES or p.name.endswith(MODEL_ARCHIVE_SUFFIX))
     )
     if len(files) != 1:
         found = ", ".join(p.name for p in files) or "none"
         raise PretrainedError(
-            f"the pretrained channel ({channel_dir}) must hold exactly one .pth/.pt state_dict, "
-            f"found {found}; upload one file saved with torch.save(model.state_dict(), path)."
+            f"the pretrained channel ({channel_dir}) must hold exactly one .pth/.pt state_dict "
+            f"or one model.tar.gz of a training job, found {found}; upload one file saved with "
+            "torch.save(model.state_dict(), path)."
         )
     return files[0]
+
+
+def _archive_member(path: Path, name: str) -> bytes | None:
+    """Return the bytes of the regular file `name` in the archive `path` (None: absent)."""
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive.getmembers():
+                if member.isfile() and member.name.removeprefix("./") == name:
+                    extracted = archive.extractfile(member)
+                    return extracted.read() if extracted is not None else None
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise PretrainedError(
+            f"{path.name} in the pretrained channel is not a readable .tar.gz ({exc}); use the "
+            "model.tar.gz a training job of this container wrote."
+        ) from exc
+    return None
+
+
+def pretrained_origin(path: Path) -> dict[str, Any]:
+    """Where a warm start's weights come from: the archived `metadata.json`'s job and commit.
+
+    Empty for a plain state_dict file or an archive without metadata.
+    """
+    if not path.name.endswith(MODEL_ARCHIVE_SUFFIX):
+        return {}
+    raw = _archive_member(path, ARCHIVED_METADATA)
+    try:
+        metadata = json.loads(raw) if raw is not None else {}
+    except ValueError:
+        metadata = {}
+    if not isinstance(metadata, dict):
+        return {}
+    keys = ("training_job_name", "source_commit", "created")
+    return {key: metadata[key] for key in keys if isinstance(metadata.get(key), str)}
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -243,8 +291,17 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         PretrainedError: the file is not a state_dict of tensors.
     """
+    source: Path | io.BytesIO = path
+    if path.name.endswith(MODEL_ARCHIVE_SUFFIX):
+        raw = _archive_member(path, ARCHIVED_WEIGHTS)
+        if raw is None:
+            raise PretrainedError(
+                f"{path.name} in the pretrained channel holds no {ARCHIVED_WEIGHTS}; use the "
+                "model.tar.gz a training job of this container wrote."
+            )
+        source = io.BytesIO(raw)
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         raise PretrainedError(
             f"{path.name} in the pretrained channel cannot be loaded as a state_dict ({exc}); "

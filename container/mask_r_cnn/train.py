@@ -10,7 +10,9 @@ SAGEMAKER_BASE_DIR=/tmp/ml python container/mask_r_cnn/train
 Reads `input/config/hyperparameters.json` (see `hyperparams.TrainConfig` for every key; the
 tuned defaults follow torchvision's detection recipe: SGD lr 0.005 momentum 0.9 weight decay
 1e-4, 2 images per GPU), `input/data/training/` (required), `input/data/validation/` and
-`input/data/pretrained/` (optional), `input/config/resourceconfig.json` (hosts).
+`input/data/pretrained/` (optional: one `.pth` state_dict, or the `model.tar.gz` of an earlier
+job of this container, a warm start recorded as `pretrained` in `metadata.json`),
+`input/config/resourceconfig.json` (hosts).
 
 Writes `model/model.pth` (state_dict), `model/metadata.json` (everything `serve` needs),
 `model/metrics.json`, `checkpoints/checkpoint-<step>.pth`; on error `output/failure` whose
@@ -100,7 +102,7 @@ from .errors import (
 )
 from .hyperparams import TrainConfig, parse_hyperparameters
 from .logs import configure_logging
-from .model import ModelSpec, build_model, find_state_dict, load_pretrained
+from .model import ModelSpec, build_model, find_state_dict, load_pretrained, pretrained_origin
 from .recipe import build_optimizer, build_spec
 from .storage import (
     release_failure_space,
@@ -204,8 +206,10 @@ def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFla
     )
     spec = broadcast_object(build_spec(config, train_index, pretrained is not None), ctx)
     model = build_model(spec)
+    warm_start: dict[str, Any] | None = None
     if pretrained is not None:
-        load_pretrained(model, pretrained)
+        counts = load_pretrained(model, pretrained)
+        warm_start = {"file": pretrained.name, **counts, **pretrained_origin(pretrained)}
     resume = broadcast_object(load_latest(env.checkpoint_dir) if ctx.is_master else None, ctx)
     state = LoopState()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -336,7 +340,9 @@ def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFla
         metrics = evaluate(model, val_loader, ground_truth, ctx.device, category_of)
         _log_validation(metrics, epochs_run, state.seconds)
     if ctx.is_master:
-        _write_model(env, config, spec, train_index, model, last_loss, epochs_run, state, metrics)
+        _write_model(
+            env, config, spec, train_index, model, last_loss, epochs_run, state, metrics, warm_start
+        )
     barrier(ctx)
 
 
@@ -363,6 +369,7 @@ def _write_model(
     epochs: int,
     state: LoopState,
     metrics: Mapping[str, float],
+    pretrained: Mapping[str, Any] | None,
 ) -> None:
     env.model_dir.mkdir(parents=True, exist_ok=True)
     _check_model_dir(env)
@@ -379,6 +386,9 @@ def _write_model(
         "hyperparameters": config.as_strings(),
         "source_commit": env.source_commit,
         "training_job_name": env.training_job_name,
+        # The pretrained channel's weights (a warm start names the job and commit they came
+        # from), or null when the job trained from scratch.
+        "pretrained": dict(pretrained) if pretrained is not None else None,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {
             "mask_r_cnn": __version__,

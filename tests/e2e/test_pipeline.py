@@ -3,7 +3,8 @@
 One store is shared by the module, as `make run` keeps `.mlops/` across runs: the data set and
 the image are built once and reused, and every run must leave the others' artifacts untouched.
 Scenarios: a rejected approval, then its redrive deploying the model (endpoint, prediction PNG);
-a second run of the same commit failing the quality gate without overwriting anything; a
+a second run of the same commit, warm-started from the approved model, failing the quality gate
+without overwriting anything; a
 training failure caught and notified; a training job stopped by MaxRuntimeInSeconds.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,7 @@ def test_rejected_approval_then_redrive_deploys(root: Path) -> None:
     assert summary["failed_state"] == "RequestApproval"
     assert summary["error"] == "Rejected" and summary["cause"] == "masks look wrong"
     assert "python -m workflow approve" in log and "> Train" in log
+    assert "> ColdStartChannels" in log  # no approved model yet: from scratch
     subjects = [m["Subject"] for m in outbox(root)]
     assert any(s.startswith("Approve model") for s in subjects)
     assert subjects[-1].endswith("execution failed")
@@ -86,6 +89,7 @@ def test_rejected_approval_then_redrive_deploys(root: Path) -> None:
     assert result.exit_code == 0, log
     assert summary["execution"] == result.summary["execution"]
     assert "redriven" in log and "> Train" not in log and "> RequestApproval" in log
+    assert "> ColdStartChannels" not in log  # decided in the first attempt: nothing approved
     assert summary["endpoint_url"].startswith("http://127.0.0.1:")
     png = Path(summary["prediction_png"])
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -117,6 +121,18 @@ def test_same_commit_again_fails_the_gate_and_overwrites_nothing(root: Path) -> 
         images = list((root / "images" / "mask-r-cnn").iterdir())
         assert len([p for p in images if not p.is_symlink()]) == 1
     assert "QualityGateFailed" in outbox(root)[-1]["Message"]
+    # training.warm_start: last-approved (the default): the first test's run was approved, so
+    # this run's training started from that model (its model.tar.gz as the pretrained channel)
+    archive = Path(make_config(root).local.root) / "s3" / result.summary["model_artifact"][5:]
+    with tarfile.open(archive) as packed:
+        member = packed.extractfile("metadata.json")
+        assert member is not None
+        metadata = json.loads(member.read())
+    warm = metadata["pretrained"]
+    assert warm["file"] == "model.tar.gz" and warm["missing"] == 0, warm
+    assert warm["training_job_name"] != metadata["training_job_name"]
+    assert (root / "sagemaker" / "training-jobs" / f"{warm['training_job_name']}.json").is_file()
+    assert "> FindWarmStart" in log and "> WarmStartChannels" in log
 
 
 def test_training_failure_is_caught_and_notified(root: Path) -> None:

@@ -49,6 +49,7 @@ DEFAULT_CONFIG_FILE = "workflow.yaml"
 
 GateMetric = Literal["bbox_mAP", "segm_mAP"]
 ApproveMode = Literal["auto", "manual"]
+WarmStart = Literal["none", "last-approved"]
 DeploymentStrategy = Literal["canary", "linear", "all_at_once"]
 
 Role = Annotated[Text, AfterValidator(ROLE)]
@@ -110,6 +111,11 @@ class TrainingConfig(Section):
     }
     # An SSM parameter (a JSON object of strings) merged over the hyperparameters at run time.
     hyperparameters_ssm_parameter: Annotated[Text, AfterValidator(SSM)] | None = None
+    # last-approved: each training job starts from the model of the newest approved package of
+    # registry.group_name (its model.tar.gz as the pretrained channel), from scratch while the
+    # group has none; none: always from scratch. Needs the registry: with registry.enabled
+    # false there are no approved packages and every job trains from scratch.
+    warm_start: Annotated[WarmStart, BeforeValidator(Choice(get_args(WarmStart)))] = "last-approved"
 
 
 class EvaluationConfig(Section):

@@ -67,7 +67,7 @@ class Builder(TrainingStages, DeploymentStages, EndpointStages, RegistryStages):
         self.retry(train, SAGEMAKER_TRANSIENT_ERRORS, 10, 3)
         self.catch(train, StepId.TRAIN)
         train.next(model)
-        first = self.hyperparameter_stage(train)
+        first = self.hyperparameter_stage(self.warm_start_stage(train))
         return self.image_stage(first)
 
 

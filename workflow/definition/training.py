@@ -12,10 +12,12 @@ from workflow.definition.names import (
     CODEBUILD_SDK_TRANSIENT_ERRORS,
     ERROR_BUILD,
     LAMBDA_TRANSIENT_ERRORS,
+    SAGEMAKER_SDK_TRANSIENT_ERRORS,
     SSM_TRANSIENT_ERRORS,
     StepId,
     check_state_name,
 )
+from workflow.definition.registry import APPROVED
 from workflow.definition.sdk import bind, select_result
 
 
@@ -142,6 +144,101 @@ class TrainingStages(BuilderBase):
         merge.next(train)
         return read
 
+    def warm_start_stage(self, train: Any) -> Any:
+        """Return the states that choose the training channels, or ``train`` without warm start.
+
+        With ``training.warm_start: last-approved`` the newest ``Approved`` package of the model
+        package group (ListModelPackages sorted by CreationTime, descending:
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListModelPackages.html)
+        gives its ``ModelDataUrl`` (DescribeModelPackage) as a third channel, ``pretrained``,
+        from which the container starts; with none approved yet the job trains from scratch.
+        """
+        if not self.warm_start:
+            return train
+        steps, rule = self.steps, self.steps.ChoiceRule
+        find = steps.Task(
+            check_state_name(StepId.FIND_WARM_START.value),
+            resource=self.resource("aws-sdk:sagemaker:listModelPackages"),
+            comment="the newest approved model of the group: the warm start of this training",
+            parameters={
+                "ModelPackageGroupName": self.config.registry.group_name,
+                "ModelApprovalStatus": APPROVED,
+                "SortBy": "CreationTime",
+                "SortOrder": "Descending",
+                "MaxResults": 1,
+            },
+            result_path="$.WarmStart",
+        )
+        select_result(find, {"Packages.$": "$.ModelPackageSummaryList"})
+        self.retry(find, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        self.catch(find, StepId.FIND_WARM_START)
+        describe = steps.Task(
+            check_state_name(StepId.DESCRIBE_WARM_START.value),
+            resource=self.resource("aws-sdk:sagemaker:describeModelPackage"),
+            comment="the approved model's artifact (model.tar.gz)",
+            parameters={"ModelPackageName.$": "$.WarmStart.Packages[0].ModelPackageArn"},
+            result_path="$.WarmStart",
+        )
+        select_result(
+            describe,
+            {
+                "ModelPackageArn.$": "$.ModelPackageArn",
+                "ModelDataUrl.$": "$.InferenceSpecification.Containers[0].ModelDataUrl",
+            },
+        )
+        self.retry(describe, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
+        self.catch(describe, StepId.DESCRIBE_WARM_START)
+        data = self.data_channels()
+        pretrained = self.channel("pretrained", "$.WarmStart.ModelDataUrl")
+        warm = steps.Pass(
+            check_state_name(StepId.WARM_START_CHANNELS.value),
+            comment="trains from the approved model: its model.tar.gz is the pretrained channel",
+            parameters={"Channels": [*data, pretrained]},
+            result_path="$.TrainingChannels",
+        )
+        cold = steps.Pass(
+            check_state_name(StepId.COLD_START_CHANNELS.value),
+            comment="no approved model yet: trains from scratch",
+            parameters={"Channels": data},
+            result_path="$.TrainingChannels",
+        )
+        check = steps.Choice(
+            check_state_name(StepId.CHECK_WARM_START.value),
+            comment="warm start only when the group has an approved model",
+        )
+        check.add_choice(rule.IsPresent("$.WarmStart.Packages[0]", True), next_step=describe)
+        check.default_choice(cold)
+        find.next(check)
+        describe.next(warm)
+        warm.next(train)
+        cold.next(train)
+        return find
+
+    @property
+    def warm_start(self) -> bool:
+        """Whether training starts from the last approved model (which needs the registry)."""
+        config = self.config
+        return config.training.warm_start == "last-approved" and config.registry.enabled
+
+    def channel(self, name: str, uri: Any) -> dict[str, Any]:
+        """One ``InputDataConfig`` entry: the S3 prefix ``uri`` (a path when it starts with $)."""
+        source: dict[str, Any] = {
+            "S3DataType": "S3Prefix",
+            "S3DataDistributionType": "FullyReplicated",
+        }
+        if isinstance(uri, str) and uri.startswith("$"):
+            source["S3Uri.$"] = uri
+        else:
+            source["S3Uri"] = uri
+        return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
+
+    def data_channels(self) -> list[dict[str, Any]]:
+        """The training and validation channels, from the execution input."""
+        return [
+            self.channel("training", self.run["TrainingData"]),
+            self.channel("validation", self.run["ValidationData"]),
+        ]
+
     def training_step(self) -> Any:
         config, training = self.config, self.config.training
         estimator = self.sdk.estimator_cls(
@@ -161,7 +258,6 @@ class TrainingStages(BuilderBase):
             debugger_hook_config=False,
             disable_profiler=True,
         )
-        channel = {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated"}
         train = self.steps.TrainingStep(
             check_state_name(StepId.TRAIN.value),
             estimator=estimator,
@@ -170,20 +266,7 @@ class TrainingStages(BuilderBase):
             output_data_config_path=self.run["OutputPath"],
             comment="trains Mask R-CNN in the BYOC image; checkpoints make spot restarts resume",
             parameters={
-                "InputDataConfig": [
-                    {
-                        "ChannelName": "training",
-                        "DataSource": {
-                            "S3DataSource": {**channel, "S3Uri": self.run["TrainingData"]}
-                        },
-                    },
-                    {
-                        "ChannelName": "validation",
-                        "DataSource": {
-                            "S3DataSource": {**channel, "S3Uri": self.run["ValidationData"]}
-                        },
-                    },
-                ],
+                "InputDataConfig": self.data_channels(),
                 "CheckpointConfig": {
                     "S3Uri": self.run["CheckpointPath"],
                     "LocalPath": CHECKPOINT_LOCAL_PATH,
@@ -194,6 +277,8 @@ class TrainingStages(BuilderBase):
         )
         # The SDK hard-codes the estimator's image: the execution's image replaces it.
         bind(train, ("AlgorithmSpecification", "TrainingImage"), "$.Image.Uri")
+        if self.warm_start:
+            bind(train, ("InputDataConfig",), "$.TrainingChannels.Channels")
         if self.config.training.hyperparameters_ssm_parameter is not None:
             bind(train, ("HyperParameters",), "$.ResolvedHyperParameters.Values")
         return train

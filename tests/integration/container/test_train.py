@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,42 @@ def test_pretrained_state_dict_is_loaded(
     prefix = "" if backbone_only else "backbone."
     key = "body.0.0.weight"  # the frozen MobileNet stem: it must equal the pretrained tensor
     assert torch.equal(trained[f"backbone.{key}"], state[f"{prefix}{key}"])
+
+
+def test_warm_start_from_an_earlier_jobs_model_tar_gz(
+    ml_tree: Callable[..., Path],
+    synthetic_data: Path,
+    tmp_path: Path,
+    tiny_hp: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The first job trains from scratch; its model.tar.gz, as SageMaker packs it, is the second
+    # job's pretrained channel (training.warm_start: last-approved), recorded in its metadata.
+    hp = {**tiny_hp, "max_steps": "1"}
+    first = ml_tree(hp, {"training": synthetic_data / "train"})
+    env = {
+        "SAGEMAKER_BASE_DIR": str(first),
+        "TRAINING_JOB_NAME": "job-1",
+        "SOURCE_COMMIT": "abc1234",
+    }
+    assert run(env) == 0
+    assert json.loads((first / "model" / "metadata.json").read_text())["pretrained"] is None
+    (tmp_path / "approved").mkdir()
+    with tarfile.open(tmp_path / "approved" / "model.tar.gz", "w:gz") as archive:
+        for path in sorted((first / "model").iterdir()):
+            archive.add(path, arcname=path.name)
+    second = ml_tree(
+        hp, {"training": synthetic_data / "train", "pretrained": tmp_path / "approved"}, "ml2"
+    )
+    capsys.readouterr()
+    assert run({"SAGEMAKER_BASE_DIR": str(second), "TRAINING_JOB_NAME": "job-2"}) == 0
+    assert re.search(r"pretrained=model.tar.gz kind=full_model loaded=\d+ skipped=0 missing=0",
+                     capsys.readouterr().err)  # fmt: skip
+    recorded = json.loads((second / "model" / "metadata.json").read_text())["pretrained"]
+    assert recorded["file"] == "model.tar.gz"
+    assert recorded["training_job_name"] == "job-1"
+    assert recorded["source_commit"] == "abc1234"
+    assert recorded["loaded"] > 0 and recorded["skipped"] == recorded["missing"] == 0
 
 
 def test_pennfudan_layout_trains(

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 import torch
 from mask_r_cnn.errors import PretrainedError
-from mask_r_cnn.model import ModelSpec, build_model, find_state_dict, load_pretrained
+from mask_r_cnn.model import (
+    ModelSpec,
+    build_model,
+    find_state_dict,
+    load_pretrained,
+    pretrained_origin,
+)
 
 SPEC = ModelSpec(backbone="resnet18_fpn", num_classes=3, min_size=64, max_size=64, fast=True)
 
@@ -112,6 +119,39 @@ def test_pretrained_channel_needs_exactly_one_file(tmp_path: Path) -> None:
     (tmp_path / "b.pt").write_bytes(b"")
     with pytest.raises(PretrainedError, match=r"found a\.pth, b\.pt"):
         find_state_dict(tmp_path)
+
+
+def test_a_model_tar_gz_is_a_warm_start(tmp_path: Path) -> None:
+    model = build_model(SPEC)
+    weights = tmp_path / "model.pth"
+    torch.save(model.state_dict(), weights)
+    metadata = tmp_path / "metadata.json"
+    metadata.write_text(json.dumps({"training_job_name": "job-1", "source_commit": "abc1234"}))
+    channel = tmp_path / "pretrained"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as archive:
+        archive.add(weights, arcname="model.pth")
+        archive.add(metadata, arcname="metadata.json")
+    archive_path = find_state_dict(channel)
+    assert archive_path == channel / "model.tar.gz"
+    assert pretrained_origin(archive_path) == {
+        "training_job_name": "job-1",
+        "source_commit": "abc1234",
+    }
+    counts = load_pretrained(build_model(SPEC), archive_path)
+    assert counts["loaded"] > 0 and counts["missing"] == 0
+    assert pretrained_origin(weights) == {}  # a plain state_dict names no job
+
+
+def test_a_model_tar_gz_without_weights_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "metadata.json").write_text("{}")
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "metadata.json", arcname="metadata.json")
+    with pytest.raises(PretrainedError, match=r"model.tar.gz in the pretrained channel holds no"):
+        load_pretrained(build_model(SPEC), tmp_path / "model.tar.gz")
+    (tmp_path / "broken.tar.gz").write_bytes(b"not gzip")
+    with pytest.raises(PretrainedError, match=r"is not a readable \.tar\.gz"):
+        load_pretrained(build_model(SPEC), tmp_path / "broken.tar.gz")
 
 
 def test_cpu_fit_spec_builds_narrow_heads_group_norm_and_its_anchors() -> None:

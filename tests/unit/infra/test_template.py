@@ -293,6 +293,11 @@ def test_state_machine_keeps_its_model_package_group_only(rendered: dict[str, An
             ],
             "Resource": {"Fn::Sub": base + "model-package/mask-r-cnn-mlops/*"},
         },
+        {  # FindWarmStart (training.warm_start: last-approved)
+            "Effect": "Allow",
+            "Action": "sagemaker:ListModelPackages",
+            "Resource": {"Fn::Sub": base + "model-package-group/mask-r-cnn-mlops"},
+        },
     ]
     states = rendered["Resources"]["StateMachine"]["Properties"]["Definition"]["States"]
     assert states["RegisterModel"]["Parameters"]["ModelPackageGroupName"] == "mask-r-cnn-mlops"
@@ -307,6 +312,10 @@ def test_registry_grant_follows_the_group_and_goes_with_the_registry(make_config
     assert [g["Resource"]["Fn::Sub"].rsplit(":", 1)[1] for g in grants] == [
         "model-package-group/team-models",  # SageMaker lower-cases names in ARNs
         "model-package/team-models/*",
+        "model-package-group/team-models",  # ListModelPackages for the warm start
     ]
+    config = make_config(**{"registry.group_name": "Team-Models", "training.warm_start": "none"})
+    grants = _registry_grants(render_template(config, render_json(config)))
+    assert "sagemaker:ListModelPackages" not in json.dumps(grants)
     config = make_config(**{"registry.enabled": "false"})
     assert _registry_grants(render_template(config, render_json(config))) == []

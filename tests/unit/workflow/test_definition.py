@@ -86,7 +86,8 @@ def test_state_order_of_the_full_machine(make_config) -> None:
     main = [name for name in states if not name.endswith("Failed") or name == "Failed"]
     assert main == [
         "CheckImage", "BuildImage", "WaitForBuild", "DescribeBuild", "CheckBuild",
-        "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "Train", "CreateModel",
+        "BuildNotSucceeded", "UseBuiltImage", "UseGivenImage", "FindWarmStart", "CheckWarmStart",
+        "DescribeWarmStart", "WarmStartChannels", "ColdStartChannels", "Train", "CreateModel",
         "BatchTransform", "ComputeMetrics", "QualityGate", "QualityGateNotMet",
         "EnsureModelPackageGroup", "RegisterModel", "RequestApproval", "RejectModelPackage",
         "ApprovalRejected", "ApproveModelPackage", "CreateModelFromPackage", "CreateEndpointConfig",
@@ -110,7 +111,14 @@ def test_transitions_follow_the_issue_order(make_config) -> None:
     assert s["DescribeBuild"]["Next"] == "CheckBuild"
     assert [c["Next"] for c in s["CheckBuild"]["Choices"]] == ["UseBuiltImage", "WaitForBuild"]
     assert s["CheckBuild"]["Default"] == "BuildNotSucceeded"
-    assert s["UseBuiltImage"]["Next"] == s["UseGivenImage"]["Next"] == "Train"
+    assert s["UseBuiltImage"]["Next"] == s["UseGivenImage"]["Next"] == "FindWarmStart"
+    assert s["FindWarmStart"]["Next"] == "CheckWarmStart"
+    assert s["CheckWarmStart"]["Choices"] == [
+        {"Variable": "$.WarmStart.Packages[0]", "IsPresent": True, "Next": "DescribeWarmStart"}
+    ]
+    assert s["CheckWarmStart"]["Default"] == "ColdStartChannels"
+    assert s["DescribeWarmStart"]["Next"] == "WarmStartChannels"
+    assert s["WarmStartChannels"]["Next"] == s["ColdStartChannels"]["Next"] == "Train"
     assert s["Train"]["Next"] == "CreateModel"
     assert s["CreateModel"]["Next"] == "BatchTransform"
     assert s["BatchTransform"]["Next"] == "ComputeMetrics"
@@ -192,8 +200,11 @@ def test_per_run_values_come_from_the_execution(make_config) -> None:
         "S3Uri.$": "$$.Execution.Input['CheckpointPath']",
         "LocalPath": "/opt/ml/checkpoints",
     }
+    # The channels come from ColdStartChannels or WarmStartChannels (test_warm_start_...).
+    assert train["InputDataConfig.$"] == "$.TrainingChannels.Channels"
+    cold = s["ColdStartChannels"]["Parameters"]["Channels"]
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri.$"]
-                for c in train["InputDataConfig"]}  # fmt: skip
+                for c in cold}  # fmt: skip
     assert channels == {
         "training": "$$.Execution.Input['TrainingData']",
         "validation": "$$.Execution.Input['ValidationData']",
@@ -368,8 +379,54 @@ def test_ssm_hyperparameters_are_merged_at_run_time(make_config) -> None:
     assert s["UseBuiltImage"]["Next"] == "ReadHyperParameters"
     assert s["ReadHyperParameters"]["Resource"] == "arn:aws:states:::aws-sdk:ssm:getParameter"
     assert s["ReadHyperParameters"]["Parameters"]["Name"] == "/a/hp"
-    assert s["MergeHyperParameters"]["Next"] == "Train"
+    assert s["MergeHyperParameters"]["Next"] == "FindWarmStart"
     assert s["Train"]["Parameters"]["HyperParameters.$"] == "$.ResolvedHyperParameters.Values"
+
+
+def test_warm_start_trains_from_the_newest_approved_package(make_config) -> None:
+    # ListModelPackages (ModelApprovalStatus, SortBy CreationTime, SortOrder Descending,
+    # MaxResults): https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListModelPackages.html
+    # DescribeModelPackage's InferenceSpecification.Containers[].ModelDataUrl:
+    # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeModelPackage.html
+    s = render_definition(make_config(registry__group_name="team-models"))["States"]
+    find = s["FindWarmStart"]
+    assert find["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:listModelPackages"
+    assert find["Parameters"] == {
+        "ModelPackageGroupName": "team-models",
+        "ModelApprovalStatus": "Approved",
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": 1,
+    }
+    assert find["ResultSelector"] == {"Packages.$": "$.ModelPackageSummaryList"}
+    describe = s["DescribeWarmStart"]
+    assert describe["Parameters"] == {
+        "ModelPackageName.$": "$.WarmStart.Packages[0].ModelPackageArn"
+    }
+    assert describe["ResultSelector"]["ModelDataUrl.$"] == (
+        "$.InferenceSpecification.Containers[0].ModelDataUrl"
+    )
+    warm = s["WarmStartChannels"]["Parameters"]["Channels"]
+    cold = s["ColdStartChannels"]["Parameters"]["Channels"]
+    assert warm[:2] == cold
+    assert [c["ChannelName"] for c in warm] == ["training", "validation", "pretrained"]
+    assert warm[2]["DataSource"]["S3DataSource"] == {
+        "S3DataType": "S3Prefix",
+        "S3DataDistributionType": "FullyReplicated",
+        "S3Uri.$": "$.WarmStart.ModelDataUrl",
+    }
+    assert find["Catch"][0]["Next"] == "FindWarmStartFailed"
+    assert describe["Catch"][0]["Next"] == "DescribeWarmStartFailed"
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"training.warm_start": "none"}, {"registry.enabled": False}]
+)
+def test_without_warm_start_the_channels_are_fixed(overrides, make_config) -> None:
+    s = render_definition(make_config(overrides))["States"]
+    assert "FindWarmStart" not in s and "WarmStartChannels" not in s
+    channels = s["Train"]["Parameters"]["InputDataConfig"]
+    assert [c["ChannelName"] for c in channels] == ["training", "validation"]
 
 
 def test_spot_training(make_config) -> None:
