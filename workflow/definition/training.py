@@ -162,6 +162,8 @@ class TrainingStages(BuilderBase):
             comment="the newest approved model of the group: the warm start of this training",
             parameters={
                 "ModelPackageGroupName": self.config.registry.group_name,
+                # The API's default is Unversioned, which a group's versions are not.
+                "ModelPackageType": "Versioned",
                 "ModelApprovalStatus": APPROVED,
                 "SortBy": "CreationTime",
                 "SortOrder": "Descending",
@@ -171,7 +173,6 @@ class TrainingStages(BuilderBase):
         )
         select_result(find, {"Packages.$": "$.ModelPackageSummaryList"})
         self.retry(find, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
-        self.catch(find, StepId.FIND_WARM_START)
         describe = steps.Task(
             check_state_name(StepId.DESCRIBE_WARM_START.value),
             resource=self.resource("aws-sdk:sagemaker:describeModelPackage"),
@@ -201,6 +202,12 @@ class TrainingStages(BuilderBase):
             comment="no approved model yet: trains from scratch",
             parameters={"Channels": data},
             result_path="$.TrainingChannels",
+        )
+        # SageMaker's own (unmodelled) errors, e.g. a group that the template did not create
+        # yet, mean nothing to start from: the job trains from scratch, the cause kept at
+        # $.WarmStart. Other errors (access denied) fail the run.
+        self.catch_expected(
+            find, StepId.FIND_WARM_START, "SageMaker.SageMakerException", cold, "$.WarmStart"
         )
         check = steps.Choice(
             check_state_name(StepId.CHECK_WARM_START.value),

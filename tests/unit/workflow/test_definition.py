@@ -393,6 +393,7 @@ def test_warm_start_trains_from_the_newest_approved_package(make_config) -> None
     assert find["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:listModelPackages"
     assert find["Parameters"] == {
         "ModelPackageGroupName": "team-models",
+        "ModelPackageType": "Versioned",
         "ModelApprovalStatus": "Approved",
         "SortBy": "CreationTime",
         "SortOrder": "Descending",
@@ -415,7 +416,15 @@ def test_warm_start_trains_from_the_newest_approved_package(make_config) -> None
         "S3DataDistributionType": "FullyReplicated",
         "S3Uri.$": "$.WarmStart.ModelDataUrl",
     }
-    assert find["Catch"][0]["Next"] == "FindWarmStartFailed"
+    # SageMaker's unmodelled errors (as the aws-sdk integration names them) start cold
+    assert find["Catch"] == [
+        {
+            "ErrorEquals": ["SageMaker.SageMakerException"],
+            "ResultPath": "$.WarmStart",
+            "Next": "ColdStartChannels",
+        },
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.Failure", "Next": "FindWarmStartFailed"},
+    ]
     assert describe["Catch"][0]["Next"] == "DescribeWarmStartFailed"
 
 
