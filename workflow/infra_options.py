@@ -111,7 +111,7 @@ def _grant_model_registry(template: dict[str, Any], config: WorkflowConfig) -> N
             },
         ]
     )
-    if config.training.warm_start == "last-approved":  # the registry is enabled here
+    if config.warm_starts:
         # FindWarmStart lists the group's approved versions (authorized against the group).
         statements.append(
             {"Effect": "Allow", "Action": "sagemaker:ListModelPackages", "Resource": group_arn}

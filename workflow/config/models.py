@@ -383,6 +383,11 @@ class WorkflowConfig(BaseSettings):
         }
 
     @property
+    def warm_starts(self) -> bool:
+        """Whether training starts from the registry's last approved model (which needs it)."""
+        return self.training.warm_start == "last-approved" and self.registry.enabled
+
+    @property
     def registry_group_description(self) -> str:
         """The model package group's description (template and definition)."""
         return f"Mask R-CNN models of {self.name}"

@@ -153,7 +153,7 @@ class TrainingStages(BuilderBase):
         gives its ``ModelDataUrl`` (DescribeModelPackage) as a third channel, ``pretrained``,
         from which the container starts; with none approved yet the job trains from scratch.
         """
-        if not self.warm_start:
+        if not self.config.warm_starts:
             return train
         steps, rule = self.steps, self.steps.ChoiceRule
         find = steps.Task(
@@ -221,12 +221,6 @@ class TrainingStages(BuilderBase):
         cold.next(train)
         return find
 
-    @property
-    def warm_start(self) -> bool:
-        """Whether training starts from the last approved model (which needs the registry)."""
-        config = self.config
-        return config.training.warm_start == "last-approved" and config.registry.enabled
-
     def channel(self, name: str, uri: Any) -> dict[str, Any]:
         """One ``InputDataConfig`` entry: the S3 prefix ``uri`` (a path when it starts with $)."""
         source: dict[str, Any] = {
@@ -284,7 +278,7 @@ class TrainingStages(BuilderBase):
         )
         # The SDK hard-codes the estimator's image: the execution's image replaces it.
         bind(train, ("AlgorithmSpecification", "TrainingImage"), "$.Image.Uri")
-        if self.warm_start:
+        if self.config.warm_starts:
             bind(train, ("InputDataConfig",), "$.TrainingChannels.Channels")
         if self.config.training.hyperparameters_ssm_parameter is not None:
             bind(train, ("HyperParameters",), "$.ResolvedHyperParameters.Values")
