@@ -14,11 +14,12 @@
 # %% [markdown]
 # # 2. Author and run the workflow
 #
-# Build the state machine with the Step Functions Data Science SDK through the package's
-# builder, change it (switch stages off, reconfigure a step, add a step), draw it, validate it,
-# and run it: in `local` mode on this machine through the SDK's own `Workflow.create()`,
-# `execute()`, `get_output()` and `list_events()` against a local Step Functions API; in `aws`
-# mode in your account. Then the progress of every state and the execution history.
+# Author the state machine as a chain of Step Functions Data Science SDK steps, from the kit's
+# step factories: first the core (build, train, model, evaluate, endpoint), then the optional
+# stages and a step of your own. Draw it, validate it, and run it: in `local` mode on this
+# machine through the SDK's own `Workflow.create()`, `execute()`, `get_output()` and
+# `list_events()` against a local Step Functions API; in `aws` mode in your account. Then the
+# progress of every state and the execution history.
 
 # %% tags=["parameters"]
 mode = "local"  # "local": everything on this machine; "aws": the configured AWS account
@@ -36,9 +37,10 @@ timeout = 3600  # aws mode: seconds to follow the execution
 
 # %%
 from IPython.display import display
+from stepfunctions.steps import Chain, Pass
 
 from workflow import notebook as nb
-from workflow.definition import build_workflow
+from workflow.definition import WorkflowSteps, build_workflow
 from workflow.notebook import viz
 
 nb.setup_logging()
@@ -46,39 +48,53 @@ session = nb.start(mode, config_file=config_file, root=root, overrides=overrides
 print(f"mode={session.mode} store={session.root} config={session.config.source}")
 
 # %% [markdown]
-# ## Build the state machine with the SDK
-# `build_workflow(config)` returns a `stepfunctions.workflow.Workflow`: every state is a Data
-# Science SDK step (`TrainingStep`, `ModelStep`, `TransformStep`, `LambdaStep`, `Choice`, ...).
-# Nothing calls AWS while building.
+# ## The core chain
+# `WorkflowSteps(config)` holds the kit's step factories. Each returns Data Science SDK steps
+# with their retries and failure handling: the build `LambdaStep` and its wait loop, a
+# `TrainingStep`, a `ModelStep`, the evaluation (`TransformStep`, then a `LambdaStep` that
+# scores it), an `EndpointConfigStep`, and the `EndpointStep` that creates or updates the
+# endpoint. `Chain([...])` links them in order. The configuration gives the settings (instance
+# types, names, roles) and says which optional stages the machine has; here they are all
+# switched off. Nothing calls AWS while building.
 
 # %%
-workflow = build_workflow(session.config)
-names = nb.state_names(workflow)
-print(f"{workflow.name}: {len(names)} states")
+core_session = session.reconfigure(
+    {
+        "gate.enabled": False,
+        "registry.enabled": False,
+        "approval.enabled": False,
+        "notification.enabled": False,
+        "training.hyperparameters_ssm_parameter": None,
+    }
+)
+core_kit = WorkflowSteps(core_session.config)
+core = core_kit.workflow(
+    Chain(
+        [
+            core_kit.image(),  # CheckImage: the given image, or the build Lambda step and its wait
+            core_kit.training(),  # TrainingStep
+            core_kit.model(),  # ModelStep
+            core_kit.evaluation(),  # TransformStep -> the metrics LambdaStep
+            core_kit.endpoint_config(),  # EndpointConfigStep
+            core_kit.endpoint(),  # EndpointStep: create, or update blue/green; then wait
+            core_kit.success(),
+        ]
+    )
+)
+names = nb.state_names(core)
+print(f"core: {len(names)} states")
 print(", ".join(name for name in names if not name.endswith("Failed")))
 
 # %% [markdown]
-# ## Remove or reconfigure steps through the configuration
-# Optional stages switch off in the configuration (`approval.enabled`, `evaluation.enabled`,
-# `gate.enabled`, `notification.enabled`), and steps are reconfigured the same way, e.g. the
-# training instance type. The ASL changes accordingly; nothing else needs editing.
-
-# %%
-variant = session.reconfigure(
-    {"approval.enabled": False, "training.instance_type": "ml.g5.2xlarge"}
-)
-nb.compare_workflows(workflow, build_workflow(variant.config))
-
-# %% [markdown]
-# ## Add a step with the SDK
-# Any SDK state can be chained in. Here a `Pass` state records which model is evaluated;
-# `insert_step_after` rewires the graph (`CreateModel -> RecordModel -> next`).
+# ## Add the optional stages and a step of your own
+# The same chain with what this configuration switches on: the hyperparameters from SSM, the
+# warm start from the last approved model, the quality gate, the model registry, the approval
+# and the notifications. Any SDK state can be chained in between; here a `Pass` state records
+# which model is evaluated. `kit.workflow(chain)` refuses a chain that lacks a stage the
+# configuration switches on, or has one it switches off.
 
 
 # %%
-from stepfunctions.steps import Pass  # imported quietly by build_workflow above
-
-
 def record_model_step():
     return Pass(
         "RecordModel",
@@ -87,8 +103,52 @@ def record_model_step():
     )
 
 
-edited = nb.insert_step_after(build_workflow(session.config), "CreateModel", record_model_step())
-nb.compare_workflows(workflow, edited)
+def when(switched_on, factory):
+    """The stage of `factory` when the configuration switches it on."""
+    return [factory()] if switched_on else []
+
+
+def authored_chain(kit, own_step):
+    config = kit.config
+    return Chain(
+        [
+            kit.image(),
+            *when(config.training.hyperparameters_ssm_parameter, kit.hyperparameters),
+            *when(config.warm_starts, kit.warm_start),
+            kit.training(),
+            kit.model(),
+            *([record_model_step()] if own_step else []),
+            *when(config.evaluation.enabled, kit.evaluation),
+            *when(config.evaluation.enabled and config.gate.enabled, kit.gate),
+            *when(config.registry.enabled, kit.registration),
+            *when(config.approval.enabled, kit.approval),
+            *when(config.registry.enabled, kit.approved_model),
+            kit.endpoint_config(),
+            kit.endpoint(),
+            kit.success(),
+        ]
+    )
+
+
+kit = WorkflowSteps(session.config)
+workflow = kit.workflow(authored_chain(kit, add_step))
+nb.compare_workflows(core, workflow)
+
+# %% [markdown]
+# The kit renders and deploys the same chain (`python -m workflow render`, `deploy`): against
+# `build_workflow(config)` only the step added here differs.
+
+# %%
+nb.compare_workflows(build_workflow(session.config), workflow)
+
+# %% [markdown]
+# ## Reconfigure a step
+# Settings come from the configuration, e.g. the training instance type; the ASL changes
+# accordingly and nothing else needs editing.
+
+# %%
+variant = session.reconfigure({"training.instance_type": "ml.g5.2xlarge"})
+nb.compare_workflows(build_workflow(session.config), build_workflow(variant.config))
 
 # %% [markdown]
 # ## Draw the graph (offline) and validate
@@ -96,10 +156,9 @@ nb.compare_workflows(workflow, edited)
 # structure and every task's `Parameters` against botocore's service models.
 
 # %%
-shown = edited if add_step else workflow
-graph = nb.graph_png(shown, session.root / "notebooks" / "graphs")
+graph = nb.graph_png(workflow, session.root / "notebooks" / "graphs")
 display(viz.png_file(graph))
-states = nb.check(shown, source="the notebook's workflow")
+states = nb.check(workflow, source="the notebook's workflow")
 print(f"valid: {len(states)} states")
 
 # %% [markdown]
@@ -112,9 +171,7 @@ print(f"valid: {len(states)} states")
 # %%
 if session.local:
     with nb.LocalStepFunctions(session, approve=approve, keep_endpoint=keep_endpoint) as local:
-        runnable = build_workflow(session.config, client=local.client)
-        if add_step:
-            runnable = nb.insert_step_after(runnable, "CreateModel", record_model_step())
+        runnable = nb.with_client(workflow, local.client)
         state_machine_arn = runnable.create()
         inputs = local.execution_input(commit=commit, image_uri=image_uri)
         execution = runnable.execute(name=inputs["JobName"], inputs=inputs)
@@ -126,7 +183,7 @@ else:
     import boto3
 
     client = boto3.client("stepfunctions", region_name=session.config.region)
-    runnable = nb.with_client(shown, client)
+    runnable = nb.with_client(workflow, client)
     deployed = nb.deploy(runnable)
     print(f"{deployed.action}: {deployed.arn}")
     state_machine_arn = deployed.arn

@@ -52,14 +52,16 @@ whose ``ErrorPath``/``CausePath`` raise ``$.Failure.ExecutionError``: the named 
 
 Modules: :mod:`.names` (states, named errors, paths, time budgets), :mod:`.sdk` (the SDK,
 imported offline), :mod:`.base` (Retry/Catch and failure handling), :mod:`.training` and
-:mod:`.deployment` and :mod:`.registry` (the stages), :mod:`.render` (the whole machine and its
-ASL document).
+:mod:`.deployment` and :mod:`.registry` (the stages), :mod:`.stage` (chaining a stage of several
+states), :mod:`.factories` (`WorkflowSteps`: the step factories a notebook chains with the SDK's
+``Chain([...])``, and the configuration's whole chain), :mod:`.render` (the ASL document).
 """
 
 from __future__ import annotations
 
 from mask_r_cnn.contract import METRIC_DEFINITIONS
 
+from workflow.definition.factories import WorkflowSteps, timeout_seconds
 from workflow.definition.names import (
     ERROR_BUILD,
     ERROR_ENDPOINT,
@@ -70,12 +72,7 @@ from workflow.definition.names import (
     StepId,
     check_state_name,
 )
-from workflow.definition.render import (
-    build_workflow,
-    render_definition,
-    render_json,
-    timeout_seconds,
-)
+from workflow.definition.render import build_workflow, render_definition, render_json
 from workflow.definition.sdk import aws_partition
 
 __all__ = [
@@ -87,6 +84,7 @@ __all__ = [
     "MAX_STATE_NAME_LENGTH",
     "METRIC_DEFINITIONS",
     "StepId",
+    "WorkflowSteps",
     "aws_partition",
     "build_workflow",
     "check_state_name",

@@ -18,6 +18,7 @@ from workflow.definition.sdk import (
     fail_with_path_class,
     offline_sagemaker_session,
 )
+from workflow.errors import DefinitionError
 
 
 class BuilderBase:
@@ -36,6 +37,13 @@ class BuilderBase:
         self.run = sdk.inputs.ExecutionInput(schema={n: str for n in names})
         self.failure_states: dict[str, Any] = {}
         self.notify_failure: Any = None
+
+    def switched_off(self, stage: str, keys: str) -> DefinitionError:
+        """The error for a factory of a stage that this configuration switches off."""
+        return DefinitionError(
+            f"{stage} is switched off in this configuration ({keys}); switch it on there, or "
+            "leave its factory out of the chain"
+        )
 
     def rollback_tail(self) -> Any:
         """The state after a rolled-back deployment is recorded (the registry adds one)."""

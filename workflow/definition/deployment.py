@@ -23,12 +23,14 @@ from workflow.definition.names import (
     StepId,
     check_state_name,
 )
+from workflow.definition.stage import Stage, when
 
 
 class DeploymentStages(BuilderBase):
     """The evaluation, gate, approval and success states (the endpoint: `endpoint.py`)."""
 
-    def evaluation_stage(self, after: Any) -> Any:
+    def evaluation_stage(self) -> Any:
+        """BatchTransform -> ComputeMetrics: the held-out images predicted, then scored."""
         config, steps = self.config, self.steps
         transformer = self.sdk.transformer_cls(
             model_name=self.run["ModelName"],
@@ -68,12 +70,7 @@ class DeploymentStages(BuilderBase):
         )
         self.retry(metrics, (*LAMBDA_TRANSIENT_ERRORS, "States.Timeout"), 2, 3)
         self.catch(metrics, StepId.COMPUTE_METRICS)
-        transform.next(metrics)
-        if config.gate.enabled:
-            metrics.next(self.gate(after))
-        else:
-            metrics.next(after)
-        return transform
+        return steps.Chain([transform, metrics])
 
     def metrics_output(self) -> dict[str, str]:
         """ComputeMetrics' ``MetricsOutput``: where the registry's ModelQuality document goes."""
@@ -81,7 +78,7 @@ class DeploymentStages(BuilderBase):
             return {}
         return {"MetricsOutput.$": f"States.Format('{{}}{MODEL_QUALITY_NAME}', $.TransformOutput)"}
 
-    def gate(self, after: Any) -> Any:
+    def gate(self) -> Stage:
         """The quality gate: the metric must reach the execution input's ``GateThreshold``.
 
         The threshold is read from the state data (``$.GateThreshold``, which every state before
@@ -99,17 +96,14 @@ class DeploymentStages(BuilderBase):
             ),
         )
         rule = self.steps.ChoiceRule
-        choice.add_choice(
-            rule.And(
-                [
-                    rule.IsPresent(GATE_THRESHOLD_PATH, True),
-                    rule.IsNumeric(GATE_THRESHOLD_PATH, True),
-                    rule.IsPresent(variable, True),
-                    rule.IsNumeric(variable, True),
-                    rule.NumericGreaterThanEqualsPath(variable, GATE_THRESHOLD_PATH),
-                ]
-            ),
-            next_step=after,
+        passed = rule.And(
+            [
+                rule.IsPresent(GATE_THRESHOLD_PATH, True),
+                rule.IsNumeric(GATE_THRESHOLD_PATH, True),
+                rule.IsPresent(variable, True),
+                rule.IsNumeric(variable, True),
+                rule.NumericGreaterThanEqualsPath(variable, GATE_THRESHOLD_PATH),
+            ]
         )
         choice.default_choice(
             self.record_failure(
@@ -125,7 +119,7 @@ class DeploymentStages(BuilderBase):
                 {"Metrics.$": "$.Metrics.Payload"},
             )
         )
-        return choice
+        return Stage(choice, [when(choice, passed)])
 
     def approval_step(self, before_rejected: Callable[[Any], Any] | None = None) -> Any:
         """RequestApproval; a rejection goes through ``before_rejected(ApprovalRejected)``."""
@@ -166,6 +160,7 @@ class DeploymentStages(BuilderBase):
         return approval
 
     def success_stage(self) -> Any:
+        """NotifySuccess (with notifications) -> Succeeded."""
         succeeded = self.steps.Succeed(check_state_name(StepId.SUCCEEDED.value))
         if not self.config.notification.enabled:
             return succeeded
@@ -189,5 +184,4 @@ class DeploymentStages(BuilderBase):
         )
         self.retry(notify, SNS_TRANSIENT_ERRORS, 2, 4)
         self.catch(notify, StepId.NOTIFY_SUCCESS)
-        notify.next(succeeded)
-        return notify
+        return self.steps.Chain([notify, succeeded])

@@ -25,6 +25,7 @@ from workflow.definition.names import (
     StepId,
     check_state_name,
 )
+from workflow.definition.stage import Stage, when
 
 # TrafficRoutingConfig.Type per endpoint.deployment.strategy:
 # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html
@@ -103,7 +104,8 @@ class EndpointStages(BuilderBase):
             config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": n} for n in names]}
         return config
 
-    def endpoint_stage(self, success: Any) -> Any:
+    def endpoint_config_step(self) -> Any:
+        """CreateEndpointConfig: the SDK's EndpointConfigStep, with data capture when on."""
         config, steps = self.config, self.steps
         endpoint_config = steps.EndpointConfigStep(
             check_state_name(StepId.CREATE_ENDPOINT_CONFIG.value),
@@ -122,7 +124,15 @@ class EndpointStages(BuilderBase):
             endpoint_config.update_parameters({**parameters, "DataCaptureConfig": capture})
         self.retry(endpoint_config, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
         self.catch(endpoint_config, StepId.CREATE_ENDPOINT_CONFIG)
+        return endpoint_config
 
+    def endpoint_stage(self) -> Stage:
+        """FindEndpoint -> Update/CreateEndpoint (the SDK's EndpointStep) -> the wait loop.
+
+        The stage goes on from CheckEndpoint once the endpoint is in service on this run's
+        configuration.
+        """
+        config, steps = self.config, self.steps
         describe_parameters = {"EndpointName": self.run["EndpointName"]}
         find = steps.Task(
             check_state_name(StepId.FIND_ENDPOINT.value),
@@ -182,15 +192,15 @@ class EndpointStages(BuilderBase):
         self.retry(describe, (*SAGEMAKER_SDK_TRANSIENT_ERRORS, ENDPOINT_MISSING_ERROR), 5, 5)
         self.catch(describe, StepId.DESCRIBE_ENDPOINT)
 
-        endpoint_config.next(find)
         find.next(update)
         create.next(wait)
         update.next(wait)
-        describe.next(self.endpoint_check(success, wait))
-        return endpoint_config
+        check, in_service = self.endpoint_check(wait)
+        describe.next(check)
+        return Stage(find, [when(check, in_service)])
 
-    def endpoint_check(self, success: Any, wait: Any) -> Any:
-        """CheckEndpoint: success, rolled back, failed, or wait again.
+    def endpoint_check(self, wait: Any) -> tuple[Any, Any]:
+        """CheckEndpoint (success, rolled back, failed, or wait again) and its success rule.
 
         After a rolled-back blue/green update DescribeEndpoint answers ``InService`` with the
         endpoint's previous ``EndpointConfigName`` (traffic went back to the old fleet,
@@ -212,17 +222,14 @@ class EndpointStages(BuilderBase):
                 "else wait"
             ),
         )
-        in_service = rule.StringEquals(status, "InService")
-        check.add_choice(
-            rule.And(
-                [
-                    in_service,
-                    rule.StringEqualsPath(
-                        "$.EndpointStatus.EndpointConfigName", "$.EndpointConfigName"
-                    ),
-                ]
-            ),
-            next_step=success,
+        # The success rule is added first when the stage is chained (`when`).
+        in_service_here = rule.And(
+            [
+                rule.StringEquals(status, "InService"),
+                rule.StringEqualsPath(
+                    "$.EndpointStatus.EndpointConfigName", "$.EndpointConfigName"
+                ),
+            ]
         )
         rolled_back = self.record_failure(
             StepId.ENDPOINT_ROLLED_BACK,
@@ -268,4 +275,4 @@ class EndpointStages(BuilderBase):
             next_step=not_in_service,
         )
         check.default_choice(wait)
-        return check
+        return check, in_service_here

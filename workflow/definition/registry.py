@@ -32,8 +32,8 @@ PENDING = "PendingManualApproval"
 class RegistryStages(BuilderBase):
     """EnsureModelPackageGroup, RegisterModel, ApproveModelPackage and RejectModelPackage."""
 
-    def register_stage(self, after: Any) -> Any:
-        """Return EnsureModelPackageGroup -> RegisterModel -> ``after``.
+    def register_stage(self) -> Any:
+        """EnsureModelPackageGroup -> RegisterModel.
 
         The group is created when missing: CreateModelPackageGroup of an existing group fails
         with SageMaker's (unmodelled) ValidationException, which the ``aws-sdk`` integration
@@ -104,9 +104,7 @@ class RegistryStages(BuilderBase):
             register,
             "$.ModelPackageGroup",
         )
-        ensure.next(register)
-        register.next(after)
-        return ensure
+        return steps.Chain([ensure, register])
 
     def model_metrics(self) -> dict[str, Any]:
         """CreateModelPackage's ``ModelMetrics``: the evaluation's JSON as model quality.
@@ -167,6 +165,10 @@ class RegistryStages(BuilderBase):
         self.retry(model, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
         self.catch(model, StepId.CREATE_MODEL_FROM_PACKAGE)
         return model
+
+    def approved_model_stage(self) -> Any:
+        """ApproveModelPackage -> CreateModelFromPackage: the model the endpoint will serve."""
+        return self.steps.Chain([self.approve_package_step(), self.package_model_step()])
 
     def reject_package_step(
         self,

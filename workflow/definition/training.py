@@ -13,19 +13,21 @@ from workflow.definition.names import (
     ERROR_BUILD,
     LAMBDA_TRANSIENT_ERRORS,
     SAGEMAKER_SDK_TRANSIENT_ERRORS,
+    SAGEMAKER_TRANSIENT_ERRORS,
     SSM_TRANSIENT_ERRORS,
     StepId,
     check_state_name,
 )
 from workflow.definition.registry import APPROVED
 from workflow.definition.sdk import bind, select_result
+from workflow.definition.stage import Stage
 
 
 class TrainingStages(BuilderBase):
     """The image, hyperparameter, training and model states."""
 
-    def image_stage(self, train_entry: Any) -> Any:
-        """Return CheckImage: the given image, or a build that the state machine polls.
+    def image_stage(self) -> Stage:
+        """CheckImage: the given image, or a build that the state machine polls.
 
         The build is started by the start_build Lambda, which returns the build's id and the
         image URI it will push, and then watched with ``batchGetBuilds`` in a Wait/Choice loop.
@@ -66,15 +68,13 @@ class TrainingStages(BuilderBase):
             result_path="$.Image",
         )
         build.next(self.build_wait(use_built))
-        use_built.next(train_entry)
-        use_given.next(train_entry)
         check = steps.Choice(
             check_state_name(StepId.CHECK_IMAGE.value),
             comment="skips the build when the execution input already carries ImageUri",
         )
         check.add_choice(steps.ChoiceRule.IsPresent("$.ImageUri", True), next_step=use_given)
         check.default_choice(build)
-        return check
+        return Stage(check, [use_built.next, use_given.next])
 
     def build_wait(self, succeeded: Any) -> Any:
         """Return WaitForBuild: poll ``batchGetBuilds`` until the build leaves IN_PROGRESS."""
@@ -115,11 +115,13 @@ class TrainingStages(BuilderBase):
         describe.next(check)
         return wait
 
-    def hyperparameter_stage(self, train: Any) -> Any:
-        """Return the first state of training: the SSM read when configured, else ``train``."""
+    def hyperparameter_stage(self) -> Any:
+        """ReadHyperParameters -> MergeHyperParameters: the SSM values over the input's."""
         parameter = self.config.training.hyperparameters_ssm_parameter
         if parameter is None:
-            return train
+            raise self.switched_off(
+                "the hyperparameter stage", "training.hyperparameters_ssm_parameter"
+            )
         read = self.steps.Task(
             check_state_name(StepId.READ_HYPERPARAMETERS.value),
             resource=self.resource("aws-sdk:ssm:getParameter"),
@@ -140,12 +142,10 @@ class TrainingStages(BuilderBase):
             },
             result_path="$.ResolvedHyperParameters",
         )
-        read.next(merge)
-        merge.next(train)
-        return read
+        return self.steps.Chain([read, merge])
 
-    def warm_start_stage(self, train: Any) -> Any:
-        """Return the states that choose the training channels, or ``train`` without warm start.
+    def warm_start_stage(self) -> Stage:
+        """FindWarmStart ... Warm/ColdStartChannels: the states that choose the training channels.
 
         With ``training.warm_start: last-approved`` the newest ``Approved`` package of the model
         package group (ListModelPackages sorted by CreationTime, descending:
@@ -154,7 +154,9 @@ class TrainingStages(BuilderBase):
         from which the container starts; with none approved yet the job trains from scratch.
         """
         if not self.config.warm_starts:
-            return train
+            raise self.switched_off(
+                "the warm start", "training.warm_start: last-approved and registry.enabled"
+            )
         steps, rule = self.steps, self.steps.ChoiceRule
         find = steps.Task(
             check_state_name(StepId.FIND_WARM_START.value),
@@ -217,9 +219,7 @@ class TrainingStages(BuilderBase):
         check.default_choice(cold)
         find.next(check)
         describe.next(warm)
-        warm.next(train)
-        cold.next(train)
-        return find
+        return Stage(find, [warm.next, cold.next])
 
     def channel(self, name: str, uri: Any) -> dict[str, Any]:
         """One ``InputDataConfig`` entry: the S3 prefix ``uri`` (a path when it starts with $)."""
@@ -241,6 +241,7 @@ class TrainingStages(BuilderBase):
         ]
 
     def training_step(self) -> Any:
+        """Train: the SDK's TrainingStep (createTrainingJob.sync) in the execution's image."""
         config, training = self.config, self.config.training
         estimator = self.sdk.estimator_cls(
             # The SDK writes the estimator's image into the request; the real one comes from the
@@ -282,9 +283,12 @@ class TrainingStages(BuilderBase):
             bind(train, ("InputDataConfig",), "$.TrainingChannels.Channels")
         if self.config.training.hyperparameters_ssm_parameter is not None:
             bind(train, ("HyperParameters",), "$.ResolvedHyperParameters.Values")
+        self.retry(train, SAGEMAKER_TRANSIENT_ERRORS, 10, 3)
+        self.catch(train, StepId.TRAIN)
         return train
 
     def model_step(self) -> Any:
+        """CreateModel: the SDK's ModelStep, the trained artifact in the execution's image."""
         model = self.sdk.model_cls(
             image_uri=f"{self.config.image_repository_uri}:latest",
             model_data=self.config.s3.uri("models") + "model.tar.gz",
@@ -303,4 +307,6 @@ class TrainingStages(BuilderBase):
         bind(
             step, ("PrimaryContainer", "ModelDataUrl"), "$.Training.ModelArtifacts.S3ModelArtifacts"
         )
+        self.retry(step, SAGEMAKER_TRANSIENT_ERRORS, 5, 4)
+        self.catch(step, StepId.CREATE_MODEL)
         return step

@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from helpers.definition_variants import MINIMAL, VARIANTS
 
 from workflow.definition import (
     ERROR_ENDPOINT,
@@ -24,22 +25,6 @@ from workflow.errors import DefinitionError
 from workflow.validate import validate_definition
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
-MINIMAL = {
-    "evaluation.enabled": False,
-    "gate.enabled": False,
-    "approval.enabled": False,
-    "registry.enabled": False,
-    "notification.enabled": False,
-}
-VARIANTS = {
-    "full": {},
-    "minimal": MINIMAL,
-    "ssm_spot": {
-        "training.hyperparameters_ssm_parameter": "/mask-r-cnn/hyperparameters",
-        "training.spot": True,
-        "approval.enabled": False,
-    },
-}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

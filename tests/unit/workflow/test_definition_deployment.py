@@ -131,7 +131,7 @@ def test_failed_statuses_end_as_endpoint_failed(make_config) -> None:
 
 
 def test_the_execution_budget_covers_the_deployment(make_config) -> None:
-    from workflow.definition.render import timeout_seconds
+    from workflow.definition.factories import timeout_seconds
 
     short = timeout_seconds(
         make_config(endpoint__deployment={"max_execution_timeout_seconds": 600})
