@@ -7,7 +7,7 @@ segm mAP and the training seconds so far, which make the learning curve.
 
 - **demo**: `local.hyperparameters` of workflow.yaml over `training.hyperparameters`, as
   `run --local` sends them (a half-width ResNet-18 with a 32-channel FPN, narrow heads and derived anchors,
-  AdamW, cosine decay, `max_seconds` budget).
+  AdamW, a warm-up-stable-decay schedule, `max_seconds` budget).
 - **previous default**: the demo configuration before it (MobileNetV3 FPN with 256-channel
   heads and 32-512 px anchors, SGD lr 0.005 with a 100-step warm-up, batch 2), first as it
   shipped (2 steps), then given as many training seconds as the demo used in the same round.

@@ -1,9 +1,10 @@
 """The training step loop and the COCO evaluation loop (after torchvision's detection engine).
 
 `train_one_epoch` runs the optimizer steps of one epoch (or the rest of one, after a resume),
-sets the learning rate from the global step (linear warm-up, then steps at `lr_steps` epochs or
-a cosine decay to 0 at the end of the run: `max_steps`, the `max_seconds` budget or the last
-epoch, whichever comes first), clips gradients, logs `epoch=E step=S loss=L lr=R` every
+sets the learning rate from the global step (linear warm-up, then steps at `lr_steps` epochs, a
+cosine decay to 0 at the end of the run, or `wsd`: constant, then a linear decay to 0 over the
+last `lr_decay_fraction` of the run; the run ends at `max_steps`, the `max_seconds` budget or the
+last epoch, whichever comes first), clips gradients, logs `epoch=E step=S loss=L lr=R` every
 `log_interval` steps on rank 0, calls back for step checkpoints, and ends the run once
 `max_steps` or `max_seconds` is reached. `evaluate` runs the model over a validation set and scores it
 with pycocotools. With `amp`, the forward pass runs under autocast: float16 on CUDA (with a
@@ -144,15 +145,21 @@ def learning_rate(
     """Return the learning rate for a step: linear warm-up, then the schedule.
 
     Args:
-        config: hyperparameters (`lr`, `lr_schedule`, `lr_steps`, `lr_gamma`, `warmup_steps`).
+        config: hyperparameters (`lr`, `lr_schedule`, `lr_steps`, `lr_gamma`, `lr_decay_fraction`,
+            `warmup_steps`).
         global_step: optimizer steps done so far.
         epoch: the current epoch, 0-based (for `lr_steps`).
         world_size: processes in the job (the lr is per job, as torchvision's --lr).
         progress: how far the run is, 0 to 1 (for the cosine schedule, see `run_progress`).
     """
     del world_size  # lr is per job, as in the torchvision recipe's --lr for 8 GPUs
+    progress = min(max(progress, 0.0), 1.0)
     if config.lr_schedule == "cosine":
-        lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+        lr = config.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    elif config.lr_schedule == "wsd":
+        # Warm-up, stable, decay: the full lr for most of a short run learns more than a cosine
+        # (whose mean is half the peak); the final decay settles the weights.
+        lr = config.lr * min(1.0, (1.0 - progress) / config.lr_decay_fraction)
     else:
         lr = config.lr * config.lr_gamma ** sum(1 for e in config.lr_steps if epoch >= e)
     if config.warmup_steps and global_step < config.warmup_steps:

@@ -21,7 +21,7 @@ Backbone = Literal["resnet50_fpn", "resnet18_fpn", "mobilenet_v3_large_fpn"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
 Norm = Literal["auto", "batch_norm", "group_norm", "frozen_batch_norm"]
 Optimizer = Literal["sgd", "adamw"]
-Schedule = Literal["step", "cosine"]
+Schedule = Literal["step", "cosine", "wsd"]
 AUTO = "auto"
 RESNET_LEVELS = 5  # FPN levels of the ResNet backbones (strides 4 to 64)
 _IGNORED_PREFIXES = ("sagemaker_", "_tuning_")
@@ -49,7 +49,8 @@ class TrainConfig:
         default="step",
         metadata=_doc(
             "step (x lr_gamma at lr_steps) | cosine (to 0 at max_steps, max_seconds or the "
-            "last epoch, whichever comes first)"
+            "last epoch, whichever comes first) | wsd (warm-up, stable, decay: lr until the "
+            "last lr_decay_fraction of the run, then linearly to 0 at its end)"
         ),
     )
     lr_steps: tuple[int, ...] = field(
@@ -57,6 +58,9 @@ class TrainConfig:
         metadata=_doc("epochs (comma separated) after which lr is multiplied by lr_gamma"),
     )
     lr_gamma: float = field(default=0.1, metadata=_doc("lr factor at each of lr_steps"))
+    lr_decay_fraction: float = field(
+        default=0.1, metadata=_doc("wsd: the share of the run (0-1] over which lr decays to 0")
+    )
     warmup_steps: int = field(default=100, metadata=_doc("linear lr warm-up steps at the start"))
     grad_clip: float = field(default=10.0, metadata=_doc("max gradient norm; 0 disables clipping"))
     backbone: str = field(default="resnet50_fpn", metadata=_doc("|".join(BACKBONES)))
@@ -297,6 +301,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "lr_schedule": _choice(*get_args(Schedule)),
     "lr_steps": _epoch_list,
     "lr_gamma": _float(0.0, 1.0, lo_open=True),
+    "lr_decay_fraction": _float(0.0, 1.0, lo_open=True),
     "warmup_steps": _int(0),
     "grad_clip": _float(0.0),
     "backbone": _backbone,

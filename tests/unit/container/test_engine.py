@@ -50,6 +50,15 @@ def test_cosine_schedule_warms_up_then_decays_to_zero_at_the_end_of_the_run() ->
     assert learning_rate(config, 99, 9, 1, progress=1.0) == pytest.approx(0.0)
 
 
+def test_wsd_schedule_holds_the_peak_then_decays_linearly_over_the_last_fraction() -> None:
+    config = TrainConfig(lr=0.001, warmup_steps=10, lr_schedule="wsd", lr_decay_fraction=0.2)
+    assert learning_rate(config, 0, 0, 1, progress=0.0) == pytest.approx(0.001 * 0.001)
+    assert learning_rate(config, 10, 0, 1, progress=0.05) == pytest.approx(0.001)
+    assert learning_rate(config, 500, 3, 1, progress=0.8) == pytest.approx(0.001)
+    assert learning_rate(config, 900, 4, 1, progress=0.9) == pytest.approx(0.0005)
+    assert learning_rate(config, 999, 4, 1, progress=1.0) == pytest.approx(0.0)
+
+
 def test_run_progress_is_the_furthest_of_steps_step_cap_and_time_budget() -> None:
     config = TrainConfig(max_steps=200, max_seconds=60.0)
     state = LoopState(global_step=50, seconds=45.0)
