@@ -272,10 +272,9 @@ class LocalConfig(Section):
     gate_threshold: Fraction = 0.2
     # The demo: two minutes of real training on 2 CPU cores. A CPU-fit Mask R-CNN (a half-width
     # ResNet-18 with a 32-channel FPN, narrow heads, anchors derived from the boxes, one RoIAlign
-    # sample per bin) with fused AdamW, bfloat16 autocast where the CPU has it, and a cosine decay
-    # to max_steps or max_seconds, whichever comes first (820 steps take about 2 minutes on 2
-    # quiet AVX512-BF16 cores). The model's
-    # resize matches local.dataset.size. Merged over training.hyperparameters for local runs.
+    # sample per bin) with fused AdamW, bfloat16 autocast where the CPU has it, and the peak lr
+    # until the last tenth of the run, then a linear decay to 0 at max_steps or max_seconds,
+    # whichever comes first (820 steps take about 2 minutes on 2 quiet AVX512-BF16 cores). Merged over training.hyperparameters for local runs.
     hyperparameters: Hyperparameters = {
         "epochs": "100",
         "max_steps": "820",
@@ -289,7 +288,7 @@ class LocalConfig(Section):
         "anchor_sizes": "auto",
         "optimizer": "adamw",
         "lr": "0.001",
-        "lr_schedule": "cosine",
+        "lr_schedule": "wsd",
         "warmup_steps": "20",
         "batch_size": "4",
         "min_size": "128",
