@@ -44,6 +44,13 @@ class TrainConfig:
         default="sgd", metadata=_doc("sgd (with momentum) | adamw (short runs from scratch)")
     )
     momentum: float = field(default=0.9, metadata=_doc("SGD momentum"))
+    adam_beta2: float = field(
+        default=0.999,
+        metadata=_doc(
+            "AdamW's decay of its squared-gradient average (torch's 0.999; 0.95 follows the "
+            "gradients of a short run from scratch sooner)"
+        ),
+    )
     weight_decay: float = field(default=1e-4, metadata=_doc("weight decay"))
     lr_schedule: Schedule = field(
         default="step",
@@ -105,6 +112,13 @@ class TrainConfig:
         default=0,
         metadata=_doc(
             "RoIs sampled per image to train the box head (0: torchvision's 512, 128 with fast)"
+        ),
+    )
+    rpn_train_proposals: int = field(
+        default=0,
+        metadata=_doc(
+            "RPN proposals per image handed to the RoI heads in training, after NMS (twice as "
+            "many per FPN level before it); 0: torchvision's 2000, 300 with fast"
         ),
     )
     roi_sampling_ratio: int = field(
@@ -297,6 +311,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "lr": _float(0.0, lo_open=True),
     "optimizer": _choice(*get_args(Optimizer)),
     "momentum": _float(0.0, 1.0),
+    "adam_beta2": _float(0.0, 1.0, lo_open=True),
     "weight_decay": _float(0.0),
     "lr_schedule": _choice(*get_args(Schedule)),
     "lr_steps": _epoch_list,
@@ -318,6 +333,7 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "fast": _bool,
     "detections_per_image": _int(1),
     "box_samples_per_image": _int(0, 4096),
+    "rpn_train_proposals": _int(0, 10000),
     "roi_sampling_ratio": _int(1, 8),
     "score_threshold": _float(0.0, 1.0),
     "one_label_per_object": _bool,

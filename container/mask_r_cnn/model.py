@@ -85,6 +85,9 @@ class ModelSpec:
         anchor_sizes: one anchor size in pixels per FPN level (after the model's resize).
         box_samples_per_image: RoIs sampled per image for the box head's loss (0: torchvision's
             512, or 128 with `fast`).
+        rpn_train_proposals: RPN proposals per image for the RoI heads in training, after NMS
+            (twice as many per FPN level before it); 0: torchvision's 2000, or 300 with `fast`.
+            Inference keeps its own counts.
         roi_sampling_ratio: RoIAlign sampling points per bin side, for the box and mask heads.
         backbone_width: channels of a ResNet's first stage (torchvision's 64; each later stage
             doubles it): 32 costs about a quarter of the convolutions, enough for simple shapes.
@@ -104,6 +107,7 @@ class ModelSpec:
     mask_head_layers: int = 4
     anchor_sizes: tuple[int, ...] = DEFAULT_ANCHOR_SIZES
     box_samples_per_image: int = 0
+    rpn_train_proposals: int = 0
     roi_sampling_ratio: int = 2
     backbone_width: int = RESNET_WIDTH
 
@@ -192,6 +196,11 @@ def build_model(spec: ModelSpec) -> MaskRCNN:
         )
     if spec.box_samples_per_image:
         kwargs["box_batch_size_per_image"] = spec.box_samples_per_image
+    if spec.rpn_train_proposals:
+        kwargs.update(
+            rpn_pre_nms_top_n_train=2 * spec.rpn_train_proposals,
+            rpn_post_nms_top_n_train=spec.rpn_train_proposals,
+        )
     backbone: nn.Module
     if spec.backbone == "mobilenet_v3_large_fpn":
         backbone = mobilenet_backbone(

@@ -31,8 +31,9 @@ For CPU smoke runs: `backbone=mobilenet_v3_large_fpn fast=true min_size=128 max_
 max_steps=2 num_workers=0`. For a model that learns on 2 CPU cores in about 2 minutes (the local
 demo, 96 px images scaled to 128): `backbone=resnet18_fpn backbone_width=32 fpn_channels=32
 box_head_channels=256 mask_head_channels=64 mask_head_layers=2 anchor_sizes=auto
-box_samples_per_image=64 roi_sampling_ratio=1 optimizer=adamw lr=0.001 lr_schedule=wsd
-warmup_steps=20 batch_size=4 min_size=128 max_size=128 fast=true max_steps=820 max_seconds=115 amp=true`.
+box_samples_per_image=64 rpn_train_proposals=150 roi_sampling_ratio=1 optimizer=adamw lr=0.001
+adam_beta2=0.95 lr_schedule=wsd
+warmup_steps=20 batch_size=4 min_size=128 max_size=128 fast=true max_steps=940 max_seconds=115 amp=true`.
 """
 
 from __future__ import annotations

@@ -201,6 +201,7 @@ def test_half_width_resnet_with_one_roi_sample_trains_and_rebuilds_from_its_spec
         backbone_width=32,
         fpn_channels=32,
         box_samples_per_image=16,
+        rpn_train_proposals=50,
         roi_sampling_ratio=1,
     )
     model = build_model(spec)
@@ -217,6 +218,8 @@ def test_half_width_resnet_with_one_roi_sample_trains_and_rebuilds_from_its_spec
     assert model.roi_heads.box_roi_pool.sampling_ratio == 1
     assert model.roi_heads.mask_roi_pool.sampling_ratio == 1
     assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 16
+    assert model.rpn._post_nms_top_n == {"training": 50, "testing": 100}  # fast's at inference
+    assert model.rpn._pre_nms_top_n == {"training": 100, "testing": 300}
     masks = torch.zeros((1, 64, 64), dtype=torch.uint8)
     masks[0, 10:30, 10:40] = 1
     target = {"boxes": torch.tensor([[10.0, 10.0, 40.0, 30.0]]), "labels": torch.tensor([2])}
@@ -231,9 +234,16 @@ def test_specs_written_before_the_width_and_sampling_fields_rebuild_torchvision_
     old = {
         k: v
         for k, v in SPEC.to_dict().items()
-        if k not in {"backbone_width", "roi_sampling_ratio", "box_samples_per_image"}
+        if k
+        not in {
+            "backbone_width",
+            "roi_sampling_ratio",
+            "box_samples_per_image",
+            "rpn_train_proposals",
+        }
     }
     model = build_model(ModelSpec.from_dict(old))
     assert model.backbone.body.conv1.out_channels == 64
     assert model.roi_heads.box_roi_pool.sampling_ratio == 2
     assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 128  # fast's
+    assert model.rpn._post_nms_top_n["training"] == 300
