@@ -28,7 +28,13 @@ if TYPE_CHECKING:
         wait_for_execution,
     )
     from workflow.config import WorkflowConfig, load_config
-    from workflow.definition import StepId, build_workflow, render_definition, render_json
+    from workflow.definition import (
+        StepId,
+        WorkflowSteps,
+        build_workflow,
+        render_definition,
+        render_json,
+    )
     from workflow.errors import (
         AwsError,
         ConfigError,
@@ -53,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "workflow.errors",
     "WorkflowConfig": "workflow.config",
     "WorkflowError": "workflow.errors",
+    "WorkflowSteps": "workflow.definition",
     "build_workflow": "workflow.definition",
     "console_url": "workflow.aws",
     "deploy": "workflow.aws",
@@ -97,6 +104,7 @@ __all__ = [
     "ValidationError",
     "WorkflowConfig",
     "WorkflowError",
+    "WorkflowSteps",
     "build_workflow",
     "console_url",
     "deploy",
