@@ -83,27 +83,19 @@ class _Builder(TrainingStages, DeploymentStages, EndpointStages, RegistryStages)
         registry = self.config.registry.enabled
         return self.approval_step(self.reject_package_step if registry else None)
 
-    def stages(self) -> list[Any]:
-        """The configuration's stages in the order they run."""
-        config = self.config
-        stages = [self.image_stage()]
-        if config.training.hyperparameters_ssm_parameter is not None:
-            stages.append(self.hyperparameter_stage())
-        if config.warm_starts:
-            stages.append(self.warm_start_stage())
-        stages += [self.training_step(), self.model_step()]
-        if config.evaluation.enabled:
-            stages.append(self.evaluation_stage())
-            if config.gate.enabled:
-                stages.append(self.gate())
-        if config.registry.enabled:
-            stages.append(self.register_stage())
-        if config.approval.enabled:
-            stages.append(self.approval())
-        if config.registry.enabled:
-            stages.append(self.approved_model_stage())
-        stages += [self.endpoint_config_step(), self.endpoint_stage(), self.success_stage()]
-        return stages
+
+def switched_on(config: WorkflowConfig) -> list[str]:
+    """The factories (`WorkflowSteps` methods) this configuration switches on, in order."""
+    optional = {
+        "hyperparameters": config.training.hyperparameters_ssm_parameter is not None,
+        "warm_start": config.warm_starts,
+        "evaluation": config.evaluation.enabled,
+        "gate": config.evaluation.enabled and config.gate.enabled,  # it reads the metrics
+        "registration": config.registry.enabled,
+        "approval": config.approval.enabled,
+        "approved_model": config.registry.enabled,
+    }
+    return [name for name in FACTORY_ENTRIES if optional.get(name, True)]
 
 
 def timeout_seconds(config: WorkflowConfig) -> int:
@@ -205,8 +197,7 @@ class WorkflowSteps:
 
     def chain(self) -> Any:
         """The SDK ``Chain`` of every stage this configuration switches on, in order."""
-        with self._building():
-            return self._sdk.steps.Chain(self._builder.stages())
+        return self._sdk.steps.Chain([getattr(self, name)() for name in switched_on(self.config)])
 
     def workflow(self, chain: Any, client: Any = None) -> Workflow:
         """The SDK ``Workflow`` of ``chain``, after checking it against the configuration.
