@@ -207,9 +207,27 @@ def run_once(argv: list[str], repo_root: Path) -> dict[str, Any]:
         "states": state_times(history),
         "prediction_detections": summary_doc.get("prediction_detections"),
         "has_prediction_png": bool(summary_doc.get("prediction_png")),
+        # How many shapes of the held-out picture got their right label (the picture's caption).
+        "prediction_shapes": summary_doc.get("prediction_shapes"),
         # The gate's metric: the deployed model on the held-out test split.
         "segm_mAP": float((summary_doc.get("metrics") or {}).get("segm_mAP", "nan")),
     }
+
+
+def picture_figure(shapes: list[dict[str, int] | None]) -> Figure:
+    """The runs whose prediction picture labels every shape of the held-out image right."""
+    counts = [s or {} for s in shapes]
+    perfect = sum(1 for c in counts if c.get("shapes") and c.get("right") == c.get("shapes"))
+    per_run = ", ".join(f"{c.get('right', '-')}/{c.get('shapes', '-')}" for c in counts)
+    return Figure(
+        figure="prediction picture: runs labelling every shape of the held-out image right",
+        target=f"{len(counts)} of {len(counts)}",
+        result=perfect,
+        unit="runs",
+        ratio=round(perfect / max(len(counts), 1), 3),
+        verdict="met" if perfect == len(counts) else "missed",
+        note=f"shapes labelled right per run (the summary's prediction line): {per_run}",
+    )
 
 
 def profile_summary(argv: list[str], repo_root: Path) -> str:
@@ -300,6 +318,7 @@ def run(settings: BenchSettings) -> Measurement:
         ),
     ]
     if not settings.smoke:  # the smoke run's 2 steps learn nothing: no mAP to report
+        figures.insert(1, picture_figure([r["prediction_shapes"] for r in results]))
         figures.insert(
             1,
             Figure(
@@ -326,6 +345,7 @@ def run(settings: BenchSettings) -> Measurement:
             "outside_execution_s": round(outside, 2),
             "states_s": per_state,
             "prediction_detections": [r["prediction_detections"] for r in results],
+            "prediction_shapes": [r["prediction_shapes"] for r in results],
             "references": [
                 {"what": r["what"], "value": r["value"], "source": r["source"]} for r in REFERENCES
             ],

@@ -93,6 +93,11 @@ def test_rejected_approval_then_redrive_deploys(root: Path) -> None:
     assert summary["endpoint_url"].startswith("http://127.0.0.1:")
     png = Path(summary["prediction_png"])
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shapes = summary["prediction_shapes"]  # the picture's ground truth, scored
+    assert (
+        shapes["shapes"] >= 1
+        and sum(shapes[k] for k in ("right", "wrong", "missed")) == shapes["shapes"]
+    )
     history = json.loads(Path(summary["history"]).read_text())
     assert any(e["type"] == "ExecutionRedriven" for e in history)
     assert len(list((root / "sagemaker" / "training-jobs").glob("*.json"))) == 1

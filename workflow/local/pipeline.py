@@ -41,9 +41,11 @@ from workflow.local.orphans import RunSnapshots, finish_snapshot, reap_jobs, rec
 from workflow.local.redrive import cut_at_failure, release_redriven_job
 from workflow.local.report import (
     Progress,
+    best_label_per_object,
     draw_prediction,
     print_summary,
     save_json,
+    score_shapes,
     summarize,
 )
 from workflow.local.runtime import REPO_ROOT, LocalRuntime
@@ -163,22 +165,56 @@ def move_images_into_subfolder(split: Path, subfolder: str = "images") -> None:
     annotations_path.write_text(json.dumps(document, indent=1) + "\n")
 
 
-def held_out_image(store: LocalStore, test_prefix: str) -> Path | None:
-    """Return the held-out test image with the most objects, or ``None``."""
+@dataclass(frozen=True)
+class HeldOutImage:
+    """A held-out test image and its shapes (``{"category", "box", "mask"}``).
+
+    A shape's box is ``[x1, y1, x2, y2]`` and its mask a bool array of the image's size;
+    ``shapes`` is ``None`` when the image's annotations cannot be drawn.
+    """
+
+    path: Path
+    shapes: list[dict[str, Any]] | None
+
+
+def held_out_image(store: LocalStore, test_prefix: str) -> HeldOutImage | None:
+    """Return the held-out test image with the most objects and its shapes, or ``None``."""
     try:
         document = store.get_json(test_prefix + "annotations.json")
     except (WorkflowError, ValueError):
         return None
-    counts: dict[Any, int] = {}
+    shapes: dict[Any, list[dict[str, Any]]] = {}
     for annotation in document.get("annotations", []):
-        counts[annotation.get("image_id")] = counts.get(annotation.get("image_id"), 0) + 1
+        shapes.setdefault(annotation.get("image_id"), []).append(annotation)
+    names = {c.get("id"): str(c.get("name")) for c in document.get("categories", [])}
     # the image with the most objects makes the most telling picture
-    images = sorted(document.get("images", []), key=lambda i: -counts.get(i.get("id"), 0))
+    images = sorted(document.get("images", []), key=lambda i: -len(shapes.get(i.get("id"), [])))
     for image in images:
         path = store.path(test_prefix + str(image["file_name"]))
-        if path.is_file():
-            return path
+        if not path.is_file():
+            continue
+        try:
+            truth = [_shape(a, image, names) for a in shapes.get(image.get("id"), [])]
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            # malformed annotations: the picture is drawn without its ground-truth panel
+            logger.warning("the ground truth of %s cannot be drawn: %s", path.name, exc)
+            return HeldOutImage(path, None)
+        return HeldOutImage(path, truth)
     return None
+
+
+def _shape(
+    annotation: Mapping[str, Any], image: Mapping[str, Any], names: Mapping[Any, str]
+) -> dict[str, Any]:
+    from workflow.coco import annotation_mask
+
+    x, y, w, h = (float(v) for v in annotation["bbox"])
+    category = annotation.get("category_id")
+    return {
+        "category": names.get(category, str(category)),
+        "box": [x, y, x + w, y + h],
+        "mask": annotation_mask(annotation, int(image["height"]), int(image["width"])),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,26 +332,51 @@ def invoke_endpoint(url: str, image: Path, threshold: float | None, timeout: flo
     )
 
 
+@dataclass(frozen=True)
+class PredictionPicture:
+    """What :func:`predict_png` drew.
+
+    Attributes:
+        path: The PNG.
+        drawn: The predictions drawn (each object's best-scored label).
+        hidden: Lower-scored predictions of an object already drawn with another label.
+        lowered: The lowered threshold, when nothing reached the serving one.
+        shapes: :func:`score_shapes` of the drawn predictions, when the ground truth is known.
+    """
+
+    path: Path
+    drawn: int
+    hidden: int
+    lowered: float | None
+    shapes: dict[str, int] | None
+
+
 def predict_png(
-    url: str, image: Path, out: Path, timeout: float = 60
-) -> tuple[Path, int, float | None]:
-    """Send an image to an endpoint and draw its answer.
+    url: str,
+    image: Path,
+    out: Path,
+    timeout: float = 60,
+    ground_truth: list[dict[str, Any]] | None = None,
+) -> PredictionPicture:
+    """Send an image to an endpoint and draw its answer, beside the ground truth when given.
 
-    A tiny demo model often scores nothing above the serving threshold; then the image is sent
-    again with ``score_threshold`` lowered to 0.05 and the best detections are drawn, so the
-    picture shows what the model sees (the summary says which threshold was used).
-
-    Returns:
-        The PNG path, the number of detections drawn and the lowered threshold (or ``None``).
+    Each object is drawn with its best-scored label (:func:`best_label_per_object`). When
+    nothing scores above the serving threshold, the image is sent again with
+    ``score_threshold`` lowered to 0.05 and the best detections are drawn, so the picture shows
+    what the model sees (the summary says which threshold was used).
     """
     predictions = list(invoke_endpoint(url, image, None, timeout).get("predictions") or [])
     lowered = None
     if not predictions:
         lowered = LOW_THRESHOLD
         answer = invoke_endpoint(url, image, lowered, timeout)
-        ranked = sorted(answer.get("predictions") or [], key=lambda p: -float(p.get("score", 0)))
-        predictions = ranked[:MAX_DRAWN]
-    return draw_prediction(image, predictions, out), len(predictions), lowered
+        predictions = list(answer.get("predictions") or [])
+    drawn, hidden = best_label_per_object(predictions)
+    if lowered is not None:
+        drawn = drawn[:MAX_DRAWN]
+    path = draw_prediction(image, drawn, out, ground_truth)
+    shapes = score_shapes(ground_truth, drawn) if ground_truth is not None else None
+    return PredictionPicture(path, len(drawn), hidden, lowered, shapes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -431,18 +492,21 @@ def _finish_success(
     if url is None:
         return extra
     extra["endpoint_url"] = url if keep_endpoint else f"{url} (stopped at the end of the run)"
-    image = held_out_image(runtime.store, test_prefix)
-    if image is None:
+    held_out = held_out_image(runtime.store, test_prefix)
+    if held_out is None:
         return extra
     out = run_dir(runtime.store, execution.name) / "prediction.png"
     try:
-        path, count, lowered = predict_png(url, image, out)
+        picture = predict_png(url, held_out.path, out, ground_truth=held_out.shapes)
     except (OSError, ValueError, WorkflowError) as exc:
         extra["prediction_error"] = f"the endpoint did not answer the test image: {exc}"
         return extra
-    extra["prediction_png"] = str(path)
-    extra["prediction_detections"] = count
-    if lowered is not None:
-        extra["prediction_threshold"] = lowered
-    extra["prediction_image"] = str(image)
+    extra["prediction_png"] = str(picture.path)
+    extra["prediction_detections"] = picture.drawn
+    extra["prediction_hidden"] = picture.hidden
+    if picture.shapes is not None:
+        extra["prediction_shapes"] = picture.shapes
+    if picture.lowered is not None:
+        extra["prediction_threshold"] = picture.lowered
+    extra["prediction_image"] = str(held_out.path)
     return extra

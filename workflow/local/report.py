@@ -5,18 +5,20 @@
   ``<root>/jobs/<job>/algo-1.log``) and a heartbeat line when nothing was printed for a while.
 - :func:`summarize` collects the status, failing state, model artifact, metrics and endpoint;
   :func:`print_summary` prints it.
-- :func:`draw_prediction` draws the masks, boxes and labels an endpoint returned onto the image.
+- :func:`draw_prediction` draws the masks, boxes and labels an endpoint returned onto the image,
+  beside the image's ground truth when it is known; :func:`best_label_per_object` picks what is
+  drawn and :func:`score_shapes` counts the shapes whose drawn label is right.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,6 +29,8 @@ PROGRESS_LINE = re.compile(
     r"(epoch=\d+.*step=\d+|validation:|Epoch: \[|resumed:|train_loss|mAP|error|Error|ERROR)"
 )
 MIN_PICTURE_SIDE = 512
+TITLE_HEIGHT = 24
+PANEL_GAP = 12
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180)]
 
 
@@ -236,9 +240,19 @@ def _prediction_line(summary: Mapping[str, Any]) -> str | None:
     if not path:
         return summary.get("prediction_error")
     count = summary.get("prediction_detections")
-    line = f"{path} ({count} detections"
+    line = f"{path} ({count} objects"
     if summary.get("prediction_threshold") is not None:
         line += f" scored >= {summary['prediction_threshold']}; none reached the serving threshold"
+    shapes = summary.get("prediction_shapes")
+    if isinstance(shapes, Mapping):
+        line += f"; {shapes.get('right')} of {shapes.get('shapes')} shapes labelled right"
+        wrong = [f"{shapes[k]} {k}" for k in ("wrong", "missed") if shapes.get(k)]
+        line += f" ({', '.join(wrong)})" if wrong else ""
+    if summary.get("prediction_hidden"):
+        line += (
+            f"; {summary['prediction_hidden']} lower-scored boxes of objects already labelled "
+            "not drawn"
+        )
     return line + ")"
 
 
@@ -258,34 +272,102 @@ def save_json(path: Path, value: Any) -> Path:
         raise FileExistsError(str(exc)) from None
 
 
-def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_path: Path) -> Path:
-    """Draw masks (RLE), boxes, labels and scores onto an image and save it as a new PNG.
+OBJECT_IOU = 0.5  # boxes overlapping this much show one object (COCO's match threshold)
 
-    Raises:
-        FileExistsError: When ``out_path`` exists (runs never overwrite artifacts).
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Return the intersection over union of two ``[x1, y1, x2, y2]`` boxes."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(width, 0.0) * max(height, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _box(prediction: Mapping[str, Any]) -> list[float] | None:
+    box = prediction.get("box")
+    return box if isinstance(box, list) and len(box) == 4 else None
+
+
+def best_label_per_object(
+    predictions: Iterable[Mapping[str, Any]], iou: float = OBJECT_IOU
+) -> tuple[list[Mapping[str, Any]], int]:
+    """Keep each object's best-scored label: the predictions to draw and how many were left out.
+
+    Mask R-CNN suppresses overlapping boxes within a class only, so one object can come back as
+    "triangle 0.9" and "square 0.4". A prediction whose box overlaps a better-scored kept one by
+    ``iou`` or more is left out of the picture (the endpoint's answer itself is unchanged).
+    """
+    ranked = sorted(predictions, key=lambda p: -float(p.get("score") or 0.0))
+    kept: list[Mapping[str, Any]] = []
+    for prediction in ranked:
+        box = _box(prediction)
+        boxes = (_box(other) for other in kept)
+        if box is not None and any(b is not None and box_iou(box, b) >= iou for b in boxes):
+            continue
+        kept.append(prediction)
+    return kept, len(ranked) - len(kept)
+
+
+def score_shapes(
+    ground_truth: Iterable[Mapping[str, Any]],
+    drawn: Iterable[Mapping[str, Any]],
+    iou: float = OBJECT_IOU,
+) -> dict[str, int]:
+    """Count the ground-truth shapes whose drawn prediction (box IoU >= ``iou``) is right.
+
+    Returns:
+        ``{"shapes", "right", "wrong", "missed"}``: a shape is right when the best-scored drawn
+        prediction over it has its category, wrong when it has another, missed when none does.
+    """
+    boxed = [(box, p) for p in drawn if (box := _box(p)) is not None]
+    counts = {"shapes": 0, "right": 0, "wrong": 0, "missed": 0}
+    for shape in ground_truth:
+        counts["shapes"] += 1
+        over = [p for box, p in boxed if box_iou(box, shape["box"]) >= iou]
+        if not over:
+            counts["missed"] += 1
+        elif max(over, key=lambda p: float(p.get("score") or 0.0)).get("category") == shape.get(
+            "category"
+        ):
+            counts["right"] += 1
+        else:
+            counts["wrong"] += 1
+    return counts
+
+
+def _panel(
+    image: Any,
+    objects: Sequence[Mapping[str, Any]],
+    title: str,
+    colour_of: Mapping[str, int] | None = None,
+) -> Any:
+    """Return ``image`` enlarged, with the objects' masks, boxes and labels, under ``title``.
+
+    An object's mask is a bool array or, as the endpoint answers, a COCO RLE. Each object gets
+    the palette colour of its category in ``colour_of`` when given (the same colour for a
+    category in both panels), else one colour per object.
     """
     import numpy as np
     from PIL import Image, ImageDraw, ImageFont
-    from pycocotools import mask as mask_utils
 
-    image = Image.open(image_path).convert("RGB")
+    from workflow.coco import annotation_mask
+
+    def colour(index: int, item: Mapping[str, Any]) -> tuple[int, int, int]:
+        key = str(item.get("category"))
+        slot = colour_of[key] if colour_of is not None and key in colour_of else index
+        return PALETTE[slot % len(PALETTE)]
+
     canvas = np.asarray(image, dtype=np.float32).copy()
-    for index, prediction in enumerate(predictions):
-        color = np.array(PALETTE[index % len(PALETTE)], dtype=np.float32)
-        rle = prediction.get("mask")
-        if isinstance(rle, Mapping) and rle.get("counts") is not None:
-            counts = rle["counts"]
-            encoded = {
-                "size": list(rle["size"]),
-                "counts": counts.encode() if isinstance(counts, str) else counts,
-            }
-            with warnings.catch_warnings():  # pycocotools' numpy-2 copy= deprecation
-                warnings.simplefilter("ignore", DeprecationWarning)
-                mask = mask_utils.decode(encoded).astype(bool)
-            if mask.shape == canvas.shape[:2]:
-                canvas[mask] = canvas[mask] * 0.5 + color * 0.5
+    for index, item in enumerate(objects):
+        color = np.array(colour(index, item), dtype=np.float32)
+        mask = item.get("mask")
+        if not isinstance(mask, np.ndarray):
+            mask = annotation_mask({"segmentation": mask}, *canvas.shape[:2])
+        if mask.shape == canvas.shape[:2]:
+            canvas[mask] = canvas[mask] * 0.5 + color * 0.5
     drawn = Image.fromarray(canvas.clip(0, 255).astype("uint8"))
-    # Small images (the demo's 128 px) are enlarged so that boxes and labels stay readable.
+    # Small images (the demo's 96 px) are enlarged so that boxes and labels stay readable.
     scale = max(1, -(-MIN_PICTURE_SIDE // max(drawn.size)))
     if scale > 1:
         drawn = drawn.resize((drawn.width * scale, drawn.height * scale), Image.Resampling.NEAREST)
@@ -294,19 +376,56 @@ def draw_prediction(image_path: Path, predictions: list[Mapping[str, Any]], out_
         font: Any = ImageFont.load_default(size=14)
     except TypeError:  # Pillow < 10.1
         font = ImageFont.load_default()
-    for index, prediction in enumerate(predictions):
-        color_t = PALETTE[index % len(PALETTE)]
-        box = prediction.get("box")
+    for index, item in enumerate(objects):
+        color_t = colour(index, item)
+        box = item.get("box")
         if isinstance(box, list) and len(box) == 4:
             corners = [float(v) * scale for v in box]
             draw.rectangle(corners, outline=color_t, width=2)
-            label = prediction.get("category") or prediction.get("label")
-            score = prediction.get("score")
+            label = item.get("category") or item.get("label")
+            score = item.get("score")
             text = f"{label} {score:.2f}" if isinstance(score, float) else str(label)
             origin = (corners[0] + 3, corners[1] + 2)
             draw.rectangle(draw.textbbox(origin, text, font=font), fill=(255, 255, 255))
             draw.text(origin, text, fill=color_t, font=font)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("xb") as handle:
-        drawn.save(handle, format="PNG")
-    return out_path
+    if title:
+        framed = Image.new("RGB", (drawn.width, drawn.height + TITLE_HEIGHT), (255, 255, 255))
+        framed.paste(drawn, (0, TITLE_HEIGHT))
+        ImageDraw.Draw(framed).text((4, 4), title, fill=(0, 0, 0), font=font)
+        return framed
+    return drawn
+
+
+def draw_prediction(
+    image_path: Path,
+    predictions: list[Mapping[str, Any]],
+    out_path: Path,
+    ground_truth: Sequence[Mapping[str, Any]] | None = None,
+) -> Path:
+    """Draw masks (RLE), boxes, labels and scores onto an image and save it as a new PNG.
+
+    With ``ground_truth`` (``{"category", "box", "mask"}`` per shape) the picture has two
+    panels: the ground truth on the left, the predictions on the right.
+
+    Raises:
+        FileExistsError: When ``out_path`` exists (runs never overwrite artifacts).
+    """
+    from PIL import Image
+
+    image = Image.open(image_path).convert("RGB")
+    if ground_truth is None:
+        picture = _panel(image, predictions, "")
+    else:
+        categories = [str(item.get("category")) for item in [*ground_truth, *predictions]]
+        colour_of = {name: slot for slot, name in enumerate(dict.fromkeys(categories))}
+        left = _panel(image, ground_truth, f"ground truth: {len(ground_truth)} shapes", colour_of)
+        right = _panel(image, predictions, f"endpoint: {len(predictions)} objects", colour_of)
+        picture = Image.new("RGB", (left.width + right.width + PANEL_GAP, left.height), "white")
+        picture.paste(left, (0, 0))
+        picture.paste(right, (left.width + PANEL_GAP, 0))
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    try:  # whole or nothing for a reader, never over an existing picture
+        return write_new(out_path, buffer.getvalue())
+    except ObjectExistsError as exc:
+        raise FileExistsError(str(exc)) from None

@@ -21,7 +21,6 @@ from workflow.notebook.session import NotebookError, Session
 from workflow.notebook.tables import Table
 
 if TYPE_CHECKING:
-    import numpy as np
     from PIL import Image
 
 ANNOTATIONS = "annotations.json"
@@ -211,30 +210,6 @@ def dataset_splits(session: Session, data: str | Path = "") -> dict[str, CocoSpl
     if splits:
         return splits
     return {"data": load_split(session, data)}
-
-
-def annotation_mask(annotation: Mapping[str, Any], height: int, width: int) -> np.ndarray:
-    """Decode an annotation's segmentation (polygons, RLE or compressed RLE) to a bool mask."""
-    import numpy as np
-    from pycocotools import mask as mask_utils
-
-    segmentation = annotation.get("segmentation")
-    if isinstance(segmentation, list):
-        if not segmentation:
-            return np.zeros((height, width), dtype=bool)
-        rles = mask_utils.frPyObjects(segmentation, height, width)
-        rle = mask_utils.merge(rles)
-    elif isinstance(segmentation, Mapping) and isinstance(segmentation.get("counts"), list):
-        rle = mask_utils.frPyObjects(dict(segmentation), height, width)
-    elif isinstance(segmentation, Mapping):
-        counts = segmentation["counts"]
-        rle = {
-            "size": list(segmentation["size"]),
-            "counts": counts.encode() if isinstance(counts, str) else counts,
-        }
-    else:
-        return np.zeros((height, width), dtype=bool)
-    return np.asarray(mask_utils.decode(rle), dtype=bool)
 
 
 def class_counts(split: CocoSplit) -> Table:

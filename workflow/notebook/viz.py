@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workflow.notebook.data import CocoSplit, annotation_mask
+from workflow.coco import annotation_mask
+from workflow.notebook.data import CocoSplit
 
 if TYPE_CHECKING:
     import numpy as np

@@ -223,12 +223,16 @@ def test_predict_png_lowers_the_threshold_when_nothing_is_detected(tmp_path: Any
             self.rfile.read(int(self.headers["Content-Length"]))
             attributes = self.headers.get("X-Amzn-SageMaker-Custom-Attributes")
             seen.append(attributes)
-            box = {"label": 1, "category": "circle", "box": [1, 1, 8, 8], "mask": None}
-            predictions = (
-                [{**box, "score": s} for s in (0.1, 0.3, 0.2, 0.06, 0.07, 0.08)]
-                if attributes
-                else []
+            # six objects apart, and a lower-scored second label over the best one
+            scores = (0.1, 0.3, 0.2, 0.06, 0.07, 0.08)
+            predictions = [
+                {"label": 1, "category": "circle", "box": [i, i, i + 1, i + 1], "score": s}
+                for i, s in enumerate(scores)
+            ]
+            predictions.append(
+                {"label": 2, "category": "square", "box": [1, 1, 2, 2], "score": 0.25}
             )
+            predictions = predictions if attributes else []
             body = json.dumps({"predictions": predictions}).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -242,9 +246,11 @@ def test_predict_png_lowers_the_threshold_when_nothing_is_detected(tmp_path: Any
         image = tmp_path / "x.png"
         Image.new("RGB", (16, 16)).save(image)
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        path, count, lowered = predict_png(url, image, tmp_path / "p.png")
+        picture = predict_png(url, image, tmp_path / "p.png")
     finally:
         server.shutdown()
         server.server_close()
     assert seen == [None, "score_threshold=0.05"]
-    assert count == 5 and lowered == 0.05 and path.is_file()
+    # each object's best label, the five best objects; the square under the 0.3 circle is hidden
+    assert picture.drawn == 5 and picture.hidden == 1
+    assert picture.lowered == 0.05 and picture.path.is_file() and picture.shapes is None

@@ -43,3 +43,12 @@ def test_references_name_their_sources() -> None:
     for reference in local_loop.REFERENCES:
         assert reference["source"].startswith("https://github.com/")
         assert reference["seconds"] >= 120
+
+
+def test_picture_figure_counts_the_runs_that_label_every_shape_right() -> None:
+    right = {"shapes": 4, "right": 4, "wrong": 0, "missed": 0}
+    one_wrong = {"shapes": 4, "right": 3, "wrong": 1, "missed": 0}
+    figure = local_loop.picture_figure([right, one_wrong, None])
+    assert (figure.result, figure.target, figure.verdict) == (1, "3 of 3", "missed")
+    assert figure.note.endswith(": 4/4, 3/4, -/-")
+    assert local_loop.picture_figure([right, right]).verdict == "met"

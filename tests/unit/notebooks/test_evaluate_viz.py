@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
+from workflow.coco import annotation_mask
 from workflow.notebook import (
     NotebookError,
     coco_metrics,
@@ -20,7 +21,6 @@ from workflow.notebook import (
     predict_split,
     time_requests,
 )
-from workflow.notebook.data import annotation_mask
 from workflow.notebook.evaluate import Prediction, percentile
 
 

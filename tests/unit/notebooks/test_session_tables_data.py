@@ -8,9 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
+from workflow.coco import annotation_mask
 from workflow.errors import ConfigError
 from workflow.notebook import NotebookError, Table, class_counts, dataset_splits, load_split
-from workflow.notebook.data import annotation_mask, content_type, split_summary
+from workflow.notebook.data import content_type, split_summary
 from workflow.notebook.session import project_dir
 
 
