@@ -178,7 +178,6 @@ def prediction_grid(
     """
     import numpy as np
     from matplotlib.patches import Rectangle
-    from pycocotools import mask as mask_utils
 
     shown = list(results)[: max(count, 1)]
     figure = _figure(7.0, 3.2 * max(len(shown), 1))
@@ -190,12 +189,11 @@ def prediction_grid(
         pixels = np.asarray(split.load_image(result.image))
         ranked = sorted(result.predictions, key=lambda p: -float(p.get("score", 0.0)))
         kept = [p for p in ranked if float(p.get("score", 0.0)) >= min_score][: max(top, 0)]
-        masks = []
-        for index, prediction in enumerate(kept):
-            rle = dict(prediction["mask"])
-            if isinstance(rle.get("counts"), str):
-                rle["counts"] = rle["counts"].encode()
-            masks.append((np.asarray(mask_utils.decode(rle), dtype=bool), index))
+        height, width = pixels.shape[:2]
+        masks = [
+            (annotation_mask({"segmentation": prediction["mask"]}, height, width), index)
+            for index, prediction in enumerate(kept)
+        ]
         axes.imshow(overlay(pixels, masks))
         for index, prediction in enumerate(kept):
             x1, y1, x2, y2 = (float(v) for v in prediction["box"])
