@@ -239,7 +239,7 @@ def find_state_dict(channel_dir: Path) -> Path:
     """Return the single `.pth`/`.pt` file, or `model.tar.gz`, of the `pretrained` channel.
 
     A `model.tar.gz` is another training job's output (a warm start): its `model.pth` is read
-    from inside it by `read_state_dict`.
+    from inside it by `read_pretrained`.
 
     Raises:
         PretrainedError: there is none, or more than one.
@@ -260,30 +260,26 @@ def find_state_dict(channel_dir: Path) -> Path:
     return files[0]
 
 
-def _archive_member(path: Path, name: str) -> bytes | None:
-    """Return the bytes of the regular file `name` in the archive `path` (None: absent)."""
+def _archive_members(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    """Return the bytes of those regular files `names` that the archive `path` holds (one pass)."""
+    found: dict[str, bytes] = {}
     try:
         with tarfile.open(path, "r:gz") as archive:
-            for member in archive.getmembers():
-                if member.isfile() and member.name.removeprefix("./") == name:
+            for member in archive:
+                name = member.name.removeprefix("./")
+                if member.isfile() and name in names and name not in found:
                     extracted = archive.extractfile(member)
-                    return extracted.read() if extracted is not None else None
+                    if extracted is not None:
+                        found[name] = extracted.read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise PretrainedError(
             f"{path.name} in the pretrained channel is not a readable .tar.gz ({exc}); use the "
             "model.tar.gz a training job of this container wrote."
         ) from exc
-    return None
+    return found
 
 
-def pretrained_origin(path: Path) -> dict[str, Any]:
-    """Where a warm start's weights come from: the archived `metadata.json`'s job and commit.
-
-    Empty for a plain state_dict file or an archive without metadata.
-    """
-    if not path.name.endswith(MODEL_ARCHIVE_SUFFIX):
-        return {}
-    raw = _archive_member(path, ARCHIVED_METADATA)
+def _origin(raw: bytes | None) -> dict[str, Any]:
     try:
         metadata = json.loads(raw) if raw is not None else {}
     except ValueError:
@@ -294,21 +290,29 @@ def pretrained_origin(path: Path) -> dict[str, Any]:
     return {key: metadata[key] for key in keys if isinstance(metadata.get(key), str)}
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_pretrained(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a state_dict safely (`weights_only`), unwrapping `{"model": ...}` checkpoints.
+
+    A `model.tar.gz` is read once, for its `model.pth` and its `metadata.json`.
+
+    Returns:
+        The state_dict, and where it comes from: the archived metadata's training job, commit
+        and creation time (empty for a plain state_dict file or an archive without metadata).
 
     Raises:
         PretrainedError: the file is not a state_dict of tensors.
     """
     source: Path | io.BytesIO = path
+    origin: dict[str, Any] = {}
     if path.name.endswith(MODEL_ARCHIVE_SUFFIX):
-        raw = _archive_member(path, ARCHIVED_WEIGHTS)
-        if raw is None:
+        members = _archive_members(path, (ARCHIVED_WEIGHTS, ARCHIVED_METADATA))
+        if ARCHIVED_WEIGHTS not in members:
             raise PretrainedError(
                 f"{path.name} in the pretrained channel holds no {ARCHIVED_WEIGHTS}; use the "
                 "model.tar.gz a training job of this container wrote."
             )
-        source = io.BytesIO(raw)
+        source = io.BytesIO(members[ARCHIVED_WEIGHTS])
+        origin = _origin(members.get(ARCHIVED_METADATA))
     try:
         loaded = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
@@ -326,7 +330,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             f"{path.name} in the pretrained channel is not a state_dict (a dict of tensors); "
             "save it with torch.save(model.state_dict(), path)."
         )
-    return {k.removeprefix("module."): v for k, v in loaded.items()}
+    return {k.removeprefix("module."): v for k, v in loaded.items()}, origin
 
 
 def _target_for(model: MaskRCNN, state: Mapping[str, torch.Tensor]) -> tuple[nn.Module, str]:
@@ -340,7 +344,7 @@ def _target_for(model: MaskRCNN, state: Mapping[str, torch.Tensor]) -> tuple[nn.
     return model.backbone.body, "classification network"
 
 
-def load_pretrained(model: MaskRCNN, path: Path) -> dict[str, int]:
+def load_pretrained(model: MaskRCNN, path: Path) -> dict[str, Any]:
     """Load a torchvision state_dict into `model` (full model, backbone or classifier).
 
     Tensors whose shape differs only because the number of classes differs (the box and mask
@@ -348,15 +352,17 @@ def load_pretrained(model: MaskRCNN, path: Path) -> dict[str, int]:
 
     Args:
         model: the freshly built model.
-        path: the `.pth` file.
+        path: the `.pth` file, or another training job's `model.tar.gz`.
 
     Returns:
-        Counts: `loaded`, `skipped` (class-dependent heads), `missing` (left at init).
+        Counts: `loaded`, `skipped` (class-dependent heads), `missing` (left at init); for a
+        `model.tar.gz` also the `training_job_name`, `source_commit` and `created` of its
+        `metadata.json`.
 
     Raises:
         PretrainedError: nothing matches, or a backbone tensor has the wrong shape.
     """
-    state = read_state_dict(path)
+    state, origin = read_pretrained(path)
     target, kind = _target_for(model, state)
     own = target.state_dict()
     usable: dict[str, torch.Tensor] = {}
@@ -392,4 +398,4 @@ def load_pretrained(model: MaskRCNN, path: Path) -> dict[str, int]:
         skipped,
         missing,
     )
-    return {"loaded": len(usable), "skipped": skipped, "missing": missing}
+    return {"loaded": len(usable), "skipped": skipped, "missing": missing, **origin}

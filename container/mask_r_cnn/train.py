@@ -103,7 +103,7 @@ from .errors import (
 )
 from .hyperparams import TrainConfig, parse_hyperparameters
 from .logs import configure_logging
-from .model import ModelSpec, build_model, find_state_dict, load_pretrained, pretrained_origin
+from .model import ModelSpec, build_model, find_state_dict, load_pretrained
 from .recipe import build_optimizer, build_spec
 from .storage import (
     release_failure_space,
@@ -209,8 +209,7 @@ def fit(env: SageMakerEnv, config: TrainConfig, ctx: DistContext, stop: _StopFla
     model = build_model(spec)
     warm_start: dict[str, Any] | None = None
     if pretrained is not None:
-        counts = load_pretrained(model, pretrained)
-        warm_start = {"file": pretrained.name, **counts, **pretrained_origin(pretrained)}
+        warm_start = {"file": pretrained.name, **load_pretrained(model, pretrained)}
     resume = broadcast_object(load_latest(env.checkpoint_dir) if ctx.is_master else None, ctx)
     state = LoopState()
     params = [p for p in model.parameters() if p.requires_grad]

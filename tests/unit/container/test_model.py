@@ -12,7 +12,6 @@ from mask_r_cnn.model import (
     build_model,
     find_state_dict,
     load_pretrained,
-    pretrained_origin,
 )
 
 SPEC = ModelSpec(backbone="resnet18_fpn", num_classes=3, min_size=64, max_size=64, fast=True)
@@ -134,13 +133,33 @@ def test_a_model_tar_gz_is_a_warm_start(tmp_path: Path) -> None:
         archive.add(metadata, arcname="metadata.json")
     archive_path = find_state_dict(channel)
     assert archive_path == channel / "model.tar.gz"
-    assert pretrained_origin(archive_path) == {
-        "training_job_name": "job-1",
-        "source_commit": "abc1234",
-    }
     counts = load_pretrained(build_model(SPEC), archive_path)
     assert counts["loaded"] > 0 and counts["missing"] == 0
-    assert pretrained_origin(weights) == {}  # a plain state_dict names no job
+    assert counts["training_job_name"] == "job-1" and counts["source_commit"] == "abc1234"
+    plain = load_pretrained(build_model(SPEC), weights)
+    assert set(plain) == {"loaded", "skipped", "missing"}  # a plain state_dict names no job
+
+
+def test_a_warm_start_reads_its_model_tar_gz_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weights = tmp_path / "model.pth"
+    torch.save(build_model(SPEC).state_dict(), weights)
+    (tmp_path / "metadata.json").write_text(json.dumps({"training_job_name": "job-2"}))
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
+        archive.add(tmp_path / "metadata.json", arcname="./metadata.json")
+        archive.add(weights, arcname="./model.pth")
+    opened = []
+    real_open = tarfile.open
+
+    def counting_open(*args: object, **kwargs: object) -> tarfile.TarFile:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(tarfile, "open", counting_open)
+    counts = load_pretrained(build_model(SPEC), tmp_path / "model.tar.gz")
+    assert counts["training_job_name"] == "job-2" and counts["loaded"] > 0
+    assert opened == [tmp_path / "model.tar.gz"]
 
 
 def test_a_model_tar_gz_without_weights_is_refused(tmp_path: Path) -> None:
