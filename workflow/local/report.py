@@ -378,8 +378,8 @@ def _panel(
         font = ImageFont.load_default()
     for index, item in enumerate(objects):
         color_t = colour(index, item)
-        box = item.get("box")
-        if isinstance(box, list) and len(box) == 4:
+        box = _box(item)
+        if box is not None:
             corners = [float(v) * scale for v in box]
             draw.rectangle(corners, outline=color_t, width=2)
             label = item.get("category") or item.get("label")
