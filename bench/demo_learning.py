@@ -54,7 +54,7 @@ PREVIOUS_DEFAULT = {
 }
 
 
-def demo_configuration(repo_root: Path) -> tuple[dict[str, str], dict[str, int]]:
+def demo_configuration(repo_root: Path) -> tuple[dict[str, str], dict[str, Any]]:
     """Return the demo's hyperparameters (as `run --local` merges them) and `local.dataset`."""
     from workflow.config import load_config
 
@@ -66,6 +66,7 @@ def demo_configuration(repo_root: Path) -> tuple[dict[str, str], dict[str, int]]
         "validation": int(dataset.validation),
         "size": int(dataset.size),
         "seed": int(dataset.seed),
+        "train_shapes": dataset.train_shapes,
     }
     return {k: str(v) for k, v in merged.items()}, sizes
 
@@ -151,6 +152,7 @@ def run(settings: BenchSettings) -> Measurement:
             test=0,
             size=sizes["size"],
             seed=sizes["seed"],
+            train_shapes=sizes["train_shapes"],
         )
         shipped = train_once(
             settings.repo_root, folder / "data", PREVIOUS_DEFAULT, folder / "shipped", 1

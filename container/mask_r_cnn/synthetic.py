@@ -6,8 +6,11 @@ python -m mask_r_cnn.synthetic OUT --train 8 --validation 4 --test 4 --size 128 
 
 writes `OUT/{train,validation,test}/annotations.json` beside JPEG and PNG images (some
 grayscale, sizes between 3/4 and 1 x `--size`) with 0-4 overlapping circles, squares and
-triangles each. Fully visible shapes are annotated with polygons, partly hidden ones with a
-compressed RLE of their visible part, so both COCO segmentation forms occur. The same arguments
+triangles each. `--train-shapes 2 5` draws 2 to 5 shapes (uniformly) into each training image
+instead: crowded images teach how shapes look when others hide parts of them, while the
+validation and test splits keep the 0-4 of the images a model is judged on (they are the same
+files with or without it). Fully visible shapes are annotated with polygons, partly hidden ones
+with a compressed RLE of their visible part, so both COCO segmentation forms occur. The same arguments
 always produce byte-identical files. Existing splits are never overwritten. stdout gets a JSON
 summary; errors go to stderr with exit code 2.
 """
@@ -34,6 +37,7 @@ CATEGORIES = (
 )
 SPLITS = ("train", "validation", "test")
 _MIN_VISIBLE_PIXELS = 12
+MAX_SHAPES = 8  # the most shapes an image may be asked for (--train-shapes)
 
 
 def _shape_polygon(
@@ -55,7 +59,7 @@ def _render(polygon: Sequence[float], width: int, height: int) -> np.ndarray:
 
 
 def make_sample(
-    rng: np.random.Generator, size: int, image_id: int
+    rng: np.random.Generator, size: int, image_id: int, counts: tuple[int, int] | None = None
 ) -> tuple[Image.Image, list[dict[str, Any]]]:
     """Draw one image and its COCO annotations (without ids).
 
@@ -63,6 +67,8 @@ def make_sample(
         rng: the generator that decides everything about this image.
         size: the largest side in pixels.
         image_id: the COCO image id the annotations refer to.
+        counts: the fewest and most shapes to draw (uniformly); None: 0-4, weighted
+            0.1, 0.25, 0.25, 0.2, 0.2. Shapes hidden all but a few pixels get no annotation.
 
     Returns:
         The image and its annotations.
@@ -72,7 +78,10 @@ def make_sample(
     background = rng.integers(0, 256, size=3)
     noise = rng.normal(0, 12, size=(height, width, 3))
     pixels = np.clip(background + noise, 0, 255)
-    count = int(rng.choice(5, p=[0.1, 0.25, 0.25, 0.2, 0.2]))
+    if counts is None:
+        count = int(rng.choice(5, p=[0.1, 0.25, 0.25, 0.2, 0.2]))
+    else:
+        count = int(rng.integers(counts[0], counts[1] + 1))
     shapes = []
     for _ in range(count):
         category = int(rng.integers(1, len(CATEGORIES) + 1))
@@ -112,8 +121,12 @@ def make_sample(
     return image, list(reversed(annotations))
 
 
-def generate_split(out: Path, split: str, count: int, size: int, seed: int) -> dict[str, Any]:
+def generate_split(
+    out: Path, split: str, count: int, size: int, seed: int, counts: tuple[int, int] | None = None
+) -> dict[str, Any]:
     """Write one split (`count` images and `annotations.json`) into `out/split`.
+
+    ``counts`` is `make_sample`'s: the fewest and most shapes per image, None for 0-4.
 
     Raises:
         FileExistsError: the split's annotations.json exists already.
@@ -131,7 +144,7 @@ def generate_split(out: Path, split: str, count: int, size: int, seed: int) -> d
     for i in range(count):
         image_id = i + 1
         rng = np.random.default_rng([seed, split_index, i])
-        image, anns = make_sample(rng, size, image_id)
+        image, anns = make_sample(rng, size, image_id, counts)
         grayscale = i % 5 == 4
         if grayscale:
             image = image.convert("L")
@@ -148,8 +161,11 @@ def generate_split(out: Path, split: str, count: int, size: int, seed: int) -> d
         )
         for ann in anns:
             annotations.append({"id": len(annotations) + 1, **ann})
+    description = f"synthetic shapes, split={split}, seed={seed}, size={size}"
+    if counts is not None:
+        description += f", shapes={counts[0]}-{counts[1]}"
     doc = {
-        "info": {"description": f"synthetic shapes, split={split}, seed={seed}, size={size}"},
+        "info": {"description": description},
         "images": images,
         "annotations": annotations,
         "categories": [dict(c) for c in CATEGORIES],
@@ -159,15 +175,32 @@ def generate_split(out: Path, split: str, count: int, size: int, seed: int) -> d
 
 
 def generate(
-    out: Path, *, train: int, validation: int, test: int, size: int = 128, seed: int = 0
+    out: Path,
+    *,
+    train: int,
+    validation: int,
+    test: int,
+    size: int = 128,
+    seed: int = 0,
+    train_shapes: tuple[int, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Write the train, validation and test splits under `out` (a split with 0 images is skipped).
+
+    ``train_shapes`` (fewest, most) sets how many shapes each training image gets; None keeps
+    the 0-4 of the validation and test splits, which it never changes.
 
     Returns:
         Per split: its path and its image and annotation counts.
     """
     if size < 32:
         raise ValueError(f"size {size} is too small; use at least 32 pixels.")
+    if train_shapes is not None:
+        fewest, most = train_shapes
+        if not 0 <= fewest <= most <= MAX_SHAPES:
+            raise ValueError(
+                f"train shapes {fewest} to {most} are not a range within 0 to {MAX_SHAPES}; "
+                "give the fewest, then the most (e.g. 2 5)."
+            )
     counts = {"train": train, "validation": validation, "test": test}
     for split, count in counts.items():
         if count and (out / split / "annotations.json").exists():
@@ -176,7 +209,9 @@ def generate(
                 "choose another output folder or delete it."
             )
     return {
-        split: generate_split(out, split, count, size, seed)
+        split: generate_split(
+            out, split, count, size, seed, train_shapes if split == "train" else None
+        )
         for split, count in counts.items()
         if count
     }
@@ -195,9 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--size", type=int, default=128, help="largest side in pixels (default 128)"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--train-shapes",
+        type=int,
+        nargs=2,
+        metavar=("FEWEST", "MOST"),
+        help="shapes per training image, drawn uniformly (default: 0-4, as in the other splits)",
+    )
     args = parser.parse_args(argv)
     if min(args.train, args.validation, args.test) < 0:
         parser.error("image counts must be >= 0")
+    shapes = args.train_shapes
     try:
         summary = generate(
             args.out,
@@ -206,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             test=args.test,
             size=args.size,
             seed=args.seed,
+            train_shapes=(shapes[0], shapes[1]) if shapes else None,
         )
     except (FileExistsError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -197,6 +197,37 @@ def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
 
 
+# The most shapes the synthetic generator (container: mask_r_cnn.synthetic.MAX_SHAPES) draws
+# into one image.
+MAX_SHAPES = 8
+
+
+def _shape_range(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 0 <= value[0] <= value[1] <= MAX_SHAPES
+    ):
+        return (value[0], value[1])
+    raise problem(
+        f"is not [fewest, most] shapes per image between 0 and {MAX_SHAPES} (e.g. [2, 5]), "
+        "nor null for the 0-4 of the held-out splits"
+    )
+
+
+def _as_list(value: tuple[int, int] | None) -> list[int] | None:
+    return None if value is None else list(value)
+
+
+# local.dataset.train_shapes: [fewest, most] shapes per generated training image, or null.
+ShapeRange = Annotated[
+    tuple[int, int] | None, BeforeValidator(_shape_range), PlainSerializer(_as_list)
+]
+
+
 # local.images: image URI -> folder holding the image's mask_r_cnn/train and mask_r_cnn/serve.
 ImageFolders = Annotated[
     Mapping[Text, Text],

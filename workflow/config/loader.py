@@ -56,7 +56,11 @@ def default_values() -> dict[str, Any]:
         for key, node in _sections(model).items():
             if isinstance(node, FieldInfo):
                 default = None if node.is_required() else node.default
-                out[key] = dict(default) if isinstance(default, Mapping) else default
+                if isinstance(default, Mapping):
+                    default = dict(default)
+                elif isinstance(default, tuple):  # as YAML spells it
+                    default = list(default)
+                out[key] = default
             else:
                 out[key] = walk(node)
         return out
@@ -184,13 +188,15 @@ def _lookup(parts: list[str]) -> tuple[FieldInfo | None, list[str], list[str]]:
 
 
 def _kind(info: FieldInfo) -> str:
-    """Return how an environment string spells a value of this field: str|bool|int|float|map."""
+    """Return how an environment string spells a value of this field: str|bool|int|float|map|list."""
     annotation = info.annotation
     if get_origin(annotation) in (Union, UnionType):  # an optional key: X | None
         annotation = next(t for t in get_args(annotation) if t is not type(None))
     base = get_origin(annotation) or annotation
     if base in (bool, int, float):
         return base.__name__
+    if base in (tuple, list):
+        return "list"
     return "map" if isinstance(base, type) and issubclass(base, Mapping) else "str"
 
 
@@ -207,7 +213,7 @@ def _parse_text(info: FieldInfo, optional: bool, text: str) -> Any:
         if lowered in ("false", "0", "no", "off"):
             return False
         return text
-    if kind in ("int", "float", "map"):
+    if kind in ("int", "float", "map", "list"):
         import yaml
 
         try:

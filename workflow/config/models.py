@@ -39,6 +39,7 @@ from workflow.config.checks import (
     Number,
     Pattern,
     Range,
+    ShapeRange,
     Text,
 )
 
@@ -260,6 +261,10 @@ class DatasetConfig(Section):
     test: DatasetCount = 32
     size: Annotated[Integer, AfterValidator(Range(32, 4096, " pixels"))] = 96
     seed: Annotated[Integer, AfterValidator(Range(0, 2**32 - 1))] = 0
+    # Shapes per training image, drawn uniformly (null: the 0-4 of the held-out splits, which
+    # this never changes). Crowded training images show the model more shapes that others
+    # partly hide, the case it finds hardest.
+    train_shapes: ShapeRange = (2, 5)
 
 
 class LocalConfig(Section):

@@ -92,6 +92,7 @@ def dataset_prefix(config: WorkflowConfig) -> str:
                 "test": settings.test,
                 "size": settings.size,
                 "seed": settings.seed,
+                "train_shapes": settings.train_shapes,
             },
             sort_keys=True,
         ).encode()
@@ -127,6 +128,8 @@ def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
             "--test", str(settings.test), "--size", str(settings.size),
             "--seed", str(settings.seed),
         ]  # fmt: skip
+        if settings.train_shapes is not None:
+            command += ["--train-shapes", *(str(n) for n in settings.train_shapes)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalRunError(

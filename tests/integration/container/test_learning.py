@@ -51,6 +51,7 @@ def test_demo_configuration_learns_to_find_the_held_out_shapes(
         test=dataset.test,
         size=dataset.size,
         seed=dataset.seed,
+        train_shapes=dataset.train_shapes,
     )
     base = tmp_path / "ml"
     (base / "input" / "config").mkdir(parents=True)

@@ -51,3 +51,28 @@ def test_cli_prints_a_json_summary_and_never_overwrites(
     assert captured.out == ""
     assert "exists already and is never overwritten" in captured.err
     assert _digest(tmp_path) == before
+
+
+def test_train_shapes_crowd_the_training_images_only(tmp_path: Path) -> None:
+    generate(tmp_path / "a", train=30, validation=3, test=3, size=96, seed=0)
+    generate(tmp_path / "b", train=30, validation=3, test=3, size=96, seed=0, train_shapes=(2, 5))
+    for split in ("validation", "test"):  # the splits a model is judged on stay the same files
+        assert _digest(tmp_path / "a" / split) == _digest(tmp_path / "b" / split)
+    per_image: dict[int, int] = {}
+    doc = json.loads((tmp_path / "b" / "train" / "annotations.json").read_text())
+    for annotation in doc["annotations"]:
+        per_image[annotation["image_id"]] = per_image.get(annotation["image_id"], 0) + 1
+    # at most 5 each; a shape hidden all but a few pixels gets no annotation, so some hold fewer
+    assert max(per_image.values()) == 5 and len(per_image) == 30
+    default = json.loads((tmp_path / "a" / "train" / "annotations.json").read_text())
+    assert len(doc["annotations"]) > 1.3 * len(default["annotations"])  # 98 against 68
+
+
+def test_train_shapes_out_of_range_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path / "out"), "--train-shapes", "5", "2"]) == 2
+    assert "train shapes 5 to 2 are not a range within 0 to 8" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"e\.g\. 2 5"):
+        generate(tmp_path / "out", train=1, validation=0, test=0, train_shapes=(0, 9))

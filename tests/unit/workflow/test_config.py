@@ -349,3 +349,19 @@ def test_data_capture_defaults_and_uri(make_config) -> None:
 def test_data_capture_is_validated(write_config, key, value, problem) -> None:
     path = write_config({"endpoint": {"data_capture": {key: value}}})
     assert _problems(path=path, environ={}) == [f"endpoint.data_capture.{key} = {problem}"]
+
+
+def test_train_shapes_default_sources_and_problems(make_config, write_config) -> None:
+    assert make_config().local.dataset.train_shapes == (2, 5)
+    environ = {"MLOPS_LOCAL__DATASET__TRAIN_SHAPES": "[3, 6]"}
+    assert load_config(write_config({}), environ=environ).local.dataset.train_shapes == (3, 6)
+    environ = {"MLOPS_LOCAL__DATASET__TRAIN_SHAPES": "null"}
+    assert load_config(write_config({}), environ=environ).local.dataset.train_shapes is None
+    expectation = (
+        "is not [fewest, most] shapes per image between 0 and 8 (e.g. [2, 5]), nor null for "
+        "the 0-4 of the held-out splits"
+    )
+    for value in ([5, 2], [1, 9], 4, [True, 3]):
+        path = write_config({"local": {"dataset": {"train_shapes": value}}})
+        problems = _problems(path=path, environ={})
+        assert problems == [f"local.dataset.train_shapes = {value!r} {expectation}"]
