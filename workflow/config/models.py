@@ -256,7 +256,7 @@ class EndpointConfig(Section):
 class DatasetConfig(Section):
     """Size of the synthetic data set of local runs."""
 
-    train: DatasetCount = 1000
+    train: DatasetCount = 2000
     validation: DatasetCount = 16
     test: DatasetCount = 32
     size: Annotated[Integer, AfterValidator(Range(32, 4096, " pixels"))] = 96
