@@ -82,21 +82,10 @@ class RunResult:
 
 def dataset_prefix(config: WorkflowConfig) -> str:
     """Return the content-addressed store prefix of the configured synthetic data set."""
-    settings = config.local.dataset
+    # every key of local.dataset, so a new one changes the prefix without being listed here
+    settings = config.local.dataset.model_dump(mode="json")
     digest = hashlib.sha256()
-    digest.update(
-        json.dumps(
-            {
-                "train": settings.train,
-                "validation": settings.validation,
-                "test": settings.test,
-                "size": settings.size,
-                "seed": settings.seed,
-                "train_shapes": settings.train_shapes,
-            },
-            sort_keys=True,
-        ).encode()
-    )
+    digest.update(json.dumps(settings, sort_keys=True).encode())
     if SYNTHETIC_MODULE.is_file():
         digest.update(SYNTHETIC_MODULE.read_bytes())
     return config.s3.uri("data", f"synthetic-{digest.hexdigest()[:12]}")
@@ -144,7 +133,11 @@ def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
         shutil.rmtree(tmp / "gen", ignore_errors=True)
         write_json_atomic(
             tmp / DATASET_MARKER,
-            {"generator": "mask_r_cnn.synthetic", "settings": vars(settings), "prefix": prefix},
+            {
+                "generator": "mask_r_cnn.synthetic",
+                "settings": settings.model_dump(mode="json"),
+                "prefix": prefix,
+            },
         )
         try:
             publish_dir(tmp, target, prefix)
