@@ -7,6 +7,9 @@ the approval, a real local endpoint and the prediction of a held-out image. The 
 configuration is used as it is (local runs gate on `local.gate_threshold`, carried in the
 execution input). The time per state comes from the history the run saves
 (`<root>/runs/<execution>/history.json`): entered to exited, summed over re-entries (poll loops).
+Each run also records what its training job reached (steps and seconds, from the job's final
+metrics) and a digest of the weights it deployed: runs whose training keeps ahead of its
+`max_seconds` budget follow the same step schedule and deploy the same weights, bit for bit.
 
 Target: under 150 s on 2 cores (stretch 90 s), with a model that clears the default gate (its
 held-out mAP is measured by `demo_learning`). The published cloud figures for the start-up
@@ -15,9 +18,12 @@ steps on AWS are listed beside ours with their sources (`REFERENCES`).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -45,6 +51,7 @@ from bench.profiling import (
     share_of,
 )
 from workflow.history import state_visits, timestamp_seconds
+from workflow.local.store import LocalStore, StoreError
 
 NAME = "local_loop"
 TITLE = "Commit to serving endpoint, locally"
@@ -128,6 +135,53 @@ def execution_seconds(history: Sequence[Mapping[str, Any]]) -> float:
     return timestamp_seconds(last) - timestamp_seconds(first)
 
 
+def training_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """The final metrics of the run's training job (its `FinalMetricDataList`), by name."""
+    metrics: dict[str, float] = {}
+    for event in history:
+        details = event.get("taskSucceededEventDetails") or {}
+        if str(details.get("resource", "")).startswith("createTrainingJob"):
+            job = json.loads(details.get("output") or "{}")
+            metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
+    return metrics
+
+
+def weights_digest(root: Path, artifact: str) -> str:
+    """The first 12 hex digits of the SHA-256 of `model.pth` in the run's `model.tar.gz`.
+
+    Raises:
+        BenchError: the artifact is not in the run's local store or holds no `model.pth`.
+    """
+    try:
+        data = LocalStore(root).get_bytes(artifact)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            member = tar.extractfile("model.pth")
+            if member is None:
+                raise KeyError("model.pth")
+            return hashlib.sha256(member.read()).hexdigest()[:12]
+    except (StoreError, tarfile.TarError, KeyError) as exc:
+        raise BenchError(
+            f"the run's model artifact {artifact} cannot be read ({exc}); run "
+            "'python -m workflow run --local' by hand"
+        ) from exc
+
+
+def training_finding(trainings: Sequence[Mapping[str, Any]]) -> str:
+    """One sentence: each run's training steps and seconds, and which runs share weights.
+
+    The demo's schedule follows the step count while the run keeps ahead of its `max_seconds`
+    budget, and then the same commit trains the same weights, bit for bit; a run the budget
+    overtakes decays and stops by the clock, so its weights differ.
+    """
+    digests = [t["weights"] for t in trainings]
+    common = max(dict.fromkeys(digests), key=digests.count)  # ties: the earliest run's
+    per_run = ", ".join(f"{t['steps']:.0f} steps in {t['train_seconds']:.1f} s" for t in trainings)
+    return (
+        f"training: {per_run}; weights {common} in {digests.count(common)} of "
+        f"{len(digests)} runs ({len(set(digests))} distinct)."
+    )
+
+
 def cli_has_run(repo_root: Path) -> bool:
     """Whether `python -m workflow --help` lists the `run` command."""
     result = subprocess.run(
@@ -158,8 +212,9 @@ def command(repo_root: Path, root: Path, overrides: Iterable[str], registered: b
     return python_argv("-c", shim, *args)
 
 
-def run_once(argv: list[str], repo_root: Path) -> dict[str, Any]:
-    """Run the local loop once; return its wall time, status and per-state times.
+def run_once(argv: list[str], repo_root: Path, root: Path) -> dict[str, Any]:
+    """Run the local loop once in local root `root`; return its wall time, status, per-state
+    times, prediction scores and what its training reached.
 
     Raises:
         BenchError: the run failed, or its summary or history cannot be read.
@@ -201,6 +256,7 @@ def run_once(argv: list[str], repo_root: Path) -> dict[str, Any]:
             f"the local run's history cannot be read ({exc}); run "
             "'python -m workflow run --local' by hand"
         ) from exc
+    metrics = training_metrics(history)
     return {
         "wall_s": wall,
         "execution_s": execution_seconds(history),
@@ -211,6 +267,13 @@ def run_once(argv: list[str], repo_root: Path) -> dict[str, Any]:
         "prediction_shapes": summary_doc.get("prediction_shapes"),
         # The gate's metric: the deployed model on the held-out test split.
         "segm_mAP": float((summary_doc.get("metrics") or {}).get("segm_mAP", "nan")),
+        "training": {
+            "steps": metrics.get("steps", float("nan")),
+            "train_seconds": metrics.get("train_seconds", float("nan")),
+            "weights": weights_digest(root, summary_doc["model_artifact"])
+            if summary_doc.get("model_artifact")
+            else None,
+        },
     }
 
 
@@ -267,7 +330,7 @@ def run(settings: BenchSettings) -> Measurement:
         for i in range(runs):
             root = Path(tmp) / f"root-{i}"
             argv = command(settings.repo_root, root, overrides, registered)
-            results.append(run_once(argv, settings.repo_root))
+            results.append(run_once(argv, settings.repo_root, root))
             print(f"local_loop: run {i + 1}/{runs}: {results[-1]['wall_s']:.1f} s", file=sys.stderr)
     walls = [r["wall_s"] for r in results]
     wall = median(walls)
@@ -282,7 +345,8 @@ def run(settings: BenchSettings) -> Measurement:
     findings = [
         "slowest states (median s): "
         + ", ".join(f"{name} {stats['median']:.1f}" for name, stats in slowest)
-        + f"; outside the state machine (start-up, data set, summary, prediction): {outside:.1f} s."
+        + f"; outside the state machine (start-up, data set, summary, prediction): {outside:.1f} s.",
+        training_finding([r["training"] for r in results]),
     ]
     if verdict == "missed" and settings.profile and not settings.smoke:
         with tempfile.TemporaryDirectory(prefix="bench-local-loop-profile-") as tmp:
@@ -346,6 +410,8 @@ def run(settings: BenchSettings) -> Measurement:
             "states_s": per_state,
             "prediction_detections": [r["prediction_detections"] for r in results],
             "prediction_shapes": [r["prediction_shapes"] for r in results],
+            "segm_mAP": [r["segm_mAP"] for r in results],
+            "training": [r["training"] for r in results],
             "references": [
                 {"what": r["what"], "value": r["value"], "source": r["source"]} for r in REFERENCES
             ],

@@ -27,3 +27,6 @@ def test_smoke_run_writes_a_well_formed_result(
     assert {"Train", "BatchTransform", "ComputeMetrics"} <= set(states)
     assert len(document["details"]["references"]) == len(local_loop.REFERENCES)
     assert document["details"]["prediction_detections"] != [None]
+    (training,) = document["details"]["training"]
+    assert 1 <= training["steps"] <= 2 and len(training["weights"]) == 12
+    assert document["details"]["findings"][-1].startswith("training: ")

@@ -1,9 +1,17 @@
 from __future__ import annotations
 
+import hashlib
+import io
+import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench import local_loop
+from bench.common import BenchError
+from workflow.local.store import LocalStore
 
 
 def _event(kind: str, name: str, stamp: str) -> dict[str, Any]:
@@ -52,3 +60,53 @@ def test_picture_figure_counts_the_runs_that_label_every_shape_right() -> None:
     assert (figure.result, figure.target, figure.verdict) == (1, "3 of 3", "missed")
     assert figure.note.endswith(": 4/4, 3/4, -/-")
     assert local_loop.picture_figure([right, right]).verdict == "met"
+
+
+def _training_event(metrics: dict[str, float]) -> dict[str, Any]:
+    job = {"FinalMetricDataList": [{"MetricName": k, "Value": v} for k, v in metrics.items()]}
+    details = {"resource": "createTrainingJob.sync", "output": json.dumps(job)}
+    return {"type": "TaskSucceeded", "taskSucceededEventDetails": details}
+
+
+def test_training_metrics_reads_the_training_job_s_final_metrics() -> None:
+    other = {"type": "TaskSucceeded", "taskSucceededEventDetails": {"resource": "invoke"}}
+    history = [other, _training_event({"steps": 940.0, "train_seconds": 110.7})]
+    assert local_loop.training_metrics(history) == {"steps": 940.0, "train_seconds": 110.7}
+    assert local_loop.training_metrics([other]) == {}
+
+
+def _artifact(tmp_path: Path, members: dict[str, bytes]) -> str:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    uri = "s3://bucket/models/job/output/model.tar.gz"
+    LocalStore(tmp_path).put_bytes(uri, buffer.getvalue())
+    return uri
+
+
+def test_weights_digest_hashes_model_pth(tmp_path: Path) -> None:
+    uri = _artifact(tmp_path, {"metadata.json": b"{}", "model.pth": b"weights"})
+    assert local_loop.weights_digest(tmp_path, uri) == hashlib.sha256(b"weights").hexdigest()[:12]
+
+
+def test_weights_digest_refuses_an_artifact_without_weights(tmp_path: Path) -> None:
+    uri = _artifact(tmp_path, {"metadata.json": b"{}"})
+    with pytest.raises(BenchError, match=r"model\.tar\.gz cannot be read"):
+        local_loop.weights_digest(tmp_path, uri)
+    with pytest.raises(BenchError, match="cannot be read"):
+        local_loop.weights_digest(tmp_path, "s3://bucket/missing/model.tar.gz")
+
+
+def test_training_finding_counts_the_runs_with_the_same_weights() -> None:
+    runs = [
+        {"steps": 940.0, "train_seconds": 110.7, "weights": "3cd908c4de03"},
+        {"steps": 912.0, "train_seconds": 115.0, "weights": "aaaaaaaaaaaa"},
+        {"steps": 940.0, "train_seconds": 102.1, "weights": "3cd908c4de03"},
+    ]
+    assert local_loop.training_finding(runs) == (
+        "training: 940 steps in 110.7 s, 912 steps in 115.0 s, 940 steps in 102.1 s; "
+        "weights 3cd908c4de03 in 2 of 3 runs (2 distinct)."
+    )
