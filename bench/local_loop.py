@@ -147,7 +147,8 @@ def training_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 
 def weights_digest(root: Path, artifact: str) -> str:
-    """The first 12 hex digits of the SHA-256 of `model.pth` in the run's `model.tar.gz`.
+    """`sha256:` and the first 12 hex digits of the SHA-256 of `model.pth` in the run's
+    `model.tar.gz` (the prefix also keeps secret scanners from reading a bare hex string as a key).
 
     Raises:
         BenchError: the artifact is not in the run's local store or holds no `model.pth`.
@@ -158,7 +159,7 @@ def weights_digest(root: Path, artifact: str) -> str:
             member = tar.extractfile("model.pth")
             if member is None:
                 raise KeyError("model.pth")
-            return hashlib.sha256(member.read()).hexdigest()[:12]
+            return "sha256:" + hashlib.sha256(member.read()).hexdigest()[:12]
     except (StoreError, tarfile.TarError, KeyError) as exc:
         raise BenchError(
             f"the run's model artifact {artifact} cannot be read ({exc}); run "

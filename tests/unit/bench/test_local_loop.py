@@ -89,7 +89,8 @@ def _artifact(tmp_path: Path, members: dict[str, bytes]) -> str:
 
 def test_weights_digest_hashes_model_pth(tmp_path: Path) -> None:
     uri = _artifact(tmp_path, {"metadata.json": b"{}", "model.pth": b"weights"})
-    assert local_loop.weights_digest(tmp_path, uri) == hashlib.sha256(b"weights").hexdigest()[:12]
+    digest = local_loop.weights_digest(tmp_path, uri)
+    assert digest == "sha256:" + hashlib.sha256(b"weights").hexdigest()[:12]
 
 
 def test_weights_digest_refuses_an_artifact_without_weights(tmp_path: Path) -> None:
@@ -102,11 +103,11 @@ def test_weights_digest_refuses_an_artifact_without_weights(tmp_path: Path) -> N
 
 def test_training_finding_counts_the_runs_with_the_same_weights() -> None:
     runs = [
-        {"steps": 940.0, "train_seconds": 110.7, "weights": "3cd908c4de03"},
-        {"steps": 912.0, "train_seconds": 115.0, "weights": "aaaaaaaaaaaa"},
-        {"steps": 940.0, "train_seconds": 102.1, "weights": "3cd908c4de03"},
+        {"steps": 940.0, "train_seconds": 110.7, "weights": "sha256:3cd908c4de03"},
+        {"steps": 912.0, "train_seconds": 115.0, "weights": "sha256:aaaaaaaaaaaa"},
+        {"steps": 940.0, "train_seconds": 102.1, "weights": "sha256:3cd908c4de03"},
     ]
     assert local_loop.training_finding(runs) == (
         "training: 940 steps in 110.7 s, 912 steps in 115.0 s, 940 steps in 102.1 s; "
-        "weights 3cd908c4de03 in 2 of 3 runs (2 distinct)."
+        "weights sha256:3cd908c4de03 in 2 of 3 runs (2 distinct)."
     )
