@@ -19,7 +19,6 @@ steps on AWS are listed beside ours with their sources (`REFERENCES`).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import subprocess
 import sys
@@ -51,6 +50,7 @@ from bench.profiling import (
     share_of,
 )
 from workflow.history import state_visits, timestamp_seconds
+from workflow.local.report import metrics_of
 from workflow.local.store import LocalStore, StoreError
 
 NAME = "local_loop"
@@ -135,14 +135,13 @@ def execution_seconds(history: Sequence[Mapping[str, Any]]) -> float:
     return timestamp_seconds(last) - timestamp_seconds(first)
 
 
-def training_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+def training_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The final metrics of the run's training job (its `FinalMetricDataList`), by name."""
-    metrics: dict[str, float] = {}
+    metrics: dict[str, Any] = {}
     for event in history:
         details = event.get("taskSucceededEventDetails") or {}
         if str(details.get("resource", "")).startswith("createTrainingJob"):
-            job = json.loads(details.get("output") or "{}")
-            metrics = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
+            metrics = metrics_of(json.loads(details.get("output") or "{}"))
     return metrics
 
 
@@ -154,13 +153,12 @@ def weights_digest(root: Path, artifact: str) -> str:
         BenchError: the artifact is not in the run's local store or holds no `model.pth`.
     """
     try:
-        data = LocalStore(root).get_bytes(artifact)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        with tarfile.open(LocalStore(root).path(artifact)) as tar:
             member = tar.extractfile("model.pth")
             if member is None:
                 raise KeyError("model.pth")
             return "sha256:" + hashlib.sha256(member.read()).hexdigest()[:12]
-    except (StoreError, tarfile.TarError, KeyError) as exc:
+    except (OSError, StoreError, tarfile.TarError, KeyError) as exc:
         raise BenchError(
             f"the run's model artifact {artifact} cannot be read ({exc}); run "
             "'python -m workflow run --local' by hand"
