@@ -173,12 +173,19 @@ def training_finding(trainings: Sequence[Mapping[str, Any]]) -> str:
     overtakes decays and stops by the clock, so its weights differ.
     """
     digests = [t["weights"] for t in trainings]
-    common = max(dict.fromkeys(digests), key=digests.count)  # ties: the earliest run's
     per_run = ", ".join(f"{t['steps']:.0f} steps in {t['train_seconds']:.1f} s" for t in trainings)
-    return (
-        f"training: {per_run}; weights {common} in {digests.count(common)} of "
-        f"{len(digests)} runs ({len(set(digests))} distinct)."
-    )
+    distinct = len(set(digests))
+    if distinct == 1:
+        shared = f"the same weights {digests[0]} in all {len(digests)} runs"
+    elif distinct == len(digests):
+        shared = f"different weights in each of the {len(digests)} runs"
+    else:
+        common = max(dict.fromkeys(digests), key=digests.count)  # ties: the earliest run's
+        shared = (
+            f"weights {common} in {digests.count(common)} of {len(digests)} runs "
+            f"({distinct} distinct)"
+        )
+    return f"training: {per_run}; {shared}."
 
 
 def cli_has_run(repo_root: Path) -> bool:

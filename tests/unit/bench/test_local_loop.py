@@ -111,3 +111,16 @@ def test_training_finding_counts_the_runs_with_the_same_weights() -> None:
         "training: 940 steps in 110.7 s, 912 steps in 115.0 s, 940 steps in 102.1 s; "
         "weights sha256:3cd908c4de03 in 2 of 3 runs (2 distinct)."
     )
+
+
+def test_training_finding_names_runs_that_all_share_or_all_differ() -> None:
+    same = {"steps": 940.0, "train_seconds": 101.0, "weights": "sha256:3cd908c4de03"}
+    assert local_loop.training_finding([same, same]) == (
+        "training: 940 steps in 101.0 s, 940 steps in 101.0 s; "
+        "the same weights sha256:3cd908c4de03 in all 2 runs."
+    )
+    other = {"steps": 907.0, "train_seconds": 115.0, "weights": "sha256:bbbbbbbbbbbb"}
+    assert local_loop.training_finding([same, other]) == (
+        "training: 940 steps in 101.0 s, 907 steps in 115.0 s; "
+        "different weights in each of the 2 runs."
+    )
