@@ -27,6 +27,10 @@ METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 METADATA_FORMAT = 1
 
+# The most shapes the synthetic data set (`mask_r_cnn.synthetic`) draws into one image: the upper
+# bound of `--train-shapes` there and of `local.dataset.train_shapes` in the workflow's config.
+MAX_SHAPES = 8
+
 # SageMaker `MetricDefinitions` for the log lines above (the first group is the value). The step
 # loss may be `nan` (a diverged run is still reported); mAP lines carry the `validation:` anchor
 # so that a hyperparameter echo can never be scraped as a metric.

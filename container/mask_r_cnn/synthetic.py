@@ -30,6 +30,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+from mask_r_cnn.contract import MAX_SHAPES
+
 CATEGORIES = (
     {"id": 1, "name": "circle"},
     {"id": 2, "name": "square"},
@@ -37,7 +39,6 @@ CATEGORIES = (
 )
 SPLITS = ("train", "validation", "test")
 _MIN_VISIBLE_PIXELS = 12
-MAX_SHAPES = 8  # the most shapes an image may be asked for (--train-shapes)
 
 
 def _shape_polygon(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any
 
+from mask_r_cnn.contract import MAX_SHAPES
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 from pydantic_core import PydanticCustomError
 
@@ -195,11 +196,6 @@ def _image_mapping(value: Any) -> Mapping[Any, Any]:
 
 def _read_only(value: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(value))
-
-
-# The most shapes the synthetic generator (container: mask_r_cnn.synthetic.MAX_SHAPES) draws
-# into one image.
-MAX_SHAPES = 8
 
 
 def _shape_range(value: Any) -> tuple[int, int] | None:

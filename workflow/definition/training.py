@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from mask_r_cnn.contract import METRIC_DEFINITIONS
@@ -192,7 +193,7 @@ class TrainingStages(BuilderBase):
         self.retry(describe, SAGEMAKER_SDK_TRANSIENT_ERRORS, 2, 4)
         self.catch(describe, StepId.DESCRIBE_WARM_START)
         data = self.data_channels()
-        pretrained = self.channel("pretrained", "$.WarmStart.ModelDataUrl")
+        pretrained = self.channel("pretrained", {"S3Uri.$": "$.WarmStart.ModelDataUrl"})
         warm = steps.Pass(
             check_state_name(StepId.WARM_START_CHANNELS.value),
             comment="trains from the approved model: its model.tar.gz is the pretrained channel",
@@ -221,23 +222,22 @@ class TrainingStages(BuilderBase):
         describe.next(warm)
         return Stage(find, [warm.next, cold.next])
 
-    def channel(self, name: str, uri: Any) -> dict[str, Any]:
-        """One ``InputDataConfig`` entry: the S3 prefix ``uri`` (a path when it starts with $)."""
-        source: dict[str, Any] = {
-            "S3DataType": "S3Prefix",
-            "S3DataDistributionType": "FullyReplicated",
-        }
-        if isinstance(uri, str) and uri.startswith("$"):
-            source["S3Uri.$"] = uri
-        else:
-            source["S3Uri"] = uri
+    @staticmethod
+    def channel(name: str, uri: Mapping[str, Any]) -> dict[str, Any]:
+        """One ``InputDataConfig`` entry for an S3 prefix.
+
+        ``uri`` is the prefix's field as the state writes it: ``{"S3Uri": placeholder}`` for an
+        execution input (the SDK renders the placeholder as a path), or ``{"S3Uri.$": path}``
+        for a value read from the state's input.
+        """
+        source = {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated", **uri}
         return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
 
     def data_channels(self) -> list[dict[str, Any]]:
         """The training and validation channels, from the execution input."""
         return [
-            self.channel("training", self.run["TrainingData"]),
-            self.channel("validation", self.run["ValidationData"]),
+            self.channel("training", {"S3Uri": self.run["TrainingData"]}),
+            self.channel("validation", {"S3Uri": self.run["ValidationData"]}),
         ]
 
     def training_step(self) -> Any:
