@@ -60,14 +60,9 @@ def demo_configuration(repo_root: Path) -> tuple[dict[str, str], dict[str, Any]]
 
     config = load_config(repo_root / "workflow.yaml", environ={})
     merged = {**config.training.hyperparameters, **config.local.hyperparameters}
-    dataset = config.local.dataset
-    sizes = {
-        "train": int(dataset.train),
-        "validation": int(dataset.validation),
-        "size": int(dataset.size),
-        "seed": int(dataset.seed),
-        "train_shapes": dataset.train_shapes,
-    }
+    # every key of local.dataset (they are `generate`'s arguments); no test split: the curve
+    # is the validation split's
+    sizes = {**config.local.dataset.model_dump(mode="json"), "test": 0}
     return {k: str(v) for k, v in merged.items()}, sizes
 
 
@@ -145,15 +140,7 @@ def run(settings: BenchSettings) -> Measurement:
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in configurations}
     with tempfile.TemporaryDirectory(prefix="bench-demo-learning-") as tmp:
         folder = Path(tmp)
-        generate(
-            folder / "data",
-            train=sizes["train"],
-            validation=sizes["validation"],
-            test=0,
-            size=sizes["size"],
-            seed=sizes["seed"],
-            train_shapes=sizes["train_shapes"],
-        )
+        generate(folder / "data", **sizes)
         shipped = train_once(
             settings.repo_root, folder / "data", PREVIOUS_DEFAULT, folder / "shipped", 1
         )

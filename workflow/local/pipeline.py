@@ -91,6 +91,20 @@ def dataset_prefix(config: WorkflowConfig) -> str:
     return config.s3.uri("data", f"synthetic-{digest.hexdigest()[:12]}")
 
 
+def synthetic_options(config: WorkflowConfig) -> list[str]:
+    """``python -m mask_r_cnn.synthetic``'s options for ``local.dataset``, one per key.
+
+    Each key is the option of its name (``train_shapes: [2, 5]`` -> ``--train-shapes 2 5``); a
+    null key is left out, so the generator's own default applies.
+    """
+    options: list[str] = []
+    for key, value in config.local.dataset.model_dump(mode="json").items():
+        if value is not None:
+            values = value if isinstance(value, list) else [value]
+            options += [f"--{key.replace('_', '-')}", *(str(v) for v in values)]
+    return options
+
+
 def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
     """Generate the synthetic data set into the store unless it is there; return its URIs.
 
@@ -108,17 +122,12 @@ def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
     target = store.path(prefix)
     if (target / DATASET_MARKER).is_file():
         return uris
-    settings = config.local.dataset
     tmp = temporary_sibling(target)
     try:
         command = [
             sys.executable, "-m", "mask_r_cnn.synthetic", str(tmp / "gen"),
-            "--train", str(settings.train), "--validation", str(settings.validation),
-            "--test", str(settings.test), "--size", str(settings.size),
-            "--seed", str(settings.seed),
+            *synthetic_options(config),
         ]  # fmt: skip
-        if settings.train_shapes is not None:
-            command += ["--train-shapes", *(str(n) for n in settings.train_shapes)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise LocalRunError(
@@ -135,7 +144,7 @@ def ensure_dataset(store: LocalStore, config: WorkflowConfig) -> dict[str, str]:
             tmp / DATASET_MARKER,
             {
                 "generator": "mask_r_cnn.synthetic",
-                "settings": settings.model_dump(mode="json"),
+                "settings": config.local.dataset.model_dump(mode="json"),
                 "prefix": prefix,
             },
         )

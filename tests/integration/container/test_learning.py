@@ -44,15 +44,7 @@ def test_demo_configuration_learns_to_find_the_held_out_shapes(
     }
     assert int(hyperparameters.get("max_steps", "0")) > 0, "the demo must cap its steps"
     data = tmp_path / "data"
-    generate(
-        data,
-        train=dataset.train,
-        validation=dataset.validation,
-        test=dataset.test,
-        size=dataset.size,
-        seed=dataset.seed,
-        train_shapes=dataset.train_shapes,
-    )
+    generate(data, **dataset.model_dump(mode="json"))  # its keys are generate's arguments
     base = tmp_path / "ml"
     (base / "input" / "config").mkdir(parents=True)
     (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
